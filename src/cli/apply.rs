@@ -1,0 +1,166 @@
+//! `ctl apply [PLAN]`: refuses conflicts, un-flagged data loss and stale plans before it
+//! touches anything; then executes in dependency order with bounded concurrency.
+
+use super::{context, CmdResult, EnvArgs};
+use crate::execute::{self, Report, Status};
+use crate::model::Address;
+use crate::openbao::{apply::apply_change, Bao};
+use crate::plan::Plan;
+use crate::render;
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct ApplyArgs {
+    /// A plan saved by `ctl plan --out`. Without it, ctl plans now and asks before applying.
+    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// Apply without asking (only needed without a saved plan).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Allow this data-losing delete or replace (a namespace, KV or transit mount, transit key).
+    /// Repeat for each address.
+    #[arg(long = "allow-destroy", value_name = "ADDRESS")]
+    pub allow_destroy: Vec<String>,
+}
+
+pub async fn run(args: ApplyArgs) -> CmdResult {
+    let (plan, bao) = match &args.plan {
+        Some(path) => {
+            let plan = Plan::load(path)?;
+            let loaded = context::load(&args.env)?;
+            if plan.environment != loaded.env.name {
+                bail!("{} is a plan for environment {:?}, not {:?}", path.display(), plan.environment, loaded.env.name);
+            }
+            if plan.desired_digest != loaded.env.source_digest {
+                bail!(
+                    "the environment files changed since {} was made; run `ctl plan` again",
+                    path.display()
+                );
+            }
+            let bao = context::connect(&loaded.env)?;
+            check_guards(&plan, &args.allow_destroy)?;
+            // Re-read what the plan touches and refuse if any of it changed.
+            let only = plan.touched_workspaces();
+            let now = context::observe_env(&bao, &loaded.env, Some(&only), args.env.parallelism).await?;
+            let stale = plan.stale(&now);
+            if !stale.is_empty() {
+                let list: Vec<String> = stale
+                    .iter()
+                    .map(|s| format!("  {} (planned {}, now {})", s.address, s.planned.short(), s.now.short()))
+                    .collect();
+                bail!(
+                    "live state changed since {} was made; nothing was applied. Changed:\n{}\nRun `ctl plan` again.",
+                    path.display(),
+                    list.join("\n")
+                );
+            }
+            (plan, bao)
+        }
+        None => {
+            let (_loaded, bao, plan) = context::make_plan(&args.env).await?;
+            print!("{}", render::text::render(&plan, super::color_enabled_stdout()));
+            check_guards(&plan, &args.allow_destroy)?;
+            if plan.has_changes() && !args.auto_approve && !confirm()? {
+                eprintln!("Apply cancelled; nothing was changed.");
+                return Ok(ExitCode::FAILURE);
+            }
+            (plan, bao)
+        }
+    };
+    if !plan.has_changes() {
+        println!("No changes to apply.");
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let report = apply_plan(&bao, &plan, usize::from(args.env.parallelism)).await;
+    print_report(&report);
+    if report.is_success() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        bail!(
+            "{} change(s) failed and {} were skipped; everything applied so far is consistent. Fix the cause and run `ctl plan`/`ctl apply` again: it converges.",
+            report.failed().count(),
+            report.skipped()
+        )
+    }
+}
+
+/// Conflicts and un-flagged data loss stop the whole apply before any call.
+fn check_guards(plan: &Plan, allow: &[String]) -> anyhow::Result<()> {
+    if !plan.conflicts.is_empty() {
+        let list: Vec<String> = plan.conflicts.iter().map(|c| format!("  {}: {}", c.address, c.message)).collect();
+        bail!("the plan has conflicts; nothing was applied:\n{}", list.join("\n"));
+    }
+    let allowed: BTreeSet<Address> = allow.iter().map(Address::new).collect();
+    let forbidden = plan.forbidden_destroys(&allowed);
+    if !forbidden.is_empty() {
+        let list: Vec<String> = forbidden
+            .iter()
+            .map(|c| format!("  {} {} (allow with --allow-destroy={})", c.action.verb(), c.address, c.address))
+            .collect();
+        bail!("refusing to destroy data without an explicit flag; nothing was applied:\n{}", list.join("\n"));
+    }
+    Ok(())
+}
+
+fn confirm() -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("not a terminal: pass --auto-approve, or save a plan with `ctl plan --out` and apply it");
+    }
+    eprint!("Apply these changes? Only 'yes' is accepted: ");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading the answer")?;
+    Ok(line.trim() == "yes")
+}
+
+/// Execute a plan's changes against OpenBao (also used by `ctl bench`).
+pub async fn apply_plan(bao: &Bao, plan: &Plan, parallelism: usize) -> Report {
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::with_draw_target(Some(plan.changes.len() as u64), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} changes {elapsed} {msg}") {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let report = execute::execute(
+        &plan.changes,
+        parallelism,
+        |change| async move { apply_change(bao, change).await.map_err(|e| e.to_string()) },
+        |outcome| {
+            bar.inc(1);
+            if let Status::Failed(e) = &outcome.status {
+                tracing::warn!(address = %outcome.address, error = %e, "change failed");
+            }
+        },
+    )
+    .await;
+    bar.finish_and_clear();
+    report
+}
+
+fn print_report(report: &Report) {
+    for o in &report.outcomes {
+        match &o.status {
+            Status::Done => {}
+            Status::Failed(e) => eprintln!("  ✗ {} {}: {e}", o.action.verb(), o.address),
+            Status::Skipped { because } => eprintln!("  · {} {} skipped: {because} did not succeed", o.action.verb(), o.address),
+        }
+    }
+    println!(
+        "Applied {} of {} changes in {:.1}s ({} failed, {} skipped).",
+        report.succeeded(),
+        report.outcomes.len(),
+        report.elapsed.as_secs_f64(),
+        report.failed().count(),
+        report.skipped()
+    );
+}

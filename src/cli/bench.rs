@@ -1,0 +1,228 @@
+//! `ctl bench`: performance figures as ratios against baselines measured in the same run,
+//! on the same server, never as absolute thresholds in tests.
+//!
+//! `ctl bench apply --workspaces N` (against the local dev stack):
+//! 1. floor: the same HTTP requests ctl sends for N workspaces, driven by a bare concurrent
+//!    loop (reqwest, same concurrency, no reads, no planning) — what the server allows;
+//! 2. ctl: observe + diff + plan + apply of N new workspaces, in process;
+//! 3. no-op plan over the N applied workspaces;
+//! 4. a bao-CLI shell loop doing the same work for a sample of workspaces (rate-extrapolated).
+//!
+//! The floor runs first, so ctl runs against the larger database: the ratio is conservative.
+
+use super::{context, CmdResult, EnvArgs};
+use crate::openbao::resources::{MOUNT_MARKER, POLICY_MARKER};
+use crate::secret::Sensitive;
+use anyhow::{bail, Context};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Apply N new workspaces; compare with the server floor and a bao-CLI loop.
+    Apply {
+        #[arg(long, default_value_t = 1000)]
+        workspaces: usize,
+        /// Concurrent requests (ctl and floor alike).
+        #[arg(long, default_value_t = 16)]
+        parallelism: u16,
+        /// Workspaces the bao-CLI loop provisions (its rate is extrapolated).
+        #[arg(long, default_value_t = 20)]
+        cli_sample: usize,
+        /// The dev stack's state directory.
+        #[arg(long, default_value = ".ctl/dev")]
+        dev_dir: PathBuf,
+        /// Templates directory.
+        #[arg(long, default_value = "templates")]
+        templates: PathBuf,
+        /// Leave the benchmark's namespaces in place (default: delete them at the end).
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+pub async fn run(cmd: BenchCommand) -> CmdResult {
+    let BenchCommand::Apply { workspaces, parallelism, cli_sample, dev_dir, templates, keep } = cmd;
+    let (address, token_file) = crate::dev::connection(&dev_dir)?;
+    let token = Sensitive::new(std::fs::read_to_string(&token_file)?.trim().to_string());
+    let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 0xfffff);
+    let work = tempfile_dir(&run_id)?;
+    let policy_text = |addr: &str| format!("{POLICY_MARKER}{addr}\npath \"secret/data/*\" {{ capabilities = [\"read\"] }}\n");
+
+    println!("ctl bench apply: {workspaces} workspaces, parallelism {parallelism}, OpenBao at {address}");
+    println!("requests per workspace: namespace, kv-v2 mount, kv config, policy, approle mount, role (6 writes)");
+
+    // 1. Floor.
+    let floor_names: Vec<String> = (0..workspaces).map(|i| format!("bf{run_id}-{i:05}")).collect();
+    let floor = floor_loop(&address, &token, &floor_names, usize::from(parallelism), &policy_text).await?;
+    report("floor (bare HTTP loop)", workspaces, floor);
+
+    // 2. ctl.
+    let env_file = write_bench_env(&work, &address, &token_file, &run_id, workspaces)?;
+    let args = EnvArgs { env: env_file, templates: Some(templates), parallelism };
+    let t = Instant::now();
+    let (_loaded, bao, plan) = context::make_plan(&args).await?;
+    let planned = t.elapsed();
+    let report_ = super::apply::apply_plan(&bao, &plan, usize::from(parallelism)).await;
+    let ctl_time = t.elapsed();
+    if !report_.is_success() {
+        bail!("ctl apply failed during the benchmark: {:?}", report_.failed().next());
+    }
+    report("ctl plan+apply", workspaces, ctl_time);
+    println!("  (of which planning on the fresh server: {:.2}s; {} changes)", planned.as_secs_f64(), plan.changes.len());
+
+    // 3. No-op plan.
+    let t = Instant::now();
+    let (_l, _b, noop) = context::make_plan(&args).await?;
+    let noop_time = t.elapsed();
+    println!(
+        "no-op plan over {workspaces} workspaces: {:.2}s ({}; target < 5 s at 1,000)",
+        noop_time.as_secs_f64(),
+        crate::render::summary_line(&noop)
+    );
+
+    // 4. bao CLI loop.
+    let cli_names: Vec<String> = (0..cli_sample).map(|i| format!("bc{run_id}-{i:05}")).collect();
+    let cli = cli_loop(&token_file, &address, &cli_names, &work)?;
+    report("bao CLI loop", cli_sample, cli);
+
+    let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
+    let (floor_rate, ctl_rate, cli_rate) = (rate(workspaces, floor), rate(workspaces, ctl_time), rate(cli_sample, cli));
+    println!();
+    println!("ctl time / floor time     = {:.2}x  (goal ≤ 1.25x)", floor_rate / ctl_rate);
+    println!("ctl speed / bao CLI speed = {:.1}x  (goal ≥ 30x; CLI measured on {cli_sample} workspaces)", ctl_rate / cli_rate);
+
+    if !keep {
+        let t = Instant::now();
+        let names: Vec<&String> = floor_names.iter().chain(&cli_names).collect();
+        let ctl_names: Vec<String> = (0..workspaces).map(|i| format!("bw{run_id}-{i:05}")).collect();
+        cleanup(&bao, names.into_iter().chain(&ctl_names), usize::from(parallelism)).await?;
+        eprintln!("(removed the benchmark's namespaces in {:.1}s)", t.elapsed().as_secs_f64());
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(what: &str, n: usize, d: Duration) {
+    println!("{what:<24} {n:>6} workspaces in {:>7.2}s = {:>8.1} workspaces/s", d.as_secs_f64(), n as f64 / d.as_secs_f64().max(1e-9));
+}
+
+fn tempfile_dir(run_id: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ctl-bench-{run_id}"));
+    std::fs::create_dir_all(dir.join("environments"))?;
+    Ok(dir)
+}
+
+fn write_bench_env(work: &Path, address: &str, token_file: &Path, run_id: &str, n: usize) -> anyhow::Result<PathBuf> {
+    let mut yaml = format!(
+        "openbao:\n  address: {address}\n  token_file: {}\nclasses:\n  bench:\n    kv: {{ path: secret, max_versions: 10 }}\n    policies: [ {{ name: app-read, template: kv-read }} ]\n    approle: {{ roles: {{ app: {{ token_policies: [app-read], token_ttl: 1h, token_max_ttl: 4h }} }} }}\nworkspaces:\n",
+        token_file.display()
+    );
+    for i in 0..n {
+        yaml.push_str(&format!("  - {{ name: bw{run_id}-{i:05}, class: bench }}\n"));
+    }
+    let file = work.join("environments").join(format!("bench{run_id}.yaml"));
+    std::fs::write(&file, yaml)?;
+    Ok(file)
+}
+
+/// The same writes ctl makes for one workspace, in a minimal concurrent loop.
+async fn floor_loop(
+    address: &str,
+    token: &Sensitive<String>,
+    names: &[String],
+    parallelism: usize,
+    policy_text: &dyn Fn(&str) -> String,
+) -> anyhow::Result<Duration> {
+    let http = reqwest::Client::new();
+    let t = Instant::now();
+    stream::iter(names)
+        .map(|ns| {
+            let http = &http;
+            async move {
+                let ws = ns.as_str();
+                let post = |ns_header: Option<&str>, path: String, body: serde_json::Value| {
+                    let mut req = http
+                        .post(format!("{address}/v1/{path}"))
+                        .header("X-Vault-Token", token.expose())
+                        .json(&body);
+                    if let Some(n) = ns_header {
+                        req = req.header("X-Vault-Namespace", n);
+                    }
+                    async move {
+                        let resp = req.send().await?;
+                        if !resp.status().is_success() {
+                            bail!("{path}: HTTP {}", resp.status());
+                        }
+                        Ok::<(), anyhow::Error>(())
+                    }
+                };
+                let meta = json!({"custom_metadata": {"managed-by": "ctl", "environment": "bench-floor", "workspace": ws}});
+                post(None, format!("sys/namespaces/{ws}"), meta).await?;
+                let n = Some(ws);
+                post(n, "sys/mounts/secret".into(), json!({"type": "kv", "description": format!("{MOUNT_MARKER}workspace.{ws}.kv"), "options": {"version": "2"}})).await?;
+                post(n, "secret/config".into(), json!({"max_versions": 10, "cas_required": false, "delete_version_after": "0s"})).await?;
+                post(n, "sys/policies/acl/app-read".into(), json!({"policy": policy_text(&format!("workspace.{ws}.policy.app-read"))})).await?;
+                post(n, "sys/auth/approle".into(), json!({"type": "approle", "description": format!("{MOUNT_MARKER}workspace.{ws}.auth")})).await?;
+                post(n, "auth/approle/role/app".into(), json!({"token_policies": ["app-read"], "token_ttl": "1h", "token_max_ttl": "4h", "secret_id_ttl": "0s", "secret_id_num_uses": 0, "token_bound_cidrs": [], "secret_id_bound_cidrs": []})).await?;
+                Ok::<(), anyhow::Error>(())
+            }
+        })
+        .buffer_unordered(parallelism.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(t.elapsed())
+}
+
+/// The same work as a shell loop over the bao CLI, one process per request.
+fn cli_loop(token_file: &Path, address: &str, names: &[String], work: &Path) -> anyhow::Result<Duration> {
+    let tools = crate::dev::Tools::discover(crate::dev::BaoVersion::V2_6)?;
+    let policy = work.join("policy.hcl");
+    std::fs::write(&policy, "path \"secret/data/*\" { capabilities = [\"read\"] }\n")?;
+    let script = r#"set -euo pipefail
+export BAO_TOKEN="$(cat "$TOKEN_FILE")"
+for ns in $NAMES; do
+  "$BAO" namespace create "$ns" >/dev/null
+  export BAO_NAMESPACE="$ns"
+  "$BAO" secrets enable -path=secret -version=2 kv >/dev/null
+  "$BAO" write secret/config max_versions=10 >/dev/null
+  "$BAO" policy write app-read "$POLICY" >/dev/null
+  "$BAO" auth enable approle >/dev/null
+  "$BAO" write auth/approle/role/app token_policies=app-read token_ttl=1h token_max_ttl=4h >/dev/null
+  unset BAO_NAMESPACE
+done
+"#;
+    let t = Instant::now();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env("BAO", &tools.bao)
+        .env("BAO_ADDR", address)
+        .env("TOKEN_FILE", token_file)
+        .env("POLICY", &policy)
+        .env("NAMES", names.join(" "))
+        .env_remove("BAO_NAMESPACE")
+        .output()
+        .context("running the bao CLI loop")?;
+    if !out.status.success() {
+        bail!("bao CLI loop failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(t.elapsed())
+}
+
+async fn cleanup<'a>(
+    bao: &crate::openbao::Bao,
+    names: impl Iterator<Item = &'a String>,
+    parallelism: usize,
+) -> anyhow::Result<()> {
+    let names: Vec<&String> = names.collect();
+    stream::iter(names)
+        .map(|n| async move { bao.delete(None, format!("sys/namespaces/{n}")).await.map(drop) })
+        .buffer_unordered(parallelism.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}

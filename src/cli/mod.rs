@@ -1,0 +1,109 @@
+//! The command-line edge: argument parsing, `anyhow` context, exit codes, TTY decisions.
+//! Each command lives in its own file and calls into the library; nothing here talks to an
+//! API directly.
+
+pub mod apply;
+pub mod approle;
+pub mod bench;
+pub mod context;
+pub mod dev;
+pub mod plan;
+pub mod verify;
+
+use crate::logging::LogFormat;
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "ctl", version, about = "Keeps OpenBao workspaces and their AWS infrastructure in the state declared in git.")]
+pub struct Cli {
+    /// Log format on stderr (`RUST_LOG` sets the level).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command that reads an environment shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EnvArgs {
+    /// Environment file (e.g. environments/local.yaml).
+    #[arg(short = 'e', long = "env", value_name = "FILE")]
+    pub env: PathBuf,
+    /// Templates directory [default: templates/ next to the environments/ directory].
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Concurrent requests to OpenBao.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub parallelism: u16,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check environment files without contacting anything.
+    Validate {
+        #[command(flatten)]
+        env: EnvArgs,
+    },
+    /// Read live state, diff against the environment, print (and optionally save) the plan.
+    Plan(plan::PlanArgs),
+    /// Apply a saved plan (refused if what it read has changed), or plan and apply.
+    Apply(apply::ApplyArgs),
+    /// AppRole operations for workloads.
+    #[command(subcommand)]
+    Approle(approle::ApproleCommand),
+    /// Prove tenant isolation: each sampled workspace's AppRole can use its own KV and gets
+    /// 403 on another workspace's KV.
+    Verify(verify::VerifyArgs),
+    /// The local stack (OpenBao + moto on loopback) for development and demos.
+    #[command(subcommand)]
+    Dev(dev::DevCommand),
+    /// Benchmarks against the local stack, reported as ratios to baselines measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Colour only for a terminal, and never when `NO_COLOR` is set (https://no-color.org).
+pub fn color_enabled_stdout() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+pub fn color_enabled_stderr() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// A command's result: an exit code, or an error printed with its context chain.
+pub type CmdResult = anyhow::Result<ExitCode>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> CmdResult {
+    match command {
+        Command::Validate { env } => plan::validate(&env),
+        Command::Plan(args) => plan::run(args).await,
+        Command::Apply(args) => apply::run(args).await,
+        Command::Approle(cmd) => approle::run(cmd).await,
+        Command::Verify(args) => verify::run(args).await,
+        Command::Dev(cmd) => dev::run(cmd).await.map(|()| ExitCode::SUCCESS),
+        Command::Bench(cmd) => bench::run(cmd).await,
+    }
+}

@@ -1,0 +1,429 @@
+//! The diff engine: desired resources × live resources → typed changes. Pure: no I/O, no SDK,
+//! no knowledge of individual kinds beyond their [`KindSpec`](crate::model::KindSpec).
+//!
+//! Rules, in order:
+//! 1. desired and absent → `Create`; live and not desired → `Delete`;
+//! 2. both, attributes differ → `Update` with field-level before → after, or `Replace` when a
+//!    differing field is in the kind's `replace_on`;
+//! 3. a desired resource that depends (transitively) on something being replaced or deleted is
+//!    destroyed along with it, so it is re-created (`Create`, with the reason);
+//! 4. a live resource deleted because its container is deleted is marked `implied_by` that
+//!    container: it needs no call of its own and no destroy flag of its own;
+//! 5. a desired resource whose (kind, name) matches something ctl saw but does not manage is a
+//!    [`Conflict`]: ctl never adopts objects silently.
+
+use crate::model::{Address, Kind, Resource, Unmanaged};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// One attribute that differs.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forces_replace: bool,
+}
+
+/// One typed change with the reason it was decided.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Change {
+    pub address: Address,
+    pub kind: Kind,
+    pub action: Action,
+    pub reason: String,
+    /// Field-level differences (updates and replaces).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+    /// Live state as read (absent for creates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Resource>,
+    /// Desired state (absent for deletes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Resource>,
+    /// Deleted together with this container; nothing to execute on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implied_by: Option<Address>,
+    /// Deleting or replacing loses data: needs `--allow-destroy=<address>`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub destroys_data: bool,
+}
+
+impl Change {
+    /// The resource this change acts on (desired for create/update/replace, live for delete).
+    pub fn resource(&self) -> &Resource {
+        self.after
+            .as_ref()
+            .or(self.before.as_ref())
+            .expect("a change has a before or an after")
+    }
+}
+
+/// A desired resource that collides with something ctl does not manage.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+pub struct Conflict {
+    pub address: Address,
+    pub message: String,
+}
+
+/// The outcome of a diff.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Diff {
+    /// Sorted by address.
+    pub changes: Vec<Change>,
+    pub conflicts: Vec<Conflict>,
+    pub unchanged: usize,
+}
+
+/// Compare desired with live. Both inputs may be in any order; addresses must be unique.
+pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) -> Diff {
+    let live_by: BTreeMap<&Address, &Resource> = live.iter().map(|r| (&r.address, r)).collect();
+    let desired_by: BTreeMap<&Address, &Resource> =
+        desired.iter().map(|r| (&r.address, r)).collect();
+
+    let mut changes: BTreeMap<Address, Change> = BTreeMap::new();
+    let mut conflicts = Vec::new();
+    let mut unchanged = 0;
+
+    for want in desired {
+        match live_by.get(&want.address) {
+            None => {
+                if let Some(u) = unmanaged.iter().find(|u| u.kind == want.kind && u.path == want.name)
+                {
+                    conflicts.push(Conflict {
+                        address: want.address.clone(),
+                        message: format!(
+                            "{:?} {:?} already exists and is not managed by ctl ({}); refusing to adopt it",
+                            want.kind, u.path, u.reason
+                        ),
+                    });
+                    continue;
+                }
+                changes.insert(want.address.clone(), create(want, "not present in live state".into()));
+            }
+            Some(have) => {
+                let fields = field_changes(have, want);
+                if fields.is_empty() {
+                    unchanged += 1;
+                    continue;
+                }
+                let replace = fields.iter().any(|f| f.forces_replace);
+                let action = if replace { Action::Replace } else { Action::Update };
+                let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+                let reason = if replace {
+                    format!("{} cannot change in place", forced_names(&fields).join(", "))
+                } else {
+                    format!("{} differ{}", names.join(", "), if names.len() == 1 { "s" } else { "" })
+                };
+                changes.insert(
+                    want.address.clone(),
+                    Change {
+                        address: want.address.clone(),
+                        kind: want.kind,
+                        action,
+                        reason,
+                        fields,
+                        before: Some((*have).clone()),
+                        after: Some(want.clone()),
+                        implied_by: None,
+                        destroys_data: replace && want.kind.spec().data_loss_on_delete,
+                    },
+                );
+            }
+        }
+    }
+
+    for have in live {
+        if desired_by.contains_key(&have.address) {
+            continue;
+        }
+        changes.insert(
+            have.address.clone(),
+            Change {
+                address: have.address.clone(),
+                kind: have.kind,
+                action: Action::Delete,
+                reason: "no longer declared".into(),
+                fields: Vec::new(),
+                before: Some(have.clone()),
+                after: None,
+                implied_by: None,
+                destroys_data: have.kind.spec().data_loss_on_delete,
+            },
+        );
+    }
+
+    unchanged -= recreate_dependents(desired, &mut changes);
+    mark_implied_deletes(&mut changes);
+
+    Diff { changes: changes.into_values().collect(), conflicts, unchanged }
+}
+
+fn create(want: &Resource, reason: String) -> Change {
+    Change {
+        address: want.address.clone(),
+        kind: want.kind,
+        action: Action::Create,
+        reason,
+        fields: Vec::new(),
+        before: None,
+        after: Some(want.clone()),
+        implied_by: None,
+        destroys_data: false,
+    }
+}
+
+fn forced_names(fields: &[FieldChange]) -> Vec<&str> {
+    fields.iter().filter(|f| f.forces_replace).map(|f| f.field.as_str()).collect()
+}
+
+/// Field-level differences, in the desired attribute order, then fields only live has.
+pub fn field_changes(have: &Resource, want: &Resource) -> Vec<FieldChange> {
+    let replace_on = want.kind.spec().replace_on;
+    let mut out = Vec::new();
+    let mut push = |field: &str, before: Option<&Value>, after: Option<&Value>| {
+        if before != after {
+            out.push(FieldChange {
+                field: field.to_string(),
+                before: before.cloned(),
+                after: after.cloned(),
+                forces_replace: replace_on.contains(&field),
+            });
+        }
+    };
+    if have.name != want.name {
+        push("name", Some(&Value::from(have.name.clone())), Some(&Value::from(want.name.clone())));
+    }
+    for (k, v) in &want.attrs {
+        push(k, have.attrs.get(k), Some(v));
+    }
+    for (k, v) in &have.attrs {
+        if !want.attrs.contains_key(k) {
+            push(k, Some(v), None);
+        }
+    }
+    out
+}
+
+/// Rule 3: a desired resource whose dependency is replaced or deleted is destroyed with it.
+/// Returns how many previously unchanged resources this turned into re-creates.
+fn recreate_dependents(desired: &[Resource], changes: &mut BTreeMap<Address, Change>) -> usize {
+    let mut from_unchanged = 0;
+    loop {
+        let destroyed: BTreeSet<Address> = changes
+            .values()
+            .filter(|c| matches!(c.action, Action::Replace | Action::Delete))
+            .map(|c| c.address.clone())
+            .chain(
+                changes
+                    .values()
+                    .filter(|c| c.action == Action::Create && c.before.is_some())
+                    .map(|c| c.address.clone()),
+            )
+            .collect();
+        let mut grew = false;
+        for want in desired {
+            if matches!(changes.get(&want.address), Some(c) if c.action == Action::Create) {
+                continue;
+            }
+            let Some(dep) = want.depends_on.iter().find(|d| destroyed.contains(*d)) else {
+                continue;
+            };
+            // Only something that exists now is destroyed along with its dependency.
+            let before = match changes.get(&want.address) {
+                Some(c) => c.before.clone(),
+                None => {
+                    from_unchanged += 1;
+                    Some(want.clone()) // unchanged: live equals desired
+                }
+            };
+            if before.is_none() {
+                continue;
+            }
+            let mut change = create(want, format!("re-created because {dep} is replaced"));
+            change.before = before;
+            changes.insert(want.address.clone(), change);
+            grew = true;
+        }
+        if !grew {
+            return from_unchanged;
+        }
+    }
+}
+
+/// Rule 4: deletes whose container is deleted too.
+fn mark_implied_deletes(changes: &mut BTreeMap<Address, Change>) {
+    let deleted: BTreeSet<Address> = changes
+        .values()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| c.address.clone())
+        .collect();
+    for change in changes.values_mut() {
+        if change.action != Action::Delete {
+            continue;
+        }
+        if let Some(container) = change.resource().container.clone() {
+            if deleted.contains(&container) {
+                change.reason = format!("removed with {container}");
+                change.implied_by = Some(container);
+                change.destroys_data = false;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Scope;
+    use serde_json::json;
+
+    fn res(addr: &str, kind: Kind, attrs: Value) -> Resource {
+        Resource {
+            address: Address::new(addr),
+            kind,
+            scope: Scope::Namespace("acme".into()),
+            name: addr.rsplit('.').next().unwrap().to_string(),
+            attrs: attrs.as_object().unwrap().clone(),
+            depends_on: vec![],
+            container: None,
+        }
+    }
+
+    fn ns() -> Resource {
+        let mut r = res("workspace.acme.namespace", Kind::Namespace, json!({"path": "acme"}));
+        r.scope = Scope::Root;
+        r.name = "acme".into();
+        r
+    }
+
+    fn kv(max_versions: u64) -> Resource {
+        let mut r = res(
+            "workspace.acme.kv",
+            Kind::KvMount,
+            json!({"path": "secret", "version": 2, "max_versions": max_versions}),
+        );
+        r.depends_on = vec![Address::new("workspace.acme.namespace")];
+        r.container = Some(Address::new("workspace.acme.namespace"));
+        r
+    }
+
+    #[test]
+    fn empty_live_creates_everything() {
+        let d = diff(&[ns(), kv(10)], &[], &[]);
+        assert_eq!(d.changes.len(), 2);
+        assert!(d.changes.iter().all(|c| c.action == Action::Create));
+        assert_eq!(d.unchanged, 0);
+    }
+
+    #[test]
+    fn equal_is_no_change() {
+        let d = diff(&[ns(), kv(10)], &[kv(10), ns()], &[]);
+        assert!(d.changes.is_empty());
+        assert_eq!(d.unchanged, 2);
+    }
+
+    #[test]
+    fn one_field_update_names_exactly_that_field() {
+        let d = diff(&[ns(), kv(10)], &[ns(), kv(3)], &[]);
+        assert_eq!(d.changes.len(), 1);
+        let c = &d.changes[0];
+        assert_eq!(c.action, Action::Update);
+        assert_eq!(c.fields.len(), 1);
+        assert_eq!(c.fields[0].field, "max_versions");
+        assert_eq!(c.fields[0].before, Some(json!(3)));
+        assert_eq!(c.fields[0].after, Some(json!(10)));
+        assert!(!c.destroys_data);
+    }
+
+    #[test]
+    fn immutable_field_forces_replace_and_flags_data_loss() {
+        let mut want = kv(10);
+        want.attrs.insert("path".into(), json!("kv"));
+        let d = diff(&[ns(), want], &[ns(), kv(10)], &[]);
+        let c = &d.changes[0];
+        assert_eq!(c.action, Action::Replace);
+        assert!(c.destroys_data);
+        assert!(c.reason.contains("path"));
+    }
+
+    #[test]
+    fn deleting_a_container_implies_its_children() {
+        let d = diff(&[], &[ns(), kv(10)], &[]);
+        let kv_change = d.changes.iter().find(|c| c.kind == Kind::KvMount).unwrap();
+        assert_eq!(kv_change.implied_by, Some(Address::new("workspace.acme.namespace")));
+        assert!(!kv_change.destroys_data, "the namespace's flag covers it");
+        let ns_change = d.changes.iter().find(|c| c.kind == Kind::Namespace).unwrap();
+        assert!(ns_change.destroys_data);
+        assert_eq!(ns_change.implied_by, None);
+    }
+
+    #[test]
+    fn deleting_a_child_alone_is_not_implied() {
+        let d = diff(&[ns()], &[ns(), kv(10)], &[]);
+        assert_eq!(d.changes.len(), 1);
+        assert_eq!(d.changes[0].action, Action::Delete);
+        assert!(d.changes[0].destroys_data);
+    }
+
+    #[test]
+    fn dependents_of_a_replaced_resource_are_recreated() {
+        let mount = |path: &str| {
+            let mut r = res("workspace.acme.auth.approle", Kind::AuthMount, json!({"path": path}));
+            r.depends_on = vec![Address::new("workspace.acme.namespace")];
+            r
+        };
+        let mut role = res("workspace.acme.approle.app", Kind::AppRole, json!({"token_ttl": "1h"}));
+        role.depends_on = vec![Address::new("workspace.acme.auth.approle")];
+        let d = diff(
+            &[ns(), mount("approle2"), role.clone()],
+            &[ns(), mount("approle"), role],
+            &[],
+        );
+        let role_change =
+            d.changes.iter().find(|c| c.address.as_str() == "workspace.acme.approle.app").unwrap();
+        assert_eq!(role_change.action, Action::Create);
+        assert!(role_change.reason.contains("workspace.acme.auth.approle"));
+        assert_eq!(d.unchanged, 1, "only the namespace stays untouched");
+    }
+
+    #[test]
+    fn unmanaged_collision_is_a_conflict_not_a_create() {
+        let u = Unmanaged { kind: Kind::Namespace, path: "acme".into(), reason: "no managed-by".into() };
+        let d = diff(&[ns()], &[], &[u]);
+        assert!(d.changes.is_empty());
+        assert_eq!(d.conflicts.len(), 1);
+        assert!(d.conflicts[0].message.contains("not managed by ctl"));
+    }
+}

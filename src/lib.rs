@@ -1,0 +1,19 @@
+//! `ctl`: keeps an OpenBao deployment and its AWS infrastructure in the state declared in git.
+//!
+//! Data flow (see ARCHITECTURE.md): [`config`] loads desired state → [`desired`] expands it into
+//! typed [`model::Resource`]s → providers ([`openbao`]) observe live resources → [`diff`] (pure)
+//! produces typed changes → [`plan`] (serializable, fingerprinted) → [`render`] → [`execute`].
+
+pub mod cli;
+pub mod config;
+pub mod desired;
+pub mod dev;
+pub mod diff;
+pub mod execute;
+pub mod logging;
+pub mod model;
+pub mod openbao;
+pub mod plan;
+pub mod render;
+pub mod secret;
+pub mod templates;

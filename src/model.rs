@@ -1,0 +1,195 @@
+//! The resource model shared by every stage: an [`Address`], a [`Kind`] with its rules
+//! ([`KindSpec`]), and a [`Resource`] whose attributes are a flat, ordered JSON map.
+//!
+//! Desired resources (from [`crate::desired`]) and live resources (from a provider) have the
+//! same shape, so the diff engine compares them without knowing any SDK or API.
+//! Adding a resource kind means: a [`Kind`] variant + its [`KindSpec`] here, an expansion in
+//! `desired`, and observe/apply code in a provider. The diff engine does not change.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// A stable, human-readable resource address such as `workspace.acme.kv` or
+/// `workspace.acme.approle.app`. Ordering is lexicographic, which keeps a workspace's
+/// resources together in every listing.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Address(String);
+
+impl Address {
+    pub fn new(s: impl Into<String>) -> Self {
+        Address(s.into())
+    }
+
+    /// `workspace.<name>.<rest…>`
+    pub fn workspace(workspace: &str, rest: &[&str]) -> Self {
+        let mut s = format!("workspace.{workspace}");
+        for part in rest {
+            s.push('.');
+            s.push_str(part);
+        }
+        Address(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The workspace this address belongs to, if it is a workspace address.
+    pub fn workspace_name(&self) -> Option<&str> {
+        self.0.strip_prefix("workspace.")?.split('.').next()
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+/// Every kind of resource ctl manages.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Namespace,
+    KvMount,
+    Policy,
+    AuthMount,
+    AppRole,
+    TransitMount,
+    TransitKey,
+    RateLimitQuota,
+}
+
+/// The rules of a kind that the diff engine and the destroy guard need.
+#[derive(Debug)]
+pub struct KindSpec {
+    /// Attributes that cannot be changed in place: a change means delete + create.
+    pub replace_on: &'static [&'static str],
+    /// Deleting (or replacing) this kind loses data; it needs `--allow-destroy=ADDRESS`.
+    pub data_loss_on_delete: bool,
+}
+
+impl Kind {
+    pub const fn spec(self) -> &'static KindSpec {
+        match self {
+            Kind::Namespace => &KindSpec { replace_on: &["path"], data_loss_on_delete: true },
+            Kind::KvMount => &KindSpec { replace_on: &["path", "version"], data_loss_on_delete: true },
+            Kind::Policy => &KindSpec { replace_on: &[], data_loss_on_delete: false },
+            Kind::AuthMount => &KindSpec { replace_on: &["path", "type"], data_loss_on_delete: false },
+            Kind::AppRole => &KindSpec { replace_on: &[], data_loss_on_delete: false },
+            Kind::TransitMount => &KindSpec { replace_on: &["path"], data_loss_on_delete: true },
+            Kind::TransitKey => &KindSpec { replace_on: &["type"], data_loss_on_delete: true },
+            Kind::RateLimitQuota => &KindSpec { replace_on: &[], data_loss_on_delete: false },
+        }
+    }
+}
+
+/// Where a resource lives in OpenBao: the root namespace or a workspace namespace.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Root,
+    Namespace(String),
+}
+
+impl Scope {
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Scope::Root => None,
+            Scope::Namespace(ns) => Some(ns),
+        }
+    }
+}
+
+/// Attribute values: a flat JSON object with a fixed key order per kind. Durations are
+/// canonical strings ("1h30m"), lists that are sets are sorted, so equal means equal.
+pub type Attrs = Map<String, Value>;
+
+/// One resource, desired or live.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Resource {
+    pub address: Address,
+    pub kind: Kind,
+    pub scope: Scope,
+    /// The name of the object inside its scope (mount path, policy name, role name…).
+    pub name: String,
+    pub attrs: Attrs,
+    /// Addresses that must exist before this one (and be deleted after it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Address>,
+    /// The container whose deletion removes this resource too (its namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Address>,
+}
+
+impl Resource {
+    /// A content hash of what was read: kind, scope, name and attributes.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let canonical = serde_json::json!([self.kind, self.scope, self.name, self.attrs]);
+        Fingerprint::of(canonical.to_string().as_bytes())
+    }
+
+    pub fn attr(&self, key: &str) -> Option<&Value> {
+        self.attrs.get(key)
+    }
+}
+
+/// A sha256 hex digest.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    pub fn of(bytes: &[u8]) -> Self {
+        Fingerprint(hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// The fingerprint recorded for an address that did not exist when read.
+    pub fn absent() -> Self {
+        Fingerprint("absent".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(12)]
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.short())
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Something observed that ctl reports but never touches (e.g. an unmanaged namespace).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+pub struct Unmanaged {
+    pub kind: Kind,
+    pub path: String,
+    pub reason: String,
+}
+
+/// Everything a provider read: managed resources plus what it saw but does not own.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Observed {
+    pub resources: Vec<Resource>,
+    pub unmanaged: Vec<Unmanaged>,
+}

@@ -1,0 +1,211 @@
+//! Carrying out one change against OpenBao. Every operation is idempotent: "already exists"
+//! and "already gone" are success, so a re-run after any failure converges.
+
+use super::client::{Bao, BaoError};
+use super::resources::*;
+use crate::diff::{Action, Change};
+use crate::model::{Kind, Resource};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// How long to wait for OpenBao's asynchronous namespace deletion.
+const NAMESPACE_DELETE_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub async fn apply_change(bao: &Bao, change: &Change) -> Result<(), BaoError> {
+    if change.implied_by.is_some() {
+        return Ok(()); // removed together with its container
+    }
+    match change.action {
+        Action::Create => create(bao, change.after.as_ref().expect("create has after")).await,
+        Action::Update => update(bao, change).await,
+        Action::Replace => {
+            delete(bao, change.before.as_ref().expect("replace has before")).await?;
+            create(bao, change.after.as_ref().expect("replace has after")).await
+        }
+        Action::Delete => delete(bao, change.before.as_ref().expect("delete has before")).await,
+    }
+}
+
+fn attrs<T: serde::de::DeserializeOwned>(r: &Resource) -> Result<T, BaoError> {
+    from_attrs(&r.attrs).map_err(|e| BaoError::Other(format!("{}: malformed attributes: {e}", r.address)))
+}
+
+fn ns(r: &Resource) -> Option<&str> {
+    r.scope.namespace()
+}
+
+async fn create(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
+    match r.kind {
+        Kind::Namespace => {
+            let a: NamespaceAttrs = attrs(r)?;
+            bao.write(None, format!("sys/namespaces/{}", a.path), &json!({"custom_metadata": a.custom_metadata}))
+                .await?;
+        }
+        Kind::KvMount => {
+            let a: KvMountAttrs = attrs(r)?;
+            let body = json!({"type": "kv", "description": a.description, "options": {"version": a.version.to_string()}});
+            mount(bao, ns(r), &format!("sys/mounts/{}", a.path), &body).await?;
+            write_kv_config(bao, r, &a).await?;
+        }
+        Kind::Policy => write_policy(bao, r).await?,
+        Kind::AuthMount => {
+            let a: AuthMountAttrs = attrs(r)?;
+            let body = json!({"type": a.kind, "description": a.description});
+            mount(bao, ns(r), &format!("sys/auth/{}", a.path), &body).await?;
+        }
+        Kind::AppRole => write_role(bao, r).await?,
+        Kind::TransitMount => {
+            let a: TransitMountAttrs = attrs(r)?;
+            let body = json!({"type": "transit", "description": a.description});
+            mount(bao, ns(r), &format!("sys/mounts/{}", a.path), &body).await?;
+        }
+        Kind::TransitKey => {
+            let a: TransitKeyAttrs = attrs(r)?;
+            bao.write(ns(r), format!("{}/keys/{}", a.mount, r.name), &json!({"type": a.key_type}))
+                .await?;
+            write_transit_key_config(bao, r, &a).await?;
+        }
+        Kind::RateLimitQuota => write_quota(bao, r).await?,
+    }
+    Ok(())
+}
+
+/// Enable a mount; one that already exists with the same path is fine (a retried create).
+async fn mount(bao: &Bao, ns: Option<&str>, path: &str, body: &serde_json::Value) -> Result<(), BaoError> {
+    match bao.write(ns, path, body).await {
+        Err(e) if e.is_already_in_use() => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+async fn update(bao: &Bao, change: &Change) -> Result<(), BaoError> {
+    let r = change.after.as_ref().expect("update has after");
+    let changed = |field: &str| change.fields.iter().any(|f| f.field == field);
+    match r.kind {
+        // POST on an existing namespace replaces its custom_metadata.
+        Kind::Namespace | Kind::Policy | Kind::AppRole | Kind::RateLimitQuota => create(bao, r).await?,
+        Kind::KvMount => {
+            let a: KvMountAttrs = attrs(r)?;
+            if changed("description") {
+                tune(bao, ns(r), &format!("sys/mounts/{}/tune", a.path), &a.description).await?;
+            }
+            if ["max_versions", "cas_required", "delete_version_after"].iter().any(|f| changed(f)) {
+                write_kv_config(bao, r, &a).await?;
+            }
+        }
+        Kind::AuthMount => {
+            let a: AuthMountAttrs = attrs(r)?;
+            tune(bao, ns(r), &format!("sys/auth/{}/tune", a.path), &a.description).await?;
+        }
+        Kind::TransitMount => {
+            let a: TransitMountAttrs = attrs(r)?;
+            tune(bao, ns(r), &format!("sys/mounts/{}/tune", a.path), &a.description).await?;
+        }
+        Kind::TransitKey => {
+            let a: TransitKeyAttrs = attrs(r)?;
+            write_transit_key_config(bao, r, &a).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn tune(bao: &Bao, ns: Option<&str>, path: &str, description: &str) -> Result<(), BaoError> {
+    bao.write(ns, path, &json!({"description": description})).await.map(drop)
+}
+
+async fn write_kv_config(bao: &Bao, r: &Resource, a: &KvMountAttrs) -> Result<(), BaoError> {
+    let body = json!({
+        "max_versions": a.max_versions,
+        "cas_required": a.cas_required,
+        "delete_version_after": a.delete_version_after,
+    });
+    bao.write(ns(r), format!("{}/config", a.path), &body).await.map(drop)
+}
+
+async fn write_policy(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
+    let a: PolicyAttrs = attrs(r)?;
+    bao.write(ns(r), format!("sys/policies/acl/{}", r.name), &json!({"policy": a.policy})).await.map(drop)
+}
+
+async fn write_role(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
+    let a: AppRoleAttrs = attrs(r)?;
+    let body = json!({
+        "token_policies": a.token_policies,
+        "token_ttl": a.token_ttl,
+        "token_max_ttl": a.token_max_ttl,
+        "secret_id_ttl": a.secret_id_ttl,
+        "secret_id_num_uses": a.secret_id_num_uses,
+        "token_bound_cidrs": a.token_bound_cidrs,
+        "secret_id_bound_cidrs": a.secret_id_bound_cidrs,
+    });
+    bao.write(ns(r), format!("auth/{}/role/{}", a.mount, r.name), &body).await.map(drop)
+}
+
+async fn write_transit_key_config(bao: &Bao, r: &Resource, a: &TransitKeyAttrs) -> Result<(), BaoError> {
+    let body = json!({"auto_rotate_period": a.auto_rotate_period});
+    bao.write(ns(r), format!("{}/keys/{}/config", a.mount, r.name), &body).await.map(drop)
+}
+
+async fn write_quota(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
+    let a: QuotaAttrs = attrs(r)?;
+    let body = json!({
+        "path": a.path,
+        "rate": a.rate,
+        "interval": a.interval,
+        "block_interval": a.block_interval,
+    });
+    bao.write(None, format!("sys/quotas/rate-limit/{}", r.name), &body).await.map(drop)
+}
+
+async fn delete(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
+    match r.kind {
+        Kind::Namespace => delete_namespace(bao, &r.name).await?,
+        Kind::KvMount | Kind::TransitMount => {
+            bao.delete(ns(r), format!("sys/mounts/{}", r.name)).await?;
+        }
+        Kind::AuthMount => {
+            bao.delete(ns(r), format!("sys/auth/{}", r.name)).await?;
+        }
+        Kind::Policy => {
+            bao.delete(ns(r), format!("sys/policies/acl/{}", r.name)).await?;
+        }
+        Kind::AppRole => {
+            let a: AppRoleAttrs = attrs(r)?;
+            bao.delete(ns(r), format!("auth/{}/role/{}", a.mount, r.name)).await?;
+        }
+        Kind::TransitKey => {
+            let a: TransitKeyAttrs = attrs(r)?;
+            let config = format!("{}/keys/{}/config", a.mount, r.name);
+            match bao.write(ns(r), &config, &json!({"deletion_allowed": true})).await {
+                Err(e) if e.is_not_found() => return Ok(()),
+                other => other?,
+            };
+            bao.delete(ns(r), format!("{}/keys/{}", a.mount, r.name)).await?;
+        }
+        Kind::RateLimitQuota => {
+            bao.delete(None, format!("sys/quotas/rate-limit/{}", r.name)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Namespace deletion is asynchronous in OpenBao: wait until it is really gone, so a
+/// following create of the same name (a replace, or the next apply) does not collide.
+async fn delete_namespace(bao: &Bao, path: &str) -> Result<(), BaoError> {
+    bao.delete(None, format!("sys/namespaces/{path}")).await?;
+    let started = Instant::now();
+    let mut wait = Duration::from_millis(50);
+    loop {
+        if bao.read(None, format!("sys/namespaces/{path}")).await?.is_none() {
+            return Ok(());
+        }
+        if started.elapsed() > NAMESPACE_DELETE_TIMEOUT {
+            return Err(BaoError::Other(format!(
+                "namespace {path} still exists {}s after DELETE; OpenBao is still removing it, re-run later",
+                NAMESPACE_DELETE_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(1));
+    }
+}

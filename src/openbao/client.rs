@@ -1,0 +1,406 @@
+//! The transport: vaultrs's client (its reqwest connection pool and middleware) plus a small
+//! typed layer for what vaultrs 0.8 lacks (namespaces, mount tune, quotas, secret-id options,
+//! settable wrap TTL). Every call goes through [`Bao::call`], which
+//! - scopes the request to a namespace (`X-Vault-Namespace`) without building a new client,
+//! - retries 429/5xx/connection errors with exponential backoff and jitter,
+//! - turns OpenBao's "Endpoint ignored these unrecognized parameters" warning into an error,
+//! - keeps response bodies out of errors (they may hold secrets): only OpenBao's `errors`
+//!   strings and the status code are kept.
+
+use crate::secret::Sensitive;
+use rustify::enums::{RequestMethod, RequestType, ResponseType};
+use rustify::errors::ClientError as HttpError;
+use rustify::Endpoint;
+use serde_json::Value;
+use std::time::Duration;
+use vaultrs::api::EndpointMiddleware;
+use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaoError {
+    #[error("cannot configure the OpenBao client for {address}: {message}")]
+    Config { address: String, message: String },
+    #[error("{method} {path}{ns}: HTTP {status}: {errors}", ns = ns_suffix(namespace))]
+    Api {
+        method: &'static str,
+        path: String,
+        namespace: Option<String>,
+        status: u16,
+        errors: String,
+    },
+    #[error("{method} {path}{ns}: cannot reach OpenBao at {address} after {attempts} attempts: {message}", ns = ns_suffix(namespace))]
+    Unreachable {
+        method: &'static str,
+        path: String,
+        namespace: Option<String>,
+        address: String,
+        attempts: u32,
+        message: String,
+    },
+    #[error("{method} {path}{ns}: OpenBao ignored parameters ctl sent ({warning}); this ctl does not match the server version", ns = ns_suffix(namespace))]
+    IgnoredParameters {
+        method: &'static str,
+        path: String,
+        namespace: Option<String>,
+        warning: String,
+    },
+    #[error("{method} {path}: unexpected response: {message}")]
+    Unexpected { method: &'static str, path: String, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn ns_suffix(ns: &Option<String>) -> String {
+    ns.as_ref().map(|n| format!(" (namespace {n})")).unwrap_or_default()
+}
+
+impl BaoError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            BaoError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    fn errors_contain(&self, needle: &str) -> bool {
+        matches!(self, BaoError::Api { errors, .. } if errors.contains(needle))
+    }
+
+    pub fn is_already_in_use(&self) -> bool {
+        self.errors_contain("already in use")
+    }
+}
+
+/// Backoff for transient failures: 429, 5xx except 501, connection errors.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { attempts: 6, base: Duration::from_millis(100), max: Duration::from_secs(5) }
+    }
+}
+
+impl RetryPolicy {
+    fn delay(&self, attempt: u32) -> Duration {
+        let exp = self.base.saturating_mul(1 << attempt.min(16)).min(self.max);
+        // Full jitter keeps a burst of parallel retries from hitting the server in lockstep.
+        let nanos = exp.as_nanos().max(1) as u64;
+        Duration::from_nanos(nanos / 2 + fastrand(nanos / 2 + 1))
+    }
+}
+
+fn fastrand(bound: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(bound);
+    h.finish() % bound.max(1)
+}
+
+fn method_name(m: &RequestMethod) -> &'static str {
+    match m {
+        RequestMethod::DELETE => "DELETE",
+        RequestMethod::GET => "GET",
+        RequestMethod::HEAD => "HEAD",
+        RequestMethod::LIST => "LIST",
+        RequestMethod::POST => "POST",
+        RequestMethod::PUT => "PUT",
+        _ => "OTHER",
+    }
+}
+
+/// A raw OpenBao API call, executed through vaultrs's middleware and HTTP client.
+#[derive(Clone)]
+struct Call {
+    method: RequestMethod,
+    path: String,
+    body: Option<Vec<u8>>,
+}
+
+impl Endpoint for Call {
+    type Response = Value;
+    const REQUEST_BODY_TYPE: RequestType = RequestType::JSON;
+    const RESPONSE_BODY_TYPE: ResponseType = ResponseType::JSON;
+
+    fn path(&self) -> String {
+        self.path.clone()
+    }
+
+    fn method(&self) -> RequestMethod {
+        self.method.clone()
+    }
+
+    fn body(&self) -> Result<Option<Vec<u8>>, HttpError> {
+        Ok(self.body.clone())
+    }
+}
+
+/// vaultrs's [`Client`] trait, scoped to one namespace and sharing the parent's connection
+/// pool, so vaultrs's own API functions (AppRole login, KV v2) work inside a namespace too.
+pub struct Scoped<'a> {
+    bao: &'a Bao,
+    middle: EndpointMiddleware,
+}
+
+impl Client for Scoped<'_> {
+    fn http(&self) -> &rustify::clients::reqwest::Client {
+        &self.bao.inner.http
+    }
+
+    fn middle(&self) -> &EndpointMiddleware {
+        &self.middle
+    }
+
+    fn settings(&self) -> &vaultrs::client::VaultClientSettings {
+        &self.bao.inner.settings
+    }
+
+    fn set_token(&mut self, token: &str) {
+        self.middle.token = token.to_string();
+    }
+}
+
+/// A connection to one OpenBao server (cluster address).
+pub struct Bao {
+    inner: VaultClient,
+    address: String,
+    pub retry: RetryPolicy,
+}
+
+impl Bao {
+    pub fn connect(address: &str, token: &Sensitive<String>) -> Result<Bao, BaoError> {
+        let settings = VaultClientSettingsBuilder::default()
+            .address(address)
+            .token(token.expose())
+            .timeout(Some(Duration::from_secs(60)))
+            .build()
+            .map_err(|e| BaoError::Config { address: address.into(), message: e.to_string() })?;
+        let inner = VaultClient::new(settings)
+            .map_err(|e| BaoError::Config { address: address.into(), message: e.to_string() })?;
+        Ok(Bao { inner, address: address.to_string(), retry: RetryPolicy::default() })
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// A vaultrs client for `namespace` (root when `None`) sharing this connection pool.
+    pub fn scoped(&self, namespace: Option<&str>) -> Scoped<'_> {
+        let mut middle = self.inner.middle.clone();
+        middle.namespace = namespace.map(str::to_string);
+        Scoped { bao: self, middle }
+    }
+
+    /// The same, authenticated with another token (e.g. an AppRole login).
+    pub fn scoped_as(&self, namespace: Option<&str>, token: &Sensitive<String>) -> Scoped<'_> {
+        let mut scoped = self.scoped(namespace);
+        scoped.set_token(token.expose());
+        scoped
+    }
+
+    pub async fn get(&self, ns: Option<&str>, path: impl AsRef<str>) -> Result<Option<Value>, BaoError> {
+        self.call(&self.scoped(ns), RequestMethod::GET, path.as_ref(), None).await
+    }
+
+    /// GET that maps 404 to `None`.
+    pub async fn read(&self, ns: Option<&str>, path: impl AsRef<str>) -> Result<Option<Value>, BaoError> {
+        match self.get(ns, path).await {
+            Err(e) if e.is_not_found() => Ok(None),
+            other => other,
+        }
+    }
+
+    /// LIST that maps 404 (nothing there) to an empty list.
+    pub async fn list(&self, ns: Option<&str>, path: impl AsRef<str>) -> Result<Vec<String>, BaoError> {
+        match self.call(&self.scoped(ns), RequestMethod::LIST, path.as_ref(), None).await {
+            Err(e) if e.is_not_found() => Ok(Vec::new()),
+            Err(e) => Err(e),
+            Ok(body) => Ok(body
+                .as_ref()
+                .and_then(|b| b.pointer("/data/keys"))
+                .and_then(Value::as_array)
+                .map(|keys| keys.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()),
+        }
+    }
+
+    pub async fn write(
+        &self,
+        ns: Option<&str>,
+        path: impl AsRef<str>,
+        body: &Value,
+    ) -> Result<Option<Value>, BaoError> {
+        self.call(&self.scoped(ns), RequestMethod::POST, path.as_ref(), Some(body)).await
+    }
+
+    /// DELETE that treats "already gone" as success.
+    pub async fn delete(&self, ns: Option<&str>, path: impl AsRef<str>) -> Result<Option<Value>, BaoError> {
+        match self.call(&self.scoped(ns), RequestMethod::DELETE, path.as_ref(), None).await {
+            Err(e) if e.is_not_found() => Ok(None),
+            other => other,
+        }
+    }
+
+    /// One API call with retries. Returns the JSON body, `None` for 204.
+    pub async fn call(
+        &self,
+        client: &Scoped<'_>,
+        method: RequestMethod,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, BaoError> {
+        self.call_with(client, method, path, body, None).await
+    }
+
+    /// One API call, optionally asking OpenBao to response-wrap the result with `wrap_ttl`.
+    pub async fn call_with(
+        &self,
+        client: &Scoped<'_>,
+        method: RequestMethod,
+        path: &str,
+        body: Option<&Value>,
+        wrap_ttl: Option<&str>,
+    ) -> Result<Option<Value>, BaoError> {
+        let name = method_name(&method);
+        let namespace = client.middle.namespace.clone();
+        let mut middle = client.middle.clone();
+        middle.wrap = wrap_ttl.map(str::to_string);
+        let endpoint = Call {
+            method,
+            path: path.trim_start_matches('/').to_string(),
+            body: body.map(|b| serde_json::to_vec(b).expect("JSON value serializes")),
+        };
+        let mut attempt = 0;
+        loop {
+            let outcome = endpoint.clone().with_middleware(&middle).exec(client.http()).await;
+            let transient = match &outcome {
+                Ok(_) => false,
+                Err(HttpError::ServerResponseError { code, .. }) => {
+                    *code == 429 || (*code >= 500 && *code != 501)
+                }
+                Err(HttpError::RequestError { .. } | HttpError::ResponseError { .. }) => true,
+                Err(_) => false,
+            };
+            attempt += 1;
+            if transient && attempt < self.retry.attempts {
+                let delay = self.retry.delay(attempt);
+                tracing::debug!(method = name, path, attempt, ?delay, "transient OpenBao error; retrying");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return match outcome {
+                Ok(result) => parse_body(name, path, &namespace, result.response.body()),
+                Err(HttpError::ServerResponseError { code, content }) => Err(BaoError::Api {
+                    method: name,
+                    path: path.to_string(),
+                    namespace,
+                    status: code,
+                    errors: api_errors(content.as_deref()),
+                }),
+                Err(e) => Err(BaoError::Unreachable {
+                    method: name,
+                    path: path.to_string(),
+                    namespace,
+                    address: self.address.clone(),
+                    attempts: attempt,
+                    message: root_cause(&e),
+                }),
+            };
+        }
+    }
+}
+
+fn parse_body(
+    method: &'static str,
+    path: &str,
+    namespace: &Option<String>,
+    body: &[u8],
+) -> Result<Option<Value>, BaoError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| BaoError::Unexpected {
+        method,
+        path: path.to_string(),
+        message: format!("response is not JSON ({e})"),
+    })?;
+    if let Some(warnings) = value.get("warnings").and_then(Value::as_array) {
+        for w in warnings.iter().filter_map(Value::as_str) {
+            if w.contains("ignored these unrecognized parameters") {
+                return Err(BaoError::IgnoredParameters {
+                    method,
+                    path: path.to_string(),
+                    namespace: namespace.clone(),
+                    warning: w.to_string(),
+                });
+            }
+            tracing::warn!(method, path, warning = w, "OpenBao warning");
+        }
+    }
+    Ok(Some(value))
+}
+
+/// OpenBao's `{"errors": [...]}` strings; never the rest of the body.
+fn api_errors(content: Option<&str>) -> String {
+    let Some(content) = content else { return "no error message".into() };
+    match serde_json::from_str::<Value>(content) {
+        Ok(v) => match v.get("errors").and_then(Value::as_array) {
+            Some(errs) if !errs.is_empty() => {
+                errs.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")
+            }
+            _ => "no error message".into(),
+        },
+        Err(_) => "non-JSON error response".into(),
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    let mut parts = vec![cur.to_string()];
+    while let Some(next) = cur.source() {
+        parts.push(next.to_string());
+        cur = next;
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+/// `data` of a response body.
+pub fn data(body: &Option<Value>) -> Option<&Value> {
+    body.as_ref()?.get("data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        assert!(p.delay(1) <= Duration::from_millis(200));
+        assert!(p.delay(10) <= p.max);
+        assert!(p.delay(10) >= p.max / 2);
+    }
+
+    #[test]
+    fn unknown_parameter_warning_is_an_error() {
+        let body = br#"{"data":{},"warnings":["Endpoint ignored these unrecognized parameters: [bogus]"]}"#;
+        let err = parse_body("POST", "transit/keys/k", &None, body).unwrap_err();
+        assert!(matches!(err, BaoError::IgnoredParameters { .. }));
+        assert!(err.to_string().contains("bogus"));
+    }
+
+    #[test]
+    fn error_bodies_keep_only_errors() {
+        assert_eq!(api_errors(Some(r#"{"errors":["permission denied"],"data":{"secret":"x"}}"#)), "permission denied");
+        assert_eq!(api_errors(Some("<html>")), "non-JSON error response");
+    }
+}

@@ -1,0 +1,11 @@
+//! The OpenBao provider: reads live state ([`observe`]) and carries out changes ([`apply`])
+//! over one transport ([`client`]). It never formats output; callers render what it returns.
+
+pub mod apply;
+pub mod approle;
+pub mod client;
+pub mod observe;
+pub mod resources;
+pub mod verify;
+
+pub use client::{Bao, BaoError};

@@ -1,0 +1,281 @@
+//! Reading live state. Ownership is decided here and only here:
+//! - a namespace is ctl's when its custom_metadata says `managed-by: ctl` and names this
+//!   environment; anything else is reported as unmanaged and never touched;
+//! - inside a managed namespace, a mount is ctl's when its description carries the marker with
+//!   its address, a policy when its first line does; roles and transit keys belong to their
+//!   (managed) mount; quotas to ctl when named `ctl-<workspace>`.
+
+use super::client::{data, Bao, BaoError};
+use super::resources::*;
+use crate::model::{Address, Kind, Observed, Resource, Unmanaged};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use rustify::enums::RequestMethod;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub struct ObserveOptions<'a> {
+    pub environment: &'a str,
+    /// Only these workspaces (a saved plan's re-read); `None` reads all.
+    pub only: Option<&'a BTreeSet<String>>,
+    pub parallelism: usize,
+}
+
+/// A namespace ctl manages, with the workspace it belongs to.
+#[derive(Debug, Clone)]
+pub struct ManagedNamespace {
+    pub workspace: String,
+    pub path: String,
+    pub custom_metadata: BTreeMap<String, String>,
+}
+
+pub async fn observe(bao: &Bao, opts: &ObserveOptions<'_>) -> Result<Observed, BaoError> {
+    let (managed, mut unmanaged) = namespaces(bao, opts.environment).await?;
+    let wanted = |ws: &str| opts.only.is_none_or(|only| only.contains(ws));
+    let managed: Vec<ManagedNamespace> = managed.into_iter().filter(|m| wanted(&m.workspace)).collect();
+
+    let per_ws: Vec<(Vec<Resource>, Vec<Unmanaged>)> = stream::iter(managed.iter())
+        .map(|m| observe_workspace(bao, m))
+        .buffer_unordered(opts.parallelism.max(1))
+        .try_collect()
+        .await?;
+
+    let mut resources: Vec<Resource> = Vec::new();
+    for (r, u) in per_ws {
+        resources.extend(r);
+        unmanaged.extend(u);
+    }
+    resources.extend(quotas(bao, opts.parallelism, &wanted).await?);
+    resources.sort_by(|a, b| a.address.cmp(&b.address));
+    unmanaged.sort();
+    Ok(Observed { resources, unmanaged })
+}
+
+/// All namespaces at the root, split into ctl's (for this environment) and the rest.
+pub async fn namespaces(
+    bao: &Bao,
+    environment: &str,
+) -> Result<(Vec<ManagedNamespace>, Vec<Unmanaged>), BaoError> {
+    let body = match bao.call(&bao.scoped(None), RequestMethod::LIST, "sys/namespaces", None).await {
+        Err(e) if e.is_not_found() => None,
+        other => other?,
+    };
+    let mut managed = Vec::new();
+    let mut unmanaged = Vec::new();
+    let Some(info) = data(&body).and_then(|d| d.get("key_info")).and_then(Value::as_object) else {
+        return Ok((managed, unmanaged));
+    };
+    for (key, ns) in info {
+        let path = key.trim_end_matches('/').to_string();
+        let meta: BTreeMap<String, String> = ns
+            .get("custom_metadata")
+            .and_then(|m| serde_json::from_value(m.clone()).ok())
+            .unwrap_or_default();
+        let tainted = ns.get("tainted").and_then(Value::as_bool).unwrap_or(false);
+        let reason = if tainted {
+            Some("deletion in progress".to_string())
+        } else if meta.get(MANAGED_BY_KEY).map(String::as_str) != Some(MANAGED_BY_VALUE) {
+            Some(format!("custom_metadata has no {MANAGED_BY_KEY}: {MANAGED_BY_VALUE}"))
+        } else {
+            match meta.get("environment") {
+                Some(env) if env != environment => Some(format!("managed by ctl for environment {env:?}")),
+                _ => None,
+            }
+        };
+        match reason {
+            Some(reason) => unmanaged.push(Unmanaged { kind: Kind::Namespace, path, reason }),
+            None => managed.push(ManagedNamespace {
+                workspace: meta.get("workspace").cloned().unwrap_or_else(|| path.clone()),
+                path,
+                custom_metadata: meta,
+            }),
+        }
+    }
+    Ok((managed, unmanaged))
+}
+
+fn marked_address(description: &str, marker: &str) -> Option<Address> {
+    description.lines().next()?.strip_prefix(marker).map(|a| Address::new(a.trim()))
+}
+
+fn str_of(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn u64_of(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn secs_of(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s
+            .parse::<crate::config::Duration>()
+            .map(|d| d.to_string())
+            .unwrap_or_else(|_| s.clone()),
+        Some(other) => duration(other.as_u64().unwrap_or(0)),
+        None => duration(0),
+    }
+}
+
+fn sorted_strings(v: &Value, key: &str) -> Vec<String> {
+    let mut out: Vec<String> = match v.get(key) {
+        Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
+        Some(Value::String(s)) if !s.is_empty() => s.split(',').map(|p| p.trim().to_string()).collect(),
+        _ => Vec::new(),
+    };
+    out.sort();
+    out
+}
+
+async fn observe_workspace(
+    bao: &Bao,
+    m: &ManagedNamespace,
+) -> Result<(Vec<Resource>, Vec<Unmanaged>), BaoError> {
+    let ns = Some(m.path.as_str());
+    let b = WorkspaceBuilder { workspace: &m.workspace, namespace: &m.path };
+    let addrs = WorkspaceAddrs(&m.workspace);
+    let mut out = vec![b.namespace(&NamespaceAttrs {
+        path: m.path.clone(),
+        custom_metadata: m.custom_metadata.clone(),
+    })];
+    let mut unmanaged = Vec::new();
+
+    let (mounts, policies) = futures::try_join!(
+        bao.get(ns, "sys/internal/ui/mounts"),
+        bao.list(ns, "sys/policies/acl")
+    )?;
+    let mounts = data(&mounts).cloned().unwrap_or(Value::Null);
+
+    for (section, is_auth) in [("secret", false), ("auth", true)] {
+        let Some(list) = mounts.get(section).and_then(Value::as_object) else { continue };
+        for (key, mount) in list {
+            let path = key.trim_end_matches('/').to_string();
+            let kind = str_of(mount, "type");
+            let description = str_of(mount, "description");
+            let Some(address) = marked_address(&description, MOUNT_MARKER) else {
+                if !matches!(kind.as_str(), "ns_system" | "ns_identity" | "ns_cubbyhole" | "ns_token") {
+                    unmanaged.push(Unmanaged {
+                        kind: if is_auth { Kind::AuthMount } else { Kind::KvMount },
+                        path: format!("{}/{}{}", m.path, if is_auth { "auth/" } else { "" }, path),
+                        reason: "mount without ctl's marker in its description".into(),
+                    });
+                }
+                continue;
+            };
+            match (is_auth, kind.as_str()) {
+                (false, "kv") => {
+                    let config = bao.read(ns, &format!("{path}/config")).await?;
+                    let config = data(&config).cloned().unwrap_or(Value::Null);
+                    let version = mount
+                        .pointer("/options/version")
+                        .and_then(Value::as_str)
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1);
+                    let a = KvMountAttrs {
+                        path: path.clone(),
+                        version,
+                        description,
+                        max_versions: u64_of(&config, "max_versions"),
+                        cas_required: config.get("cas_required").and_then(Value::as_bool).unwrap_or(false),
+                        delete_version_after: secs_of(&config, "delete_version_after"),
+                    };
+                    out.push(with_address(b.kv(&a), address));
+                }
+                (false, "transit") => {
+                    let a = TransitMountAttrs { path: path.clone(), description };
+                    out.push(with_address(b.transit(&a), address));
+                    for key in bao.list(ns, &format!("{path}/keys")).await? {
+                        let body = bao.read(ns, &format!("{path}/keys/{key}")).await?;
+                        let Some(k) = data(&body) else { continue };
+                        let a = TransitKeyAttrs {
+                            mount: path.clone(),
+                            key_type: str_of(k, "type"),
+                            auto_rotate_period: secs_of(k, "auto_rotate_period"),
+                        };
+                        out.push(b.transit_key(&key, &a));
+                    }
+                }
+                (true, "approle") => {
+                    let a = AuthMountAttrs { path: path.clone(), kind, description };
+                    out.push(with_address(b.auth(&a), address));
+                    let roles = bao.list(ns, &format!("auth/{path}/role")).await?;
+                    let reads = roles.iter().map(|role| bao.read(ns, format!("auth/{path}/role/{role}")));
+                    for (role, body) in roles.iter().zip(futures::future::try_join_all(reads).await?) {
+                        let Some(r) = data(&body) else { continue };
+                        let a = AppRoleAttrs {
+                            mount: path.clone(),
+                            token_policies: sorted_strings(r, "token_policies"),
+                            token_ttl: secs_of(r, "token_ttl"),
+                            token_max_ttl: secs_of(r, "token_max_ttl"),
+                            secret_id_ttl: secs_of(r, "secret_id_ttl"),
+                            secret_id_num_uses: u64_of(r, "secret_id_num_uses"),
+                            token_bound_cidrs: sorted_strings(r, "token_bound_cidrs"),
+                            secret_id_bound_cidrs: sorted_strings(r, "secret_id_bound_cidrs"),
+                        };
+                        let deps: Vec<String> =
+                            a.token_policies.iter().filter(|p| *p != "default").cloned().collect();
+                        out.push(b.role(role, &a, &deps));
+                    }
+                }
+                _ => unmanaged.push(Unmanaged {
+                    kind: if is_auth { Kind::AuthMount } else { Kind::KvMount },
+                    path: format!("{}/{}", m.path, path),
+                    reason: format!("marked as {address} but of unexpected type {kind:?}"),
+                }),
+            }
+        }
+    }
+
+    let names: Vec<&String> = policies.iter().filter(|p| *p != "default" && *p != "root").collect();
+    let reads = names.iter().map(|p| bao.read(ns, format!("sys/policies/acl/{p}")));
+    for (name, body) in names.iter().zip(futures::future::try_join_all(reads).await?) {
+        let text = data(&body).map(|d| str_of(d, "policy")).unwrap_or_default();
+        if marked_address(&text, POLICY_MARKER) == Some(addrs.policy(name)) {
+            out.push(b.policy(name, &PolicyAttrs { policy: text }));
+        } else {
+            unmanaged.push(Unmanaged {
+                kind: Kind::Policy,
+                path: format!("{}/{}", m.path, name),
+                reason: "policy without ctl's marker line".into(),
+            });
+        }
+    }
+    Ok((out, unmanaged))
+}
+
+/// A mount's address comes from its marker, so a renamed mount keeps its identity.
+fn with_address(mut r: Resource, address: Address) -> Resource {
+    r.address = address;
+    r
+}
+
+async fn quotas(
+    bao: &Bao,
+    parallelism: usize,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Resource>, BaoError> {
+    let names: Vec<String> = bao
+        .list(None, "sys/quotas/rate-limit")
+        .await?
+        .into_iter()
+        .filter(|n| n.strip_prefix(QUOTA_PREFIX).is_some_and(wanted))
+        .collect();
+    stream::iter(names)
+        .map(|name| async move {
+            let body = bao.read(None, &format!("sys/quotas/rate-limit/{name}")).await?;
+            let Some(q) = data(&body) else { return Ok(None) };
+            let workspace = name.strip_prefix(QUOTA_PREFIX).unwrap_or(&name).to_string();
+            let path = str_of(q, "path");
+            let namespace = path.trim_end_matches('/').to_string();
+            let a = QuotaAttrs {
+                path,
+                rate: q.get("rate").and_then(Value::as_f64).unwrap_or(0.0),
+                interval: secs_of(q, "interval"),
+                block_interval: secs_of(q, "block_interval"),
+            };
+            Ok(Some(WorkspaceBuilder { workspace: &workspace, namespace: &namespace }.quota(&a)))
+        })
+        .buffer_unordered(parallelism.max(1))
+        .try_filter_map(|r| async move { Ok(r) })
+        .try_collect()
+        .await
+}

@@ -1,0 +1,253 @@
+//! A plan: the diff plus everything needed to apply it safely later — the fingerprint of every
+//! object read, the digest of the desired state, and a fingerprint of the plan itself.
+//!
+//! The saved JSON is the same versioned document `ctl plan --json` prints. It holds attribute
+//! values (policy text, TTLs, CIDRs) but never secret material: no resource attribute is secret.
+
+use crate::diff::{Action, Change, Conflict, Diff};
+use crate::model::{Address, Fingerprint, Observed, Unmanaged};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Bumped on any incompatible change to the plan document.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+impl Summary {
+    pub fn total_changes(&self) -> usize {
+        self.create + self.update + self.replace + self.delete
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub ctl_version: String,
+    pub environment: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+    /// sha256 over the environment's source files.
+    pub desired_digest: String,
+    pub summary: Summary,
+    pub changes: Vec<Change>,
+    pub conflicts: Vec<Conflict>,
+    pub unmanaged: Vec<Unmanaged>,
+    /// What each address looked like when read (`absent` if it did not exist).
+    pub observed: BTreeMap<Address, Fingerprint>,
+    /// sha256 over all of the above; checked on load.
+    pub fingerprint: Fingerprint,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot read plan {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("cannot write plan {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error("{path} is not a ctl plan: {source}")]
+    Parse { path: String, source: serde_json::Error },
+    #[error("{path} has plan format {found}; this ctl reads format {FORMAT_VERSION}")]
+    Version { path: String, found: u32 },
+    #[error("{path} was modified after it was written (fingerprint mismatch)")]
+    Tampered { path: String },
+}
+
+/// Why a saved plan no longer matches what is there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stale {
+    pub address: Address,
+    pub planned: Fingerprint,
+    pub now: Fingerprint,
+}
+
+impl Plan {
+    pub fn new(environment: &str, desired_digest: &str, diff: Diff, observed: &Observed) -> Plan {
+        let mut summary = Summary { unchanged: diff.unchanged, ..Summary::default() };
+        for change in &diff.changes {
+            match change.action {
+                Action::Create => summary.create += 1,
+                Action::Update => summary.update += 1,
+                Action::Replace => summary.replace += 1,
+                Action::Delete => summary.delete += 1,
+            }
+        }
+        let mut read: BTreeMap<Address, Fingerprint> =
+            observed.resources.iter().map(|r| (r.address.clone(), r.fingerprint())).collect();
+        for change in &diff.changes {
+            read.entry(change.address.clone()).or_insert_with(Fingerprint::absent);
+        }
+        let mut plan = Plan {
+            format_version: FORMAT_VERSION,
+            ctl_version: env!("CARGO_PKG_VERSION").to_string(),
+            environment: environment.to_string(),
+            created_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            desired_digest: desired_digest.to_string(),
+            summary,
+            changes: diff.changes,
+            conflicts: diff.conflicts,
+            unmanaged: observed.unmanaged.clone(),
+            observed: read,
+            fingerprint: Fingerprint::absent(),
+        };
+        plan.fingerprint = plan.compute_fingerprint();
+        plan
+    }
+
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    fn compute_fingerprint(&self) -> Fingerprint {
+        let mut unsigned = self.clone();
+        unsigned.fingerprint = Fingerprint::absent();
+        let bytes = serde_json::to_vec(&unsigned).expect("plan serializes");
+        Fingerprint::of(&bytes)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plan serializes")
+    }
+
+    /// Write atomically: a crash never leaves half a plan.
+    pub fn save(&self, path: &Path) -> Result<(), PlanError> {
+        let err = |source| PlanError::Write { path: path.display().to_string(), source };
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, self.to_json() + "\n").map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+
+    pub fn load(path: &Path) -> Result<Plan, PlanError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PlanError::Read { path: shown.clone(), source })?;
+        let probe: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|source| PlanError::Parse { path: shown.clone(), source })?;
+        let found = probe.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        if found != FORMAT_VERSION {
+            return Err(PlanError::Version { path: shown, found });
+        }
+        let plan: Plan = serde_json::from_value(probe)
+            .map_err(|source| PlanError::Parse { path: shown.clone(), source })?;
+        if plan.compute_fingerprint() != plan.fingerprint {
+            return Err(PlanError::Tampered { path: shown });
+        }
+        Ok(plan)
+    }
+
+    /// The addresses an apply touches or relies on: every change and its dependencies.
+    pub fn touched(&self) -> BTreeSet<Address> {
+        let mut out = BTreeSet::new();
+        for change in &self.changes {
+            out.insert(change.address.clone());
+            out.extend(change.resource().depends_on.iter().cloned());
+        }
+        out
+    }
+
+    /// The workspaces an apply touches (to limit the re-read before applying).
+    pub fn touched_workspaces(&self) -> BTreeSet<String> {
+        self.touched().iter().filter_map(|a| a.workspace_name().map(str::to_string)).collect()
+    }
+
+    /// Compare what the plan read with what is there now, for every touched address.
+    pub fn stale(&self, now: &Observed) -> Vec<Stale> {
+        let current: BTreeMap<&Address, Fingerprint> =
+            now.resources.iter().map(|r| (&r.address, r.fingerprint())).collect();
+        self.touched()
+            .into_iter()
+            .filter_map(|address| {
+                let planned = self.observed.get(&address).cloned().unwrap_or_else(Fingerprint::absent);
+                let now = current.get(&address).cloned().unwrap_or_else(Fingerprint::absent);
+                (planned != now).then_some(Stale { address, planned, now })
+            })
+            .collect()
+    }
+
+    /// Changes that lose data and are not allowed by `--allow-destroy`.
+    pub fn forbidden_destroys<'a>(&'a self, allowed: &BTreeSet<Address>) -> Vec<&'a Change> {
+        self.changes.iter().filter(|c| c.destroys_data && !allowed.contains(&c.address)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::diff;
+    use crate::model::{Kind, Resource, Scope};
+    use serde_json::json;
+
+    fn ns(name: &str, meta: &str) -> Resource {
+        Resource {
+            address: Address::workspace(name, &["namespace"]),
+            kind: Kind::Namespace,
+            scope: Scope::Root,
+            name: name.into(),
+            attrs: json!({"path": name, "custom_metadata": {"managed-by": meta}})
+                .as_object()
+                .unwrap()
+                .clone(),
+            depends_on: vec![],
+            container: None,
+        }
+    }
+
+    fn plan_for(desired: &[Resource], live: &[Resource]) -> Plan {
+        let observed = Observed { resources: live.to_vec(), unmanaged: vec![] };
+        Plan::new("test", "digest", diff(desired, live, &[]), &observed)
+    }
+
+    #[test]
+    fn save_load_round_trip_and_tamper_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        let plan = plan_for(&[ns("a", "ctl")], &[]);
+        plan.save(&path).unwrap();
+        let loaded = Plan::load(&path).unwrap();
+        assert_eq!(loaded.fingerprint, plan.fingerprint);
+        assert_eq!(loaded.summary.create, 1);
+
+        let text = std::fs::read_to_string(&path).unwrap().replace("\"a\"", "\"b\"");
+        std::fs::write(&path, text).unwrap();
+        assert!(matches!(Plan::load(&path), Err(PlanError::Tampered { .. })));
+    }
+
+    #[test]
+    fn stale_when_a_touched_object_changed_or_appeared() {
+        let live = [ns("a", "ctl")];
+        let mut want = ns("a", "ctl");
+        want.attrs.insert("custom_metadata".into(), json!({"managed-by": "ctl", "x": "1"}));
+        let plan = plan_for(&[want, ns("b", "ctl")], &live);
+        assert_eq!(plan.summary.update + plan.summary.create, 2);
+
+        let same = Observed { resources: live.to_vec(), unmanaged: vec![] };
+        assert!(plan.stale(&same).is_empty());
+
+        let mut changed = ns("a", "ctl");
+        changed.attrs.insert("custom_metadata".into(), json!({"managed-by": "ctl", "y": "2"}));
+        let appeared = ns("b", "ctl");
+        let now = Observed { resources: vec![changed, appeared], unmanaged: vec![] };
+        let stale = plan.stale(&now);
+        assert_eq!(stale.len(), 2);
+        assert_eq!(stale[1].planned, Fingerprint::absent());
+    }
+
+    #[test]
+    fn destroy_guard_lists_unallowed_data_loss() {
+        let plan = plan_for(&[], &[ns("a", "ctl")]);
+        let addr = Address::workspace("a", &["namespace"]);
+        assert_eq!(plan.forbidden_destroys(&BTreeSet::new()).len(), 1);
+        assert!(plan.forbidden_destroys(&BTreeSet::from([addr])).is_empty());
+    }
+}

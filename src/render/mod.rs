@@ -1,0 +1,260 @@
+//! Plans rendered for people and machines: [`text`] for terminals, [`markdown`] for pull
+//! request comments, JSON (the plan document itself, versioned) for tools.
+//! Rendering only formats what the plan holds; no resource attribute is secret.
+
+use crate::diff::{Action, Change};
+use crate::plan::Plan;
+use serde_json::Value;
+use std::fmt::Write;
+
+/// GitHub rejects comments over 65,536 characters; stay clearly below.
+pub const MARKDOWN_LIMIT: usize = 60_000;
+
+#[derive(Clone, Copy)]
+struct Palette {
+    on: bool,
+}
+
+impl Palette {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn action(&self, a: Action, s: &str) -> String {
+        let code = match a {
+            Action::Create => "32",
+            Action::Update => "33",
+            Action::Replace => "35",
+            Action::Delete => "31",
+        };
+        self.paint(code, s)
+    }
+}
+
+/// One-line display of an attribute value; multi-line strings are summarised.
+pub fn value(v: &Option<Value>) -> String {
+    match v {
+        None => "(none)".into(),
+        Some(Value::String(s)) if s.contains('\n') => {
+            let first = s.lines().find(|l| !l.starts_with('#')).unwrap_or("");
+            format!("{:?}… ({} lines)", first, s.lines().count())
+        }
+        Some(Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
+    }
+}
+
+pub fn summary_line(plan: &Plan) -> String {
+    let s = plan.summary;
+    if s.total_changes() == 0 {
+        return format!("No changes. {} resources up to date.", s.unchanged);
+    }
+    format!(
+        "Plan: {} to create, {} to update, {} to replace, {} to delete; {} unchanged.",
+        s.create, s.update, s.replace, s.delete, s.unchanged
+    )
+}
+
+fn destroy_note(c: &Change) -> Option<String> {
+    c.destroys_data.then(|| format!("data loss: needs --allow-destroy={}", c.address))
+}
+
+/// The lines describing one change (without colour), shared by text and markdown.
+fn change_lines(c: &Change, detail: bool) -> Vec<String> {
+    let mut lines = vec![format!("{} {}  ({})", c.action.symbol(), c.address, c.reason)];
+    if !detail {
+        return lines;
+    }
+    match c.action {
+        Action::Update | Action::Replace => {
+            for f in &c.fields {
+                let forced = if f.forces_replace { "  # forces replacement" } else { "" };
+                lines.push(format!("      {}: {} → {}{forced}", f.field, value(&f.before), value(&f.after)));
+            }
+        }
+        Action::Create if c.before.is_none() => {
+            for (k, v) in &c.resource().attrs {
+                lines.push(format!("      {k}: {}", value(&Some(v.clone()))));
+            }
+        }
+        _ => {}
+    }
+    lines
+}
+
+pub mod text {
+    use super::*;
+
+    /// The terminal rendering. `color` only on a TTY with `NO_COLOR` unset (the caller decides).
+    pub fn render(plan: &Plan, color: bool) -> String {
+        let p = Palette { on: color };
+        let mut out = String::new();
+        let _ = writeln!(out, "Environment {}: {}", plan.environment, summary_line(plan));
+        for c in &plan.changes {
+            if c.implied_by.is_some() {
+                let _ = writeln!(out, "    {}", p.paint("2", &format!("- {} ({})", c.address, c.reason)));
+                continue;
+            }
+            let mut lines = change_lines(c, true).into_iter();
+            let head = lines.next().unwrap_or_default();
+            let _ = write!(out, "  {}", p.action(c.action, &head));
+            if let Some(note) = destroy_note(c) {
+                let _ = write!(out, "  {}", p.paint("1;31", &format!("⚠ {note}")));
+            }
+            out.push('\n');
+            for l in lines {
+                let _ = writeln!(out, "{l}");
+            }
+        }
+        for conflict in &plan.conflicts {
+            let _ = writeln!(out, "  {} {}: {}", p.paint("1;31", "!"), conflict.address, conflict.message);
+        }
+        if !plan.unmanaged.is_empty() {
+            let _ = writeln!(out, "Not managed by ctl (reported, never touched): {}", plan.unmanaged.len());
+            for u in plan.unmanaged.iter().take(20) {
+                let _ = writeln!(out, "  · {:?} {}: {}", u.kind, u.path, u.reason);
+            }
+            if plan.unmanaged.len() > 20 {
+                let _ = writeln!(out, "  · … and {} more (see --json)", plan.unmanaged.len() - 20);
+            }
+        }
+        if plan.has_changes() {
+            let _ = writeln!(out, "{}", summary_line(plan));
+        }
+        out
+    }
+}
+
+pub mod markdown {
+    use super::*;
+
+    /// A pull-request comment: summary table first, destructive changes at the top, details
+    /// folded, never longer than `limit` characters (with a notice when truncated).
+    pub fn render(plan: &Plan, limit: usize) -> String {
+        let s = plan.summary;
+        let mut head = String::new();
+        let _ = writeln!(head, "### ctl plan: `{}`\n", plan.environment);
+        let _ = writeln!(head, "{}\n", summary_line(plan));
+        let _ = writeln!(head, "| create | update | replace | delete | unchanged |");
+        let _ = writeln!(head, "|---:|---:|---:|---:|---:|");
+        let _ = writeln!(head, "| {} | {} | {} | {} | {} |\n", s.create, s.update, s.replace, s.delete, s.unchanged);
+
+        let destructive: Vec<&Change> = plan.changes.iter().filter(|c| c.destroys_data).collect();
+        if !destructive.is_empty() {
+            let _ = writeln!(head, "**⚠ {} destructive change(s), data loss; apply needs an explicit flag:**\n", destructive.len());
+            for c in &destructive {
+                let _ = writeln!(head, "- `{}` {} — `--allow-destroy={}`", c.address, c.action.verb(), c.address);
+            }
+            head.push('\n');
+        }
+        if !plan.conflicts.is_empty() {
+            let _ = writeln!(head, "**{} conflict(s): apply will refuse.**\n", plan.conflicts.len());
+            for c in &plan.conflicts {
+                let _ = writeln!(head, "- `{}`: {}", c.address, c.message);
+            }
+            head.push('\n');
+        }
+
+        let tail = format!(
+            "\n<sub>ctl {} · plan {} · desired state {}</sub>\n",
+            plan.ctl_version,
+            plan.fingerprint.short(),
+            &plan.desired_digest[..plan.desired_digest.len().min(12)]
+        );
+        if !plan.has_changes() {
+            return head + &tail;
+        }
+
+        // Destructive first, then by address.
+        let mut ordered: Vec<&Change> = plan.changes.iter().filter(|c| c.implied_by.is_none()).collect();
+        ordered.sort_by_key(|c| (!c.destroys_data, !matches!(c.action, Action::Delete | Action::Replace), c.address.clone()));
+
+        let open = format!("<details><summary>Details ({} changes)</summary>\n\n```diff\n", ordered.len());
+        let close = "```\n\n</details>\n";
+        let notice_room = 200;
+        let budget = limit.saturating_sub(head.len() + open.len() + close.len() + tail.len() + notice_room);
+        let mut body = String::new();
+        let mut shown = 0;
+        for c in &ordered {
+            let block: String = change_lines(c, true).iter().map(|l| format!("{l}\n")).collect();
+            if body.len() + block.len() > budget {
+                break;
+            }
+            body.push_str(&block);
+            shown += 1;
+        }
+        let mut out = head + &open + &body + close;
+        if shown < ordered.len() {
+            let _ = writeln!(
+                out,
+                "\n> **Truncated:** {} of {} changes shown (comment size limit). Run `ctl plan -e {}` or read the JSON plan artifact for the rest.",
+                shown,
+                ordered.len(),
+                plan.environment
+            );
+        }
+        out + &tail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::diff;
+    use crate::model::{Address, Kind, Observed, Resource, Scope};
+    use serde_json::json;
+
+    fn res(ws: &str, kind: Kind, suffix: &str, attrs: Value) -> Resource {
+        Resource {
+            address: Address::workspace(ws, &[suffix]),
+            kind,
+            scope: Scope::Root,
+            name: ws.into(),
+            attrs: attrs.as_object().unwrap().clone(),
+            depends_on: vec![],
+            container: None,
+        }
+    }
+
+    fn plan(desired: &[Resource], live: &[Resource]) -> Plan {
+        let observed = Observed { resources: live.to_vec(), unmanaged: vec![] };
+        Plan::new("test", "0123456789abcdef", diff(desired, live, &[]), &observed)
+    }
+
+    #[test]
+    fn text_shows_field_level_change_and_no_colour_when_off() {
+        let live = [res("a", Kind::KvMount, "kv", json!({"max_versions": 3}))];
+        let want = [res("a", Kind::KvMount, "kv", json!({"max_versions": 10}))];
+        let out = text::render(&plan(&want, &live), false);
+        assert!(out.contains("~ workspace.a.kv"), "{out}");
+        assert!(out.contains("max_versions: 3 → 10"), "{out}");
+        assert!(!out.contains('\x1b'));
+        assert!(text::render(&plan(&want, &live), true).contains("\x1b[33m"));
+    }
+
+    #[test]
+    fn markdown_puts_destructive_first_and_caps_size() {
+        let mut live = vec![res("zzz", Kind::Namespace, "namespace", json!({"path": "zzz"}))];
+        let mut want = Vec::new();
+        for i in 0..2000 {
+            want.push(res(&format!("w{i:04}"), Kind::Policy, "policy", json!({"policy": "x".repeat(40)})));
+        }
+        live.push(res("aaa", Kind::Policy, "policy", json!({"policy": "old"})));
+        let md = markdown::render(&plan(&want, &live), 10_000);
+        assert!(md.len() <= 10_000, "{}", md.len());
+        assert!(md.contains("Truncated"));
+        let first_detail = md.split("```diff\n").nth(1).unwrap().lines().next().unwrap();
+        assert!(first_detail.starts_with("- workspace.zzz.namespace"), "{first_detail}");
+        assert!(md.find("| create |").unwrap() < md.find("<details>").unwrap());
+    }
+
+    #[test]
+    fn no_changes_message() {
+        let r = [res("a", Kind::Policy, "policy", json!({"policy": "p"}))];
+        let out = text::render(&plan(&r, &r), false);
+        assert!(out.contains("No changes."), "{out}");
+    }
+}
