@@ -186,6 +186,7 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
 
     unchanged -= recreate_dependents(desired, &mut changes);
     mark_implied_deletes(&mut changes);
+    withhold_conflicted(&conflicts, &mut changes);
 
     Diff { changes: changes.into_values().collect(), conflicts, unchanged }
 }
@@ -278,6 +279,28 @@ fn recreate_dependents(desired: &[Resource], changes: &mut BTreeMap<Address, Cha
         }
         if !grew {
             return from_unchanged;
+        }
+    }
+}
+
+/// Rule 5, continued: nothing is planned inside, or on top of, an object ctl may not touch.
+fn withhold_conflicted(conflicts: &[Conflict], changes: &mut BTreeMap<Address, Change>) {
+    let mut blocked: BTreeSet<Address> = conflicts.iter().map(|c| c.address.clone()).collect();
+    loop {
+        let newly: Vec<Address> = changes
+            .values()
+            .filter(|c| {
+                let r = c.resource();
+                r.container.iter().chain(&r.depends_on).any(|a| blocked.contains(a))
+            })
+            .map(|c| c.address.clone())
+            .collect();
+        if newly.is_empty() {
+            return;
+        }
+        for a in newly {
+            changes.remove(&a);
+            blocked.insert(a);
         }
     }
 }
@@ -421,8 +444,8 @@ mod tests {
     #[test]
     fn unmanaged_collision_is_a_conflict_not_a_create() {
         let u = Unmanaged { kind: Kind::Namespace, path: "acme".into(), reason: "no managed-by".into() };
-        let d = diff(&[ns()], &[], &[u]);
-        assert!(d.changes.is_empty());
+        let d = diff(&[ns(), kv(10)], &[], &[u]);
+        assert!(d.changes.is_empty(), "nothing planned inside a foreign namespace");
         assert_eq!(d.conflicts.len(), 1);
         assert!(d.conflicts[0].message.contains("not managed by ctl"));
     }

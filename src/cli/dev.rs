@@ -38,7 +38,9 @@ pub enum DevCommand {
 
 pub async fn run(cmd: DevCommand) -> anyhow::Result<()> {
     match cmd {
-        DevCommand::Up { dir, version, seal } => up(&dir, version, seal.unwrap_or(version.default_seal())).await,
+        DevCommand::Up { dir, version, seal } => {
+            up(&dir, version, seal.unwrap_or(version.default_seal())).await
+        }
         DevCommand::Down { dir, purge } => down(&dir, purge).await,
         DevCommand::Status { dir } => status(&dir).await,
     }
@@ -70,7 +72,12 @@ async fn up(dir: &Path, version: BaoVersion, seal: Seal) -> anyhow::Result<()> {
         println!("dev stack in {} is not (fully) running; stopping what is left and starting a fresh one", dir.display());
         state.stop().await;
     }
-    let opts = StackOptions { dir: dir.to_path_buf(), version, seal, detach: true };
+    let opts = StackOptions {
+        dir: dir.to_path_buf(),
+        version,
+        seal,
+        detach: true,
+    };
     let stack = Stack::start(opts)
         .await
         .with_context(|| format!("cannot start the dev stack in {}", dir.display()))?;
@@ -80,12 +87,18 @@ async fn up(dir: &Path, version: BaoVersion, seal: Seal) -> anyhow::Result<()> {
 }
 
 fn print_state(state: &StackState) {
-    println!("  OpenBao {}   {} (seal: {}, pid {})", state.version, state.bao_addr, state.seal, state.bao_pid);
+    println!(
+        "  OpenBao {}   {} (seal: {}, pid {})",
+        state.version, state.bao_addr, state.seal, state.bao_pid
+    );
     if let (Some(endpoint), Some(pid)) = (&state.moto_endpoint, state.moto_pid) {
         let key = state.kms_key_id.as_deref().unwrap_or("?");
         println!("  moto KMS      {endpoint} (key {key} = {UNSEAL_KEY_ALIAS}, pid {pid})");
     }
-    println!("  root token    in {} (mode 0600)", state.token_file.display());
+    println!(
+        "  root token    in {} (mode 0600)",
+        state.token_file.display()
+    );
     println!("  export BAO_ADDR={}", state.bao_addr);
 }
 
@@ -108,9 +121,17 @@ async fn down(dir: &Path, purge: bool) -> anyhow::Result<()> {
 async fn status(dir: &Path) -> anyhow::Result<()> {
     let state = Stack::load(dir)?;
     let bao_alive = state.bao_alive();
-    println!("dev stack in {} (started {})", dir.display(), state.started_at);
+    println!(
+        "dev stack in {} (started {})",
+        dir.display(),
+        state.started_at
+    );
     println!("  bao address   {}", state.bao_addr);
-    println!("  bao pid       {} ({})", state.bao_pid, alive_word(bao_alive));
+    println!(
+        "  bao pid       {} ({})",
+        state.bao_pid,
+        alive_word(bao_alive)
+    );
     if bao_alive {
         match dev::seal_status(&state.bao_addr).await {
             Ok(s) => {
@@ -138,7 +159,11 @@ async fn status(dir: &Path) -> anyhow::Result<()> {
     }
     println!("  token file    {}", state.token_file.display());
     if !bao_alive || moto_alive == Some(false) {
-        bail!("the dev stack in {} is not running; run `ctl dev up --dir {}`", dir.display(), dir.display());
+        bail!(
+            "the dev stack in {} is not running; run `ctl dev up --dir {}`",
+            dir.display(),
+            dir.display()
+        );
     }
     Ok(())
 }

@@ -1,1 +1,209 @@
-//! (being written)
+//! Desired state: load `environments/<name>.yaml` (plus its `workspaces_dir`), merge workspace
+//! classes, and validate everything, reporting every problem as `file:line:col: message`.
+//!
+//! Pure file reading: nothing here touches the network. The entry point is [`load`].
+//!
+//! ```yaml
+//! openbao:
+//!   dev_stack: ../.ctl/dev        # or: address: https://bao:8200 + token_env | token_file
+//! classes:
+//!   standard: { kv: { max_versions: 10 }, policies: [ { name: app-read, template: kv-read } ] }
+//! workspaces:
+//!   - { name: acme, class: standard, kv: { max_versions: 20 } }
+//! workspaces_dir: workspaces/local  # one workspace per *.yaml / *.yml file
+//! ```
+//!
+//! Merging: `kv` merges field by field over the class; `policies`, `approle`, `transit` and
+//! `quota` replace the class's section when the workspace sets them.
+
+mod cidr;
+mod duration;
+mod error;
+mod load;
+mod locate;
+mod names;
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use cidr::{Cidr, ParseCidrError};
+pub use duration::{Duration, ParseDurationError};
+pub use error::{ConfigError, ConfigErrors};
+pub use locate::{locate, Origin, PathSeg};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Transit key types accepted in `transit.keys[].type`.
+pub const TRANSIT_KEY_TYPES: &[&str] = names::KEY_TYPES;
+
+/// Load and validate the environment file at `path` and the workspace files it points to.
+///
+/// Reads files only (no network). On failure returns every problem found, each located at a
+/// file, line and column. Workspace files are parsed in parallel.
+pub fn load(path: &Path) -> Result<Environment, ConfigErrors> {
+    load::load(path)
+}
+
+/// A loaded, validated environment.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// The environment file's stem, e.g. `local`.
+    pub name: String,
+    /// The environment file, as given to [`load`].
+    pub file: PathBuf,
+    /// The directory containing the environment file (`.` if it was given without one).
+    pub dir: PathBuf,
+    /// How to reach OpenBao.
+    pub openbao: Connection,
+    /// Every workspace, sorted by name, with class defaults merged in.
+    pub workspaces: Vec<Workspace>,
+    /// SHA-256 (hex) over every source file: for each, in sorted order of its path relative to
+    /// [`Environment::dir`], `"<relative path>\0<bytes>\0"`.
+    pub source_digest: String,
+    /// Every file read, sorted.
+    pub sources: Vec<PathBuf>,
+}
+
+/// How to reach OpenBao.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    /// A running server. `address` is `http(s)://host:port`; the token comes from an environment
+    /// variable or a file, never from the command line.
+    Server {
+        /// `http(s)://host:port`, without a trailing slash.
+        address: String,
+        /// Where the token is read from.
+        token: TokenSource,
+    },
+    /// The local dev stack whose state directory is `dir` (absolute).
+    DevStack {
+        /// Absolute state directory, resolved relative to the environment file's directory.
+        dir: PathBuf,
+    },
+}
+
+/// Where a server token comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// The named environment variable.
+    Env(String),
+    /// This file (absolute; resolved relative to the environment file's directory).
+    File(PathBuf),
+}
+
+/// One workspace: an OpenBao namespace and what lives in it.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// Unique name; also the resource address prefix.
+    pub name: String,
+    /// The namespace (defaults to `name`); unique across the environment.
+    pub namespace: String,
+    /// The class it inherits defaults from, if any.
+    pub class: Option<String>,
+    /// The KV v2 mount every workspace has.
+    pub kv: Kv,
+    /// ACL policies, rendered from templates.
+    pub policies: Vec<Policy>,
+    /// AppRole auth mount and roles.
+    pub approle: Option<AppRole>,
+    /// Transit mount and keys.
+    pub transit: Option<Transit>,
+    /// Rate-limit quota on the namespace.
+    pub quota: Option<Quota>,
+    /// Where the workspace is declared.
+    pub origin: Origin,
+}
+
+/// A KV v2 mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kv {
+    /// Mount path (one segment), default `secret`.
+    pub path: String,
+    /// Versions kept per key (0: server default).
+    pub max_versions: u32,
+    /// Whether writes must use check-and-set.
+    pub cas_required: bool,
+    /// Versions are deleted after this long (0: never).
+    pub delete_version_after: Duration,
+}
+
+impl Default for Kv {
+    fn default() -> Kv {
+        Kv { path: "secret".into(), max_versions: 0, cas_required: false, delete_version_after: Duration(0) }
+    }
+}
+
+/// An ACL policy rendered from `templates/policies/<template>.hbs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Policy name (unique in the workspace).
+    pub name: String,
+    /// Template name.
+    pub template: String,
+    /// Extra template variables (`{{vars.x}}`).
+    pub vars: BTreeMap<String, String>,
+    /// Where the policy is declared (in the workspace, or in its class).
+    pub origin: Origin,
+}
+
+/// An AppRole auth mount.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppRole {
+    /// Auth mount path, default `approle`.
+    pub mount: String,
+    /// Roles by name.
+    pub roles: BTreeMap<String, Role>,
+}
+
+/// An AppRole role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// Policies attached to tokens (each declared by the workspace, or `default`).
+    pub token_policies: Vec<String>,
+    /// Token TTL (0: mount default).
+    pub token_ttl: Duration,
+    /// Token max TTL (0: mount default).
+    pub token_max_ttl: Duration,
+    /// Secret-id TTL (0: never expires).
+    pub secret_id_ttl: Duration,
+    /// Uses per secret-id (0: unlimited).
+    pub secret_id_num_uses: u32,
+    /// Networks tokens may be used from.
+    pub token_bound_cidrs: Vec<Cidr>,
+    /// Networks secret-ids may be used from.
+    pub secret_id_bound_cidrs: Vec<Cidr>,
+}
+
+/// A transit secrets engine mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transit {
+    /// Mount path, default `transit`.
+    pub mount: String,
+    /// Keys, in declaration order.
+    pub keys: Vec<TransitKey>,
+}
+
+/// A transit key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitKey {
+    /// Key name (unique in the mount).
+    pub name: String,
+    /// One of [`TRANSIT_KEY_TYPES`], default `aes256-gcm96`.
+    pub key_type: String,
+    /// Automatic rotation period (0: never).
+    pub auto_rotate_period: Duration,
+}
+
+/// A rate-limit quota on the workspace's namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quota {
+    /// Requests allowed per `interval` (> 0).
+    pub rate: f64,
+    /// Interval, default 1s.
+    pub interval: Duration,
+    /// How long clients over the limit are blocked (0: not blocked).
+    pub block_interval: Duration,
+}

@@ -46,15 +46,29 @@ async fn api_error(method: &'static str, url: String, resp: reqwest::Response) -
         Ok(v) => v
             .get("errors")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "))
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
             .unwrap_or_default(),
         Err(_) => String::new(),
     };
-    DevError::Api { method, url, status, errors }
+    DevError::Api {
+        method,
+        url,
+        status,
+        errors,
+    }
 }
 
 fn http_err(method: &'static str, url: &str, e: reqwest::Error) -> DevError {
-    DevError::Http { method, url: url.to_string(), message: e.to_string() }
+    DevError::Http {
+        method,
+        url: url.to_string(),
+        message: e.to_string(),
+    }
 }
 
 /// `GET /v1/sys/seal-status` of the server at `addr` (`http://127.0.0.1:<port>`).
@@ -62,9 +76,16 @@ pub async fn seal_status(addr: &str) -> Result<SealStatus, DevError> {
     seal_status_with(&client(), addr).await
 }
 
-pub(crate) async fn seal_status_with(client: &reqwest::Client, addr: &str) -> Result<SealStatus, DevError> {
+pub(crate) async fn seal_status_with(
+    client: &reqwest::Client,
+    addr: &str,
+) -> Result<SealStatus, DevError> {
     let url = url(addr, "sys/seal-status");
-    let resp = client.get(&url).send().await.map_err(|e| http_err("GET", &url, e))?;
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| http_err("GET", &url, e))?;
     if !resp.status().is_success() {
         return Err(api_error("GET", url, resp).await);
     }
@@ -77,17 +98,33 @@ pub async fn health_status(addr: &str) -> Result<u16, DevError> {
     health_status_with(&client(), addr).await
 }
 
-pub(crate) async fn health_status_with(client: &reqwest::Client, addr: &str) -> Result<u16, DevError> {
+pub(crate) async fn health_status_with(
+    client: &reqwest::Client,
+    addr: &str,
+) -> Result<u16, DevError> {
     let url = url(addr, "sys/health");
-    let resp = client.get(&url).send().await.map_err(|e| http_err("GET", &url, e))?;
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| http_err("GET", &url, e))?;
     Ok(resp.status().as_u16())
 }
 
 /// `PUT /v1/sys/init`. The response holds the root token and keys: it goes straight into
 /// [`Sensitive`] and from there only into the 0600 files.
-pub(crate) async fn init(client: &reqwest::Client, addr: &str, body: Value) -> Result<Sensitive<Value>, DevError> {
+pub(crate) async fn init(
+    client: &reqwest::Client,
+    addr: &str,
+    body: Value,
+) -> Result<Sensitive<Value>, DevError> {
     let url = url(addr, "sys/init");
-    let resp = client.put(&url).json(&body).send().await.map_err(|e| http_err("PUT", &url, e))?;
+    let resp = client
+        .put(&url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| http_err("PUT", &url, e))?;
     if !resp.status().is_success() {
         return Err(api_error("PUT", url, resp).await);
     }
@@ -96,7 +133,11 @@ pub(crate) async fn init(client: &reqwest::Client, addr: &str, body: Value) -> R
 }
 
 /// `PUT /v1/sys/unseal` with one key share. Returns whether the server is still sealed.
-pub(crate) async fn unseal(client: &reqwest::Client, addr: &str, key: &Sensitive<String>) -> Result<bool, DevError> {
+pub(crate) async fn unseal(
+    client: &reqwest::Client,
+    addr: &str,
+    key: &Sensitive<String>,
+) -> Result<bool, DevError> {
     let url = url(addr, "sys/unseal");
     let resp = client
         .put(&url)

@@ -18,7 +18,13 @@ fn moto_client(endpoint: &str) -> aws_sdk_kms::Client {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(MOTO_REGION))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(MOTO_ACCESS_KEY, MOTO_SECRET_KEY, None, None, "ctl-dev-moto"))
+        .credentials_provider(Credentials::new(
+            MOTO_ACCESS_KEY,
+            MOTO_SECRET_KEY,
+            None,
+            None,
+            "ctl-dev-moto",
+        ))
         .build();
     aws_sdk_kms::Client::from_conf(config)
 }

@@ -27,7 +27,7 @@ mod tools;
 pub use api::{health_status, seal_status, SealStatus};
 pub use kms::{create_unseal_key, UNSEAL_KEY_ALIAS};
 pub use process::pid_alive;
-pub use server_config::{AwsKmsSealConfig, ListenerConfig, ServerConfig, RaftStorageConfig};
+pub use server_config::{AwsKmsSealConfig, ListenerConfig, RaftStorageConfig, ServerConfig};
 pub use stack::{connection, Stack, StackState, INIT_FILE, ROOT_TOKEN_FILE, STACK_FILE};
 pub use tools::Tools;
 
@@ -124,7 +124,12 @@ pub struct StackOptions {
 
 impl StackOptions {
     pub fn new(dir: impl Into<PathBuf>, version: BaoVersion) -> StackOptions {
-        StackOptions { dir: dir.into(), version, seal: version.default_seal(), detach: false }
+        StackOptions {
+            dir: dir.into(),
+            version,
+            seal: version.default_seal(),
+            detach: false,
+        }
     }
 }
 
@@ -133,12 +138,22 @@ impl StackOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
     #[error("{what} not found (looked at: {looked}); run `make venv` in the repository root, or set {env_var} to its path")]
-    ToolMissing { what: &'static str, env_var: &'static str, looked: String },
+    ToolMissing {
+        what: &'static str,
+        env_var: &'static str,
+        looked: String,
+    },
 
     #[error("{binary} is not OpenBao {expected}: `bao version` says {found:?}; run `make venv`")]
-    WrongBaoVersion { binary: PathBuf, expected: &'static str, found: String },
+    WrongBaoVersion {
+        binary: PathBuf,
+        expected: &'static str,
+        found: String,
+    },
 
-    #[error("the {seal} seal is not available with OpenBao {version} (awskms is built into 2.6 only)")]
+    #[error(
+        "the {seal} seal is not available with OpenBao {version} (awskms is built into 2.6 only)"
+    )]
     UnsupportedSeal { version: BaoVersion, seal: Seal },
 
     #[error("a dev stack is already running in {dir} (bao pid {pid}); run `ctl dev down --dir {dir}` first", dir = .dir.display())]
@@ -148,38 +163,95 @@ pub enum DevError {
     NotRunning { dir: PathBuf, reason: String },
 
     #[error("{context}: {source}")]
-    Io { context: String, #[source] source: std::io::Error },
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("cannot find a free port on 127.0.0.1: {0}")]
     NoFreePort(#[source] std::io::Error),
 
     #[error("cannot start {binary}: {source}", binary = .binary.display())]
-    Spawn { binary: PathBuf, #[source] source: std::io::Error },
+    Spawn {
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
-    #[error("{name} ({binary}) exited with {status} while {during}; last lines of {log}:\n{tail}", binary = .binary.display(), log = .log.display())]
-    Exited { name: &'static str, binary: PathBuf, status: String, during: String, log: PathBuf, tail: String },
+    #[error("{name} ({binary}) exited with {status} while {during}; {log}", binary = .binary.display())]
+    Exited {
+        name: &'static str,
+        binary: PathBuf,
+        status: String,
+        during: String,
+        log: Box<LogTail>,
+    },
 
-    #[error("timed out after {secs} s waiting for {what} at {addr}; last lines of {log}:\n{tail}", log = .log.display())]
-    Timeout { what: String, addr: String, secs: u64, log: PathBuf, tail: String },
+    #[error("timed out after {secs} s waiting for {what} at {addr}; {log}")]
+    Timeout {
+        what: String,
+        addr: String,
+        secs: u64,
+        log: Box<LogTail>,
+    },
 
     #[error("moto KMS at {endpoint}: {message}")]
     Kms { endpoint: String, message: String },
 
     #[error("cannot render {template}: {message}")]
-    Template { template: &'static str, message: String },
+    Template {
+        template: &'static str,
+        message: String,
+    },
 
     #[error("{method} {url}: {message}")]
-    Http { method: &'static str, url: String, message: String },
+    Http {
+        method: &'static str,
+        url: String,
+        message: String,
+    },
 
     #[error("{method} {url}: HTTP {status}: {errors}")]
-    Api { method: &'static str, url: String, status: u16, errors: String },
+    Api {
+        method: &'static str,
+        url: String,
+        status: u16,
+        errors: String,
+    },
 
     #[error("{path}: {message}", path = .path.display())]
     State { path: PathBuf, message: String },
 }
 
+/// The end of a process's log, for errors.
+#[derive(Debug, Clone)]
+pub struct LogTail {
+    pub path: PathBuf,
+    pub lines: String,
+}
+
+impl LogTail {
+    /// The last 30 lines of the log at `path`.
+    pub fn of(path: &std::path::Path) -> Box<LogTail> {
+        Box::new(LogTail {
+            path: path.to_path_buf(),
+            lines: process::log_tail(path, 30),
+        })
+    }
+}
+
+impl fmt::Display for LogTail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "last lines of {}:\n{}", self.path.display(), self.lines)
+    }
+}
+
 impl DevError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> DevError {
-        DevError::Io { context: context.into(), source }
+        DevError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

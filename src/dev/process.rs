@@ -1,7 +1,7 @@
 //! Child processes of the dev stack: spawning (detached or tied to the spawning thread),
 //! liveness, stopping, free ports and log tails.
 
-use super::DevError;
+use super::{DevError, LogTail};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,9 @@ impl Proc {
             .append(true)
             .open(log)
             .map_err(|e| DevError::io(format!("cannot open {}", log.display()), e))?;
-        let err = out.try_clone().map_err(|e| DevError::io(format!("cannot open {}", log.display()), e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| DevError::io(format!("cannot open {}", log.display()), e))?;
         let mut cmd = Command::new(binary);
         cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
         // The dev stack is configured only through its config file and arguments.
@@ -49,13 +51,28 @@ impl Proc {
             }
         }
         configure_lifetime(&mut cmd, detach);
-        let child = cmd.spawn().map_err(|source| DevError::Spawn { binary: binary.to_path_buf(), source })?;
-        Ok(Proc { name, binary: binary.to_path_buf(), pid: child.id(), log: log.to_path_buf(), child: Some(child) })
+        let child = cmd.spawn().map_err(|source| DevError::Spawn {
+            binary: binary.to_path_buf(),
+            source,
+        })?;
+        Ok(Proc {
+            name,
+            binary: binary.to_path_buf(),
+            pid: child.id(),
+            log: log.to_path_buf(),
+            child: Some(child),
+        })
     }
 
     /// A process we did not spawn (pid from `stack.json`).
     pub fn adopt(name: &'static str, binary: PathBuf, pid: u32, log: PathBuf) -> Proc {
-        Proc { name, binary, pid, log, child: None }
+        Proc {
+            name,
+            binary,
+            pid,
+            log,
+            child: None,
+        }
     }
 
     /// `Some(exit status)` once our child has exited; `None` while it runs (or for adopted
@@ -82,8 +99,7 @@ impl Proc {
             binary: self.binary.clone(),
             status,
             during: during.into(),
-            log: self.log.clone(),
-            tail: log_tail(&self.log, 30),
+            log: LogTail::of(&self.log),
         }
     }
 
@@ -149,7 +165,14 @@ fn configure_lifetime(cmd: &mut Command, detach: bool) {
                     return Err(std::io::Error::last_os_error());
                 }
             } else {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) == -1 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) == -1
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The parent may have died between fork and prctl.
@@ -192,7 +215,10 @@ pub fn pid_alive(pid: u32) -> bool {
     }
     // A zombie still answers kill(0); nothing may reap it when its parent ignores children.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')).unwrap_or(true),
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(true),
         Err(_) => true,
     }
 }
@@ -216,7 +242,10 @@ pub(crate) fn pid_matches(pid: u32, needles: &[&str]) -> bool {
 /// A port on 127.0.0.1 that was free a moment ago.
 pub(crate) fn free_port() -> Result<u16, DevError> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(DevError::NoFreePort)?;
-    listener.local_addr().map(|a| a.port()).map_err(DevError::NoFreePort)
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(DevError::NoFreePort)
 }
 
 /// `n` distinct free ports.
@@ -224,9 +253,17 @@ pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, DevError> {
     // Hold all listeners until every port is picked so they are distinct.
     let mut listeners = Vec::with_capacity(n);
     for _ in 0..n {
-        listeners.push(std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(DevError::NoFreePort)?);
+        listeners
+            .push(std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(DevError::NoFreePort)?);
     }
-    listeners.iter().map(|l| l.local_addr().map(|a| a.port()).map_err(DevError::NoFreePort)).collect()
+    listeners
+        .iter()
+        .map(|l| {
+            l.local_addr()
+                .map(|a| a.port())
+                .map_err(DevError::NoFreePort)
+        })
+        .collect()
 }
 
 /// The last `lines` lines of a log file (at most the last 64 KiB of it).
@@ -245,7 +282,10 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     if tail.is_empty() {
         "(log is empty)".to_string()
     } else {
-        tail.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+        tail.iter()
+            .map(|l| format!("  | {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -284,7 +324,14 @@ mod tests {
     async fn stop_terminates_and_reaps() {
         let tmp = tempfile::tempdir().unwrap();
         let log = tmp.path().join("sleep.log");
-        let mut p = Proc::spawn("sleep", Path::new("sleep"), &["30".to_string()], &log, false).unwrap();
+        let mut p = Proc::spawn(
+            "sleep",
+            Path::new("sleep"),
+            &["30".to_string()],
+            &log,
+            false,
+        )
+        .unwrap();
         assert!(p.is_running());
         assert!(pid_matches(p.pid, &["sleep", "30"]));
         assert!(!pid_matches(p.pid, &["bao"]));

@@ -8,8 +8,10 @@ use serde::Serialize;
 pub const SERVER_TEMPLATE_NAME: &str = "templates/openbao/server.hcl.hbs";
 
 /// Embedded so `ctl` renders the same template from any working directory.
-const SERVER_TEMPLATE: &str =
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/openbao/server.hcl.hbs"));
+const SERVER_TEMPLATE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/templates/openbao/server.hcl.hbs"
+));
 
 /// Context of `templates/openbao/server.hcl.hbs` (2.6 form: built-in `seal "awskms"`).
 ///
@@ -78,8 +80,14 @@ fn render_template(
     hb.set_strict_mode(true);
     hb.register_escape_fn(hcl_escape);
     hb.register_template_string(name, template)
-        .map_err(|e| DevError::Template { template: name, message: e.to_string() })?;
-    hb.render(name, context).map_err(|e| DevError::Template { template: name, message: e.to_string() })
+        .map_err(|e| DevError::Template {
+            template: name,
+            message: e.to_string(),
+        })?;
+    hb.render(name, context).map_err(|e| DevError::Template {
+        template: name,
+        message: e.to_string(),
+    })
 }
 
 /// Escapes a value for use inside an HCL quoted string: backslash, quote, control characters
@@ -111,8 +119,15 @@ mod tests {
 
     fn config(awskms: Option<AwsKmsSealConfig>) -> ServerConfig {
         ServerConfig {
-            storage: RaftStorageConfig { path: "/tmp/dev/raft".into(), node_id: "ctl-dev".into(), performance_multiplier: Some(1) },
-            listener: ListenerConfig { address: "127.0.0.1:8200".into(), tls_disable: true },
+            storage: RaftStorageConfig {
+                path: "/tmp/dev/raft".into(),
+                node_id: "ctl-dev".into(),
+                performance_multiplier: Some(1),
+            },
+            listener: ListenerConfig {
+                address: "127.0.0.1:8200".into(),
+                tls_disable: true,
+            },
             api_addr: "http://127.0.0.1:8200".into(),
             cluster_addr: "http://127.0.0.1:8201".into(),
             awskms,
@@ -132,16 +147,28 @@ mod tests {
         .unwrap();
         assert!(hcl.contains("seal \"awskms\" {"), "{hcl}");
         assert!(hcl.contains("kms_key_id = \"1234-abcd\""), "{hcl}");
-        assert!(hcl.contains("endpoint   = \"http://127.0.0.1:5000\""), "{hcl}");
+        assert!(
+            hcl.contains("endpoint   = \"http://127.0.0.1:5000\""),
+            "{hcl}"
+        );
         assert!(hcl.contains("access_key = \"test\""), "{hcl}");
         assert!(hcl.contains("secret_key = \"test\""), "{hcl}");
         assert!(hcl.contains("path    = \"/tmp/dev/raft\""), "{hcl}");
         assert!(hcl.contains("performance_multiplier = 1"), "{hcl}");
         assert!(hcl.contains("address     = \"127.0.0.1:8200\""), "{hcl}");
         assert!(hcl.contains("tls_disable = true"), "{hcl}");
-        assert!(hcl.contains("api_addr     = \"http://127.0.0.1:8200\""), "{hcl}");
-        assert!(hcl.contains("cluster_addr = \"http://127.0.0.1:8201\""), "{hcl}");
-        assert!(!hcl.contains("disable_mlock"), "2.6.2 rejects disable_mlock: {hcl}");
+        assert!(
+            hcl.contains("api_addr     = \"http://127.0.0.1:8200\""),
+            "{hcl}"
+        );
+        assert!(
+            hcl.contains("cluster_addr = \"http://127.0.0.1:8201\""),
+            "{hcl}"
+        );
+        assert!(
+            !hcl.contains("disable_mlock"),
+            "2.6.2 rejects disable_mlock: {hcl}"
+        );
     }
 
     #[test]

@@ -2,9 +2,9 @@
 
 use super::api::{self, SealStatus};
 use super::kms::{self, MOTO_ACCESS_KEY, MOTO_REGION, MOTO_SECRET_KEY};
-use super::process::{self, log_tail, Proc, STOP_GRACE};
+use super::process::{self, Proc, STOP_GRACE};
 use super::server_config::{AwsKmsSealConfig, ListenerConfig, RaftStorageConfig, ServerConfig};
-use super::{BaoVersion, DevError, Seal, StackOptions, Tools};
+use super::{BaoVersion, DevError, LogTail, Seal, StackOptions, Tools};
 use crate::secret::Sensitive;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -56,12 +56,18 @@ impl StackState {
         let path = dir.join(STACK_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                DevError::NotRunning { dir: dir.to_path_buf(), reason: format!("{} does not exist", path.display()) }
+                DevError::NotRunning {
+                    dir: dir.to_path_buf(),
+                    reason: format!("{} does not exist", path.display()),
+                }
             } else {
                 DevError::io(format!("cannot read {}", path.display()), e)
             }
         })?;
-        serde_json::from_str(&text).map_err(|e| DevError::State { path, message: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| DevError::State {
+            path,
+            message: e.to_string(),
+        })
     }
 
     /// Whether the bao process recorded here is alive (and still the `bao server` we started).
@@ -73,7 +79,11 @@ impl StackState {
     /// `None` when the stack has no moto.
     pub fn moto_alive(&self) -> Option<bool> {
         let pid = self.moto_pid?;
-        let port = self.moto_endpoint.as_deref().and_then(|e| e.rsplit(':').next()).unwrap_or("");
+        let port = self
+            .moto_endpoint
+            .as_deref()
+            .and_then(|e| e.rsplit(':').next())
+            .unwrap_or("");
         Some(process::pid_matches(pid, &["moto_server", port]))
     }
 
@@ -164,7 +174,12 @@ impl Stack {
     /// Any previous data in `opts.dir` (raft, secrets, logs) is discarded; a stack still
     /// running there is an error.
     pub async fn start(opts: StackOptions) -> Result<Stack, DevError> {
-        let StackOptions { dir, version, seal, detach } = opts;
+        let StackOptions {
+            dir,
+            version,
+            seal,
+            detach,
+        } = opts;
         if seal == Seal::AwsKms && version != BaoVersion::V2_6 {
             return Err(DevError::UnsupportedSeal { version, seal });
         }
@@ -196,7 +211,10 @@ impl Stack {
                     node_id: NODE_ID.to_string(),
                     performance_multiplier: Some(1),
                 },
-                listener: ListenerConfig { address: format!("127.0.0.1:{}", ports[0]), tls_disable: true },
+                listener: ListenerConfig {
+                    address: format!("127.0.0.1:{}", ports[0]),
+                    tls_disable: true,
+                },
                 api_addr: format!("http://127.0.0.1:{}", ports[0]),
                 cluster_addr: format!("http://127.0.0.1:{}", ports[1]),
                 awskms: match (&kms_key_id, &moto_endpoint) {
@@ -216,9 +234,13 @@ impl Stack {
             match wait_listener(&client, &mut bao, &addr).await {
                 Ok(_) => break (bao, addr),
                 Err(e @ DevError::Exited { .. })
-                    if attempt < PORT_ATTEMPTS && e.to_string().contains("address already in use") =>
+                    if attempt < PORT_ATTEMPTS
+                        && e.to_string().contains("address already in use") =>
                 {
-                    tracing::warn!(attempt, "a port picked for bao was taken meanwhile; retrying with new ports");
+                    tracing::warn!(
+                        attempt,
+                        "a port picked for bao was taken meanwhile; retrying with new ports"
+                    );
                     continue;
                 }
                 Err(e) => {
@@ -255,7 +277,10 @@ impl Stack {
             Seal::AwsKms => None,
             Seal::Shamir => Some(first_unseal_key(&keys, &bao_addr)?),
         };
-        write_private_file(&dir.join(INIT_FILE), &serde_json::to_vec_pretty(&keys).expect("json"))?;
+        write_private_file(
+            &dir.join(INIT_FILE),
+            &serde_json::to_vec_pretty(&keys).expect("json"),
+        )?;
         write_private_file(&dir.join(ROOT_TOKEN_FILE), root_token.expose().as_bytes())?;
         drop(keys);
         if let Some(key) = &unseal_key {
@@ -264,7 +289,11 @@ impl Stack {
         wait_active(&client, bao, &bao_addr).await?;
 
         let mut procs = std::mem::take(&mut guard.procs).into_iter();
-        let moto = if seal == Seal::AwsKms { procs.next() } else { None };
+        let moto = if seal == Seal::AwsKms {
+            procs.next()
+        } else {
+            None
+        };
         let bao = procs.next().expect("bao was pushed last");
         let stack = Stack {
             dir,
@@ -399,30 +428,53 @@ fn check_bao_version(bao: &Path, version: BaoVersion) -> Result<(), DevError> {
         .arg("version")
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|source| DevError::Spawn { binary: bao.to_path_buf(), source })?;
+        .map_err(|source| DevError::Spawn {
+            binary: bao.to_path_buf(),
+            source,
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     let found = text.lines().next().unwrap_or("").trim().to_string();
     let prefix = format!("v{}.", version.as_str());
     if out.status.success() && found.split_whitespace().any(|w| w.starts_with(&prefix)) {
         Ok(())
     } else {
-        Err(DevError::WrongBaoVersion { binary: bao.to_path_buf(), expected: version.release(), found })
+        Err(DevError::WrongBaoVersion {
+            binary: bao.to_path_buf(),
+            expected: version.release(),
+            found,
+        })
     }
 }
 
 /// Creates `dir`, refuses if a stack is running there, and discards what a previous stack left.
 fn prepare_dir(dir: &Path) -> Result<PathBuf, DevError> {
-    std::fs::create_dir_all(dir).map_err(|e| DevError::io(format!("cannot create {}", dir.display()), e))?;
-    let dir = dir.canonicalize().map_err(|e| DevError::io(format!("cannot resolve {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| DevError::io(format!("cannot create {}", dir.display()), e))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| DevError::io(format!("cannot resolve {}", dir.display()), e))?;
     if let Ok(state) = StackState::load(&dir) {
         if state.bao_alive() {
-            return Err(DevError::AlreadyRunning { dir, pid: state.bao_pid });
+            return Err(DevError::AlreadyRunning {
+                dir,
+                pid: state.bao_pid,
+            });
         }
         if state.moto_alive() == Some(true) {
-            return Err(DevError::AlreadyRunning { dir, pid: state.moto_pid.unwrap_or(0) });
+            return Err(DevError::AlreadyRunning {
+                dir,
+                pid: state.moto_pid.unwrap_or(0),
+            });
         }
     }
-    for name in [STACK_FILE, ROOT_TOKEN_FILE, INIT_FILE, CONFIG_FILE, BAO_LOG, MOTO_LOG] {
+    for name in [
+        STACK_FILE,
+        ROOT_TOKEN_FILE,
+        INIT_FILE,
+        CONFIG_FILE,
+        BAO_LOG,
+        MOTO_LOG,
+    ] {
         let path = dir.join(name);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
@@ -432,9 +484,11 @@ fn prepare_dir(dir: &Path) -> Result<PathBuf, DevError> {
     }
     let raft = dir.join(RAFT_DIR);
     if raft.exists() {
-        std::fs::remove_dir_all(&raft).map_err(|e| DevError::io(format!("cannot remove {}", raft.display()), e))?;
+        std::fs::remove_dir_all(&raft)
+            .map_err(|e| DevError::io(format!("cannot remove {}", raft.display()), e))?;
     }
-    std::fs::create_dir_all(&raft).map_err(|e| DevError::io(format!("cannot create {}", raft.display()), e))?;
+    std::fs::create_dir_all(&raft)
+        .map_err(|e| DevError::io(format!("cannot create {}", raft.display()), e))?;
     set_mode(&raft, 0o700)?;
     Ok(dir)
 }
@@ -445,7 +499,12 @@ async fn start_moto(moto_bin: &Path, dir: &Path, detach: bool) -> Result<(Proc, 
     loop {
         attempt += 1;
         let port = process::free_port()?;
-        let args = vec!["-H".to_string(), "127.0.0.1".to_string(), "-p".to_string(), port.to_string()];
+        let args = vec![
+            "-H".to_string(),
+            "127.0.0.1".to_string(),
+            "-p".to_string(),
+            port.to_string(),
+        ];
         let mut moto = Proc::spawn("moto", moto_bin, &args, &log, detach)?;
         let endpoint = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + PHASE_TIMEOUT;
@@ -457,7 +516,10 @@ async fn start_moto(moto_bin: &Path, dir: &Path, detach: bool) -> Result<(Proc, 
                 }
                 return Err(err);
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return Ok((moto, endpoint));
             }
             if Instant::now() >= deadline {
@@ -466,8 +528,7 @@ async fn start_moto(moto_bin: &Path, dir: &Path, detach: bool) -> Result<(Proc, 
                     what: format!("moto ({})", moto_bin.display()),
                     addr: endpoint,
                     secs: PHASE_TIMEOUT.as_secs(),
-                    log: log.clone(),
-                    tail: log_tail(&log, 30),
+                    log: LogTail::of(&log),
                 });
             }
             tokio::time::sleep(POLL).await;
@@ -475,13 +536,25 @@ async fn start_moto(moto_bin: &Path, dir: &Path, detach: bool) -> Result<(Proc, 
     }
 }
 
-fn spawn_bao(bao_bin: &Path, config_file: &Path, dir: &Path, detach: bool) -> Result<Proc, DevError> {
-    let args = vec!["server".to_string(), format!("-config={}", config_file.display())];
+fn spawn_bao(
+    bao_bin: &Path,
+    config_file: &Path,
+    dir: &Path,
+    detach: bool,
+) -> Result<Proc, DevError> {
+    let args = vec![
+        "server".to_string(),
+        format!("-config={}", config_file.display()),
+    ];
     Proc::spawn("bao", bao_bin, &args, &dir.join(BAO_LOG), detach)
 }
 
 /// Polls `sys/seal-status` until the listener answers; fails early if bao exits.
-async fn wait_listener(client: &reqwest::Client, bao: &mut Proc, addr: &str) -> Result<SealStatus, DevError> {
+async fn wait_listener(
+    client: &reqwest::Client,
+    bao: &mut Proc,
+    addr: &str,
+) -> Result<SealStatus, DevError> {
     let deadline = Instant::now() + PHASE_TIMEOUT;
     loop {
         if let Some(status) = bao.exited() {
@@ -495,8 +568,7 @@ async fn wait_listener(client: &reqwest::Client, bao: &mut Proc, addr: &str) -> 
                 what: format!("the OpenBao listener ({})", bao.binary.display()),
                 addr: addr.to_string(),
                 secs: PHASE_TIMEOUT.as_secs(),
-                log: bao.log.clone(),
-                tail: log_tail(&bao.log, 30),
+                log: LogTail::of(&bao.log),
             });
         }
         tokio::time::sleep(POLL).await;
@@ -521,8 +593,7 @@ async fn wait_active(client: &reqwest::Client, bao: &mut Proc, addr: &str) -> Re
                 what: format!("OpenBao to be unsealed and active (last: {last})"),
                 addr: addr.to_string(),
                 secs: PHASE_TIMEOUT.as_secs(),
-                log: bao.log.clone(),
-                tail: log_tail(&bao.log, 30),
+                log: LogTail::of(&bao.log),
             });
         }
         tokio::time::sleep(POLL).await;
@@ -577,17 +648,26 @@ fn write_file_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), DevE
         .mode(mode)
         .open(&tmp)
         .map_err(|e| DevError::io(ctx("create"), e))?;
-    file.write_all(contents).map_err(|e| DevError::io(ctx("write"), e))?;
+    file.write_all(contents)
+        .map_err(|e| DevError::io(ctx("write"), e))?;
     file.sync_all().map_err(|e| DevError::io(ctx("sync"), e))?;
     drop(file);
     // The umask may have narrowed the mode; never widened it.
     set_mode(&tmp, mode)?;
-    std::fs::rename(&tmp, path).map_err(|e| DevError::io(format!("cannot rename {} to {}", tmp.display(), path.display()), e))
+    std::fs::rename(&tmp, path).map_err(|e| {
+        DevError::io(
+            format!("cannot rename {} to {}", tmp.display(), path.display()),
+            e,
+        )
+    })
 }
 
 /// Now as RFC 3339 UTC (`2026-11-23T12:34:56Z`).
 pub(crate) fn rfc3339_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     rfc3339(secs)
 }
 
@@ -604,7 +684,12 @@ fn rfc3339(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -627,7 +712,10 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         write_private_file(&path, b"s.token").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"s.token");
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -651,21 +739,37 @@ mod tests {
             bao_bin: PathBuf::from("bao"),
             moto_bin: None,
         };
-        std::fs::write(tmp.path().join(STACK_FILE), serde_json::to_vec(&state).unwrap()).unwrap();
+        std::fs::write(
+            tmp.path().join(STACK_FILE),
+            serde_json::to_vec(&state).unwrap(),
+        )
+        .unwrap();
         let err = connection(tmp.path()).unwrap_err().to_string();
-        assert!(err.contains("not running") && err.contains("ctl dev up"), "{err}");
+        assert!(
+            err.contains("not running") && err.contains("ctl dev up"),
+            "{err}"
+        );
         let loaded = Stack::load(tmp.path()).unwrap();
         assert_eq!(loaded.version, BaoVersion::V2_7);
-        let raw: Value = serde_json::from_slice(&std::fs::read(tmp.path().join(STACK_FILE)).unwrap()).unwrap();
+        let raw: Value =
+            serde_json::from_slice(&std::fs::read(tmp.path().join(STACK_FILE)).unwrap()).unwrap();
         assert_eq!(raw["version"], "2.7");
         assert_eq!(raw["seal"], "shamir");
     }
 
     #[test]
     fn awskms_needs_2_6() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let tmp = tempfile::tempdir().unwrap();
-        let opts = StackOptions { dir: tmp.path().into(), version: BaoVersion::V2_7, seal: Seal::AwsKms, detach: false };
+        let opts = StackOptions {
+            dir: tmp.path().into(),
+            version: BaoVersion::V2_7,
+            seal: Seal::AwsKms,
+            detach: false,
+        };
         let err = rt.block_on(Stack::start(opts)).unwrap_err();
         assert!(matches!(err, DevError::UnsupportedSeal { .. }), "{err}");
     }

@@ -89,13 +89,19 @@ fn find(
             looked.push(path.display().to_string());
         }
     }
-    Err(DevError::ToolMissing { what, env_var, looked: looked.join(", ") })
+    Err(DevError::ToolMissing {
+        what,
+        env_var,
+        looked: looked.join(", "),
+    })
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     // metadata() follows symlinks, so a dangling link counts as missing.
-    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -111,7 +117,14 @@ mod tests {
         std::fs::create_dir_all(outer.join(".venv")).unwrap();
         let manifest = tmp.path().join("repo");
         let dirs = venv_dirs(Some(&inner), &manifest);
-        assert_eq!(dirs, vec![inner.join(".venv"), outer.join(".venv"), manifest.join(".venv")]);
+        assert_eq!(
+            dirs,
+            vec![
+                inner.join(".venv"),
+                outer.join(".venv"),
+                manifest.join(".venv")
+            ]
+        );
     }
 
     #[test]
@@ -130,9 +143,14 @@ mod tests {
         let env_var = "CTL_TEST_UNSET_TOOL_VAR";
         assert_eq!(find("tool", env_var, &["bin/tool"], &venvs).unwrap(), bin);
 
-        let err = find("tool", env_var, &["bin/other"], &venvs).unwrap_err().to_string();
+        let err = find("tool", env_var, &["bin/other"], &venvs)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("make venv"), "{err}");
         assert!(err.contains(env_var), "{err}");
-        assert!(err.contains(&empty.join("bin/other").display().to_string()), "{err}");
+        assert!(
+            err.contains(&empty.join("bin/other").display().to_string()),
+            "{err}"
+        );
     }
 }

@@ -283,8 +283,8 @@ impl Bao {
             let outcome = endpoint.clone().with_middleware(&middle).exec(client.http()).await;
             let transient = match &outcome {
                 Ok(_) => false,
-                Err(HttpError::ServerResponseError { code, .. }) => {
-                    *code == 429 || (*code >= 500 && *code != 501)
+                Err(HttpError::ServerResponseError { code, content }) => {
+                    *code == 429 || (*code >= 500 && *code != 501) || kv_upgrading(*code, content.as_deref())
                 }
                 Err(HttpError::RequestError { .. } | HttpError::ResponseError { .. }) => true,
                 Err(_) => false,
@@ -348,6 +348,12 @@ fn parse_body(
     Ok(Some(value))
 }
 
+/// A new KV v2 mount answers 400 "Upgrading from non-versioned to versioned data" for a
+/// moment after it is enabled; that is transient, not a client error.
+fn kv_upgrading(code: u16, content: Option<&str>) -> bool {
+    code == 400 && content.is_some_and(|c| c.contains("Upgrading from non-versioned to versioned data"))
+}
+
 /// OpenBao's `{"errors": [...]}` strings; never the rest of the body.
 fn api_errors(content: Option<&str>) -> String {
     let Some(content) = content else { return "no error message".into() };
@@ -396,6 +402,13 @@ mod tests {
         let err = parse_body("POST", "transit/keys/k", &None, body).unwrap_err();
         assert!(matches!(err, BaoError::IgnoredParameters { .. }));
         assert!(err.to_string().contains("bogus"));
+    }
+
+    #[test]
+    fn kv_upgrade_in_progress_is_transient() {
+        let body = r#"{"errors":["Upgrading from non-versioned to versioned data. This backend will be unavailable for a brief period and will resume service shortly."]}"#;
+        assert!(kv_upgrading(400, Some(body)));
+        assert!(!kv_upgrading(400, Some(r#"{"errors":["invalid"]}"#)));
     }
 
     #[test]

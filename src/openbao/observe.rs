@@ -44,7 +44,9 @@ pub async fn observe(bao: &Bao, opts: &ObserveOptions<'_>) -> Result<Observed, B
         resources.extend(r);
         unmanaged.extend(u);
     }
-    resources.extend(quotas(bao, opts.parallelism, &wanted).await?);
+    // A quota is this environment's only if its workspace's namespace is.
+    let ours: BTreeSet<&str> = managed.iter().map(|m| m.workspace.as_str()).collect();
+    resources.extend(quotas(bao, opts.parallelism, &|ws| ours.contains(ws)).await?);
     resources.sort_by(|a, b| a.address.cmp(&b.address));
     unmanaged.sort();
     Ok(Observed { resources, unmanaged })

