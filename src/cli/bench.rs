@@ -11,6 +11,7 @@
 //! The floor runs first, so ctl runs against the larger database: the ratio is conservative.
 
 use super::{context, CmdResult, EnvArgs};
+use crate::openbao::client::{kv_upgrading, RetryPolicy};
 use crate::openbao::resources::{MOUNT_MARKER, POLICY_MARKER};
 use crate::secret::Sensitive;
 use anyhow::{bail, Context};
@@ -152,12 +153,25 @@ async fn floor_loop(
                     if let Some(n) = ns_header {
                         req = req.header("X-Vault-Namespace", n);
                     }
+                    // Same transient-error handling as ctl: a bare loop still has to wait out a
+                    // new KV v2 mount's upgrade and 429/5xx.
                     async move {
-                        let resp = req.send().await?;
-                        if !resp.status().is_success() {
-                            bail!("{path}: HTTP {}", resp.status());
+                        let retry = RetryPolicy::default();
+                        let mut attempt = 0;
+                        loop {
+                            attempt += 1;
+                            let resp = req.try_clone().expect("JSON body clones").send().await?;
+                            let status = resp.status().as_u16();
+                            if resp.status().is_success() {
+                                return Ok::<(), anyhow::Error>(());
+                            }
+                            let body = resp.text().await.unwrap_or_default();
+                            let transient = status == 429 || status >= 500 || kv_upgrading(status, Some(&body));
+                            if !transient || attempt >= retry.attempts {
+                                bail!("{path}: HTTP {status}");
+                            }
+                            tokio::time::sleep(retry.delay(attempt)).await;
                         }
-                        Ok::<(), anyhow::Error>(())
                     }
                 };
                 let meta = json!({"custom_metadata": {"managed-by": "ctl", "environment": "bench-floor", "workspace": ws}});

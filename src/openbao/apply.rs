@@ -70,10 +70,27 @@ async fn create(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
     Ok(())
 }
 
-/// Enable a mount; one that already exists with the same path is fine (a retried create).
+/// Enable a mount. If the path is taken, it is fine only when it is this very mount (a
+/// retried create: same type, ctl's marker); anything else is someone else's mount.
 async fn mount(bao: &Bao, ns: Option<&str>, path: &str, body: &serde_json::Value) -> Result<(), BaoError> {
     match bao.write(ns, path, body).await {
-        Err(e) if e.is_already_in_use() => Ok(()),
+        Err(e) if e.is_already_in_use() => {
+            let existing = bao.read(ns, path).await?;
+            // sys/mounts/<path> answers with the fields both at the top level and under data.
+            let existing = existing.as_ref().map(|b| b.get("data").unwrap_or(b));
+            let field = |k: &str| existing.and_then(|d| d.get(k)).and_then(|v| v.as_str()).unwrap_or_default();
+            if field("type") == body["type"].as_str().unwrap_or_default()
+                && field("description") == body["description"].as_str().unwrap_or_default()
+            {
+                Ok(())
+            } else {
+                Err(BaoError::Other(format!(
+                    "{path}{}: the path is already used by a {:?} mount that ctl does not manage; remove or move it, then re-run",
+                    ns.map(|n| format!(" (namespace {n})")).unwrap_or_default(),
+                    field("type")
+                )))
+            }
+        }
         other => other.map(drop),
     }
 }

@@ -90,7 +90,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn delay(&self, attempt: u32) -> Duration {
+    /// The wait before retry number `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
         let exp = self.base.saturating_mul(1 << attempt.min(16)).min(self.max);
         // Full jitter keeps a burst of parallel retries from hitting the server in lockstep.
         let nanos = exp.as_nanos().max(1) as u64;
@@ -350,7 +351,7 @@ fn parse_body(
 
 /// A new KV v2 mount answers 400 "Upgrading from non-versioned to versioned data" for a
 /// moment after it is enabled; that is transient, not a client error.
-fn kv_upgrading(code: u16, content: Option<&str>) -> bool {
+pub fn kv_upgrading(code: u16, content: Option<&str>) -> bool {
     code == 400 && content.is_some_and(|c| c.contains("Upgrading from non-versioned to versioned data"))
 }
 

@@ -9,6 +9,7 @@ use super::client::{data, Bao, BaoError};
 use super::resources::*;
 use crate::model::{Address, Kind, Observed, Resource, Unmanaged};
 use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::FutureExt;
 use rustify::enums::RequestMethod;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -134,7 +135,6 @@ async fn observe_workspace(
 ) -> Result<(Vec<Resource>, Vec<Unmanaged>), BaoError> {
     let ns = Some(m.path.as_str());
     let b = WorkspaceBuilder { workspace: &m.workspace, namespace: &m.path };
-    let addrs = WorkspaceAddrs(&m.workspace);
     let mut out = vec![b.namespace(&NamespaceAttrs {
         path: m.path.clone(),
         custom_metadata: m.custom_metadata.clone(),
@@ -147,101 +147,134 @@ async fn observe_workspace(
     )?;
     let mounts = data(&mounts).cloned().unwrap_or(Value::Null);
 
+    // Every managed mount's contents and every policy are read concurrently.
+    let mut reads = Vec::new();
     for (section, is_auth) in [("secret", false), ("auth", true)] {
         let Some(list) = mounts.get(section).and_then(Value::as_object) else { continue };
         for (key, mount) in list {
             let path = key.trim_end_matches('/').to_string();
             let kind = str_of(mount, "type");
             let description = str_of(mount, "description");
-            let Some(address) = marked_address(&description, MOUNT_MARKER) else {
-                if !matches!(kind.as_str(), "ns_system" | "ns_identity" | "ns_cubbyhole" | "ns_token") {
-                    unmanaged.push(Unmanaged {
-                        kind: if is_auth { Kind::AuthMount } else { Kind::KvMount },
-                        path: format!("{}/{}{}", m.path, if is_auth { "auth/" } else { "" }, path),
-                        reason: "mount without ctl's marker in its description".into(),
-                    });
-                }
-                continue;
-            };
-            match (is_auth, kind.as_str()) {
-                (false, "kv") => {
-                    let config = bao.read(ns, &format!("{path}/config")).await?;
-                    let config = data(&config).cloned().unwrap_or(Value::Null);
-                    let version = mount
-                        .pointer("/options/version")
-                        .and_then(Value::as_str)
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(1);
-                    let a = KvMountAttrs {
-                        path: path.clone(),
-                        version,
-                        description,
-                        max_versions: u64_of(&config, "max_versions"),
-                        cas_required: config.get("cas_required").and_then(Value::as_bool).unwrap_or(false),
-                        delete_version_after: secs_of(&config, "delete_version_after"),
-                    };
-                    out.push(with_address(b.kv(&a), address));
-                }
-                (false, "transit") => {
-                    let a = TransitMountAttrs { path: path.clone(), description };
-                    out.push(with_address(b.transit(&a), address));
-                    for key in bao.list(ns, &format!("{path}/keys")).await? {
-                        let body = bao.read(ns, &format!("{path}/keys/{key}")).await?;
-                        let Some(k) = data(&body) else { continue };
-                        let a = TransitKeyAttrs {
-                            mount: path.clone(),
-                            key_type: str_of(k, "type"),
-                            auto_rotate_period: secs_of(k, "auto_rotate_period"),
-                        };
-                        out.push(b.transit_key(&key, &a));
-                    }
-                }
-                (true, "approle") => {
-                    let a = AuthMountAttrs { path: path.clone(), kind, description };
-                    out.push(with_address(b.auth(&a), address));
-                    let roles = bao.list(ns, &format!("auth/{path}/role")).await?;
-                    let reads = roles.iter().map(|role| bao.read(ns, format!("auth/{path}/role/{role}")));
-                    for (role, body) in roles.iter().zip(futures::future::try_join_all(reads).await?) {
-                        let Some(r) = data(&body) else { continue };
-                        let a = AppRoleAttrs {
-                            mount: path.clone(),
-                            token_policies: sorted_strings(r, "token_policies"),
-                            token_ttl: secs_of(r, "token_ttl"),
-                            token_max_ttl: secs_of(r, "token_max_ttl"),
-                            secret_id_ttl: secs_of(r, "secret_id_ttl"),
-                            secret_id_num_uses: u64_of(r, "secret_id_num_uses"),
-                            token_bound_cidrs: sorted_strings(r, "token_bound_cidrs"),
-                            secret_id_bound_cidrs: sorted_strings(r, "secret_id_bound_cidrs"),
-                        };
-                        let deps: Vec<String> =
-                            a.token_policies.iter().filter(|p| *p != "default").cloned().collect();
-                        out.push(b.role(role, &a, &deps));
-                    }
-                }
-                _ => unmanaged.push(Unmanaged {
-                    kind: if is_auth { Kind::AuthMount } else { Kind::KvMount },
-                    path: format!("{}/{}", m.path, path),
-                    reason: format!("marked as {address} but of unexpected type {kind:?}"),
+            let mount_kind = if is_auth { Kind::AuthMount } else { Kind::KvMount };
+            match marked_address(&description, MOUNT_MARKER) {
+                Some(address) => reads.push(
+                    observe_mount(bao, &b, mount, is_auth, path, kind, description, address).boxed(),
+                ),
+                None if !kind.starts_with("ns_") => unmanaged.push(Unmanaged {
+                    kind: mount_kind,
+                    path: format!("{}/{}{}", m.path, if is_auth { "auth/" } else { "" }, path),
+                    reason: "mount without ctl's marker in its description".into(),
                 }),
+                None => {}
             }
         }
     }
-
-    let names: Vec<&String> = policies.iter().filter(|p| *p != "default" && *p != "root").collect();
-    let reads = names.iter().map(|p| bao.read(ns, format!("sys/policies/acl/{p}")));
-    for (name, body) in names.iter().zip(futures::future::try_join_all(reads).await?) {
-        let text = data(&body).map(|d| str_of(d, "policy")).unwrap_or_default();
-        if marked_address(&text, POLICY_MARKER) == Some(addrs.policy(name)) {
-            out.push(b.policy(name, &PolicyAttrs { policy: text }));
-        } else {
-            unmanaged.push(Unmanaged {
-                kind: Kind::Policy,
-                path: format!("{}/{}", m.path, name),
-                reason: "policy without ctl's marker line".into(),
-            });
+    for name in policies.iter().filter(|p| *p != "default" && *p != "root") {
+        reads.push(observe_policy(bao, &b, name).boxed());
+    }
+    for found in futures::future::try_join_all(reads).await? {
+        match found {
+            Found::Resources(r) => out.extend(r),
+            Found::Unmanaged(u) => unmanaged.push(u),
         }
     }
     Ok((out, unmanaged))
+}
+
+enum Found {
+    Resources(Vec<Resource>),
+    Unmanaged(Unmanaged),
+}
+
+async fn observe_policy(bao: &Bao, b: &WorkspaceBuilder<'_>, name: &str) -> Result<Found, BaoError> {
+    let body = bao.read(Some(b.namespace), format!("sys/policies/acl/{name}")).await?;
+    let text = data(&body).map(|d| str_of(d, "policy")).unwrap_or_default();
+    Ok(if marked_address(&text, POLICY_MARKER) == Some(WorkspaceAddrs(b.workspace).policy(name)) {
+        Found::Resources(vec![b.policy(name, &PolicyAttrs { policy: text })])
+    } else {
+        Found::Unmanaged(Unmanaged {
+            kind: Kind::Policy,
+            path: format!("{}/{}", b.namespace, name),
+            reason: "policy without ctl's marker line".into(),
+        })
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn observe_mount(
+    bao: &Bao,
+    b: &WorkspaceBuilder<'_>,
+    mount: &Value,
+    is_auth: bool,
+    path: String,
+    kind: String,
+    description: String,
+    address: Address,
+) -> Result<Found, BaoError> {
+    let ns = Some(b.namespace);
+    let mut out = Vec::new();
+    match (is_auth, kind.as_str()) {
+        (false, "kv") => {
+            let config = bao.read(ns, format!("{path}/config")).await?;
+            let config = data(&config).cloned().unwrap_or(Value::Null);
+            let version = mount
+                .pointer("/options/version")
+                .and_then(Value::as_str)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            let a = KvMountAttrs {
+                path,
+                version,
+                description,
+                max_versions: u64_of(&config, "max_versions"),
+                cas_required: config.get("cas_required").and_then(Value::as_bool).unwrap_or(false),
+                delete_version_after: secs_of(&config, "delete_version_after"),
+            };
+            out.push(with_address(b.kv(&a), address));
+        }
+        (false, "transit") => {
+            let keys = bao.list(ns, format!("{path}/keys")).await?;
+            let reads = keys.iter().map(|key| bao.read(ns, format!("{path}/keys/{key}")));
+            for (key, body) in keys.iter().zip(futures::future::try_join_all(reads).await?) {
+                let Some(k) = data(&body) else { continue };
+                let a = TransitKeyAttrs {
+                    mount: path.clone(),
+                    key_type: str_of(k, "type"),
+                    auto_rotate_period: secs_of(k, "auto_rotate_period"),
+                };
+                out.push(b.transit_key(key, &a));
+            }
+            out.push(with_address(b.transit(&TransitMountAttrs { path, description }), address));
+        }
+        (true, "approle") => {
+            let roles = bao.list(ns, format!("auth/{path}/role")).await?;
+            let reads = roles.iter().map(|role| bao.read(ns, format!("auth/{path}/role/{role}")));
+            for (role, body) in roles.iter().zip(futures::future::try_join_all(reads).await?) {
+                let Some(r) = data(&body) else { continue };
+                let a = AppRoleAttrs {
+                    mount: path.clone(),
+                    token_policies: sorted_strings(r, "token_policies"),
+                    token_ttl: secs_of(r, "token_ttl"),
+                    token_max_ttl: secs_of(r, "token_max_ttl"),
+                    secret_id_ttl: secs_of(r, "secret_id_ttl"),
+                    secret_id_num_uses: u64_of(r, "secret_id_num_uses"),
+                    token_bound_cidrs: sorted_strings(r, "token_bound_cidrs"),
+                    secret_id_bound_cidrs: sorted_strings(r, "secret_id_bound_cidrs"),
+                };
+                let deps: Vec<String> = a.token_policies.iter().filter(|p| *p != "default").cloned().collect();
+                out.push(b.role(role, &a, &deps));
+            }
+            out.push(with_address(b.auth(&AuthMountAttrs { path, kind, description }), address));
+        }
+        _ => {
+            return Ok(Found::Unmanaged(Unmanaged {
+                kind: if is_auth { Kind::AuthMount } else { Kind::KvMount },
+                path: format!("{}/{}", b.namespace, path),
+                reason: format!("marked as {address} but of unexpected type {kind:?}"),
+            }))
+        }
+    }
+    Ok(Found::Resources(out))
 }
 
 /// A mount's address comes from its marker, so a renamed mount keeps its identity.

@@ -249,3 +249,73 @@ fn bad_input_is_located_and_makes_no_api_call() {
     }
     assert!(listener.accept().is_err(), "ctl contacted the server despite invalid input");
 }
+
+/// A change that fails (a foreign mount squats on the transit path) fails alone: its
+/// dependents are skipped, the rest is applied; once the obstacle is gone a re-run converges.
+#[test]
+fn failed_apply_is_partial_consistent_and_rerun_converges() {
+    let stack = stack(BaoVersion::V2_6);
+    let a = unique("p");
+    let sc = Scenario::new(stack, &unique("env"), &env_body(&[&a]));
+    // Create the namespace through ctl first, then squat on `transit` before the rest lands.
+    let only_ns = format!("workspaces:\n  - {{ name: {a} }}\n");
+    sc.write_env(&only_ns);
+    assert_eq!(sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]).status, 0);
+    let squat = bao_cli(stack, Some(&a), &["secrets", "enable", "-path=transit", "kv"]);
+    assert!(squat.status.success(), "{}", String::from_utf8_lossy(&squat.stderr));
+
+    sc.write_env(&env_body(&[&a]));
+    let failed = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
+    assert_eq!(failed.status, 1, "{}\n{}", failed.stdout, failed.stderr);
+    assert!(failed.stderr.contains("ctl does not manage"), "{}", failed.stderr);
+    assert!(failed.stderr.contains(&format!("workspace.{a}.transit_key.app skipped")), "{}", failed.stderr);
+    // Everything not depending on the transit mount was applied.
+    let plan = plan_json(&sc);
+    let pending: Vec<String> = changes(&plan).iter().map(|c| c["address"].as_str().unwrap().to_string()).collect();
+    assert_eq!(pending, vec![format!("workspace.{a}.transit"), format!("workspace.{a}.transit_key.app")]);
+    assert!(plan["unmanaged"].as_array().unwrap().iter().any(|u| u["path"] == format!("{a}/transit")));
+
+    assert!(bao_cli(stack, Some(&a), &["secrets", "disable", "transit"]).status.success());
+    let rerun = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
+    assert_eq!(rerun.status, 0, "{}", rerun.stderr);
+    assert_eq!(sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]).status, 0);
+}
+
+#[test]
+fn unreachable_server_is_a_clear_error_after_retries() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("environments")).unwrap();
+    let file = dir.path().join("environments/down.yaml");
+    std::fs::write(&file, format!("openbao:\n  address: http://127.0.0.1:{port}\n  token_env: T\nworkspaces:\n  - {{ name: a }}\n")).unwrap();
+    std::fs::create_dir_all(dir.path().join("templates/policies")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ctl"))
+        .args(["plan", "-e", file.to_str().unwrap()])
+        .env("T", "x")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot reach OpenBao at http://127.0.0.1:{port} after 6 attempts")), "{stderr}");
+}
+
+/// Debug logs in JSON (what CI collects) carry no secret either.
+#[test]
+fn json_trace_logs_carry_no_secrets() {
+    let stack = stack(BaoVersion::V2_6);
+    let a = unique("l");
+    let sc = Scenario::new(stack, &unique("env"), &env_body(&[&a]));
+    let out = sc.ctl_with_env(&["--log-format", "json", "apply", "-e", &sc.env_file(), "--auto-approve"], &[("RUST_LOG", "trace")]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stderr.lines().filter(|l| !l.trim().is_empty()).all(|l| l.starts_with('{')), "{}", out.stderr);
+    let issued = sc.ctl_with_env(&["--log-format", "json", "approle", "issue", "-e", &sc.env_file(), &a, "app"], &[("RUST_LOG", "trace")]);
+    assert_eq!(issued.status, 0, "{}", issued.stderr);
+    let secret_id = bao_cli(stack, Some(&a), &["unwrap", "-field=secret_id", issued.stdout.trim()]);
+    sc.canary(String::from_utf8_lossy(&secret_id.stdout).trim());
+    // Without a terminal and without --auto-approve, apply refuses instead of hanging.
+    sc.write_env(&env_body(&[&a, &unique("m")]));
+    let refused = sc.ctl(&["apply", "-e", &sc.env_file()]);
+    assert_eq!(refused.status, 1);
+    assert!(refused.stderr.contains("--auto-approve"), "{}", refused.stderr);
+    sc.assert_no_canary();
+}
