@@ -4,6 +4,7 @@
 //! typed [`model::Resource`]s → providers ([`openbao`]) observe live resources → [`diff`] (pure)
 //! produces typed changes → [`plan`] (serializable, fingerprinted) → [`render`] → [`execute`].
 
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod desired;

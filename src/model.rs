@@ -69,6 +69,13 @@ pub enum Kind {
     RateLimitQuota,
 }
 
+/// The provider that observes and applies a kind.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Provider {
+    OpenBao,
+    Aws,
+}
+
 /// The rules of a kind that the diff engine and the destroy guard need.
 #[derive(Debug)]
 pub struct KindSpec {
@@ -79,6 +86,19 @@ pub struct KindSpec {
 }
 
 impl Kind {
+    pub const fn provider(self) -> Provider {
+        match self {
+            Kind::Namespace
+            | Kind::KvMount
+            | Kind::Policy
+            | Kind::AuthMount
+            | Kind::AppRole
+            | Kind::TransitMount
+            | Kind::TransitKey
+            | Kind::RateLimitQuota => Provider::OpenBao,
+        }
+    }
+
     pub const fn spec(self) -> &'static KindSpec {
         match self {
             Kind::Namespace => &KindSpec { replace_on: &["path"], data_loss_on_delete: true },

@@ -4,7 +4,10 @@
 use super::{context, CmdResult, EnvArgs};
 use crate::execute::{self, Report, Status};
 use crate::model::Address;
-use crate::openbao::{apply::apply_change, Bao};
+use crate::diff::Change;
+use crate::model::Provider;
+use crate::openbao::apply::apply_change;
+use super::context::Session;
 use crate::plan::Plan;
 use crate::render;
 use anyhow::{bail, Context};
@@ -30,7 +33,7 @@ pub struct ApplyArgs {
 }
 
 pub async fn run(args: ApplyArgs) -> CmdResult {
-    let (plan, bao) = match &args.plan {
+    let (plan, session) = match &args.plan {
         Some(path) => {
             let plan = Plan::load(path)?;
             let loaded = context::load(&args.env)?;
@@ -43,11 +46,13 @@ pub async fn run(args: ApplyArgs) -> CmdResult {
                     path.display()
                 );
             }
-            let bao = context::connect(&loaded.env)?;
+            let session = context::session(&loaded.env).await?;
             check_guards(&plan, &args.allow_destroy)?;
             // Re-read what the plan touches and refuse if any of it changed.
             let only = plan.touched_workspaces();
-            let now = context::observe_env(&bao, &loaded.env, Some(&only), args.env.parallelism).await?;
+            let aws = plan.touched().iter().any(|a| a.workspace_name().is_none());
+            let scope = context::Scope::Touched { workspaces: &only, aws };
+            let now = context::observe_env(&session, &loaded.env, scope, args.env.parallelism).await?;
             let stale = plan.stale(&now);
             if !stale.is_empty() {
                 let list: Vec<String> = stale
@@ -60,17 +65,17 @@ pub async fn run(args: ApplyArgs) -> CmdResult {
                     list.join("\n")
                 );
             }
-            (plan, bao)
+            (plan, session)
         }
         None => {
-            let (_loaded, bao, plan) = context::make_plan(&args.env).await?;
+            let (_loaded, session, plan) = context::make_plan(&args.env).await?;
             print!("{}", render::text::render(&plan, super::color_enabled_stdout()));
             check_guards(&plan, &args.allow_destroy)?;
             if plan.has_changes() && !args.auto_approve && !confirm()? {
                 eprintln!("Apply cancelled; nothing was changed.");
                 return Ok(ExitCode::FAILURE);
             }
-            (plan, bao)
+            (plan, session)
         }
     };
     if !plan.has_changes() {
@@ -78,7 +83,7 @@ pub async fn run(args: ApplyArgs) -> CmdResult {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let report = apply_plan(&bao, &plan, usize::from(args.env.parallelism)).await;
+    let report = apply_plan(&session, &plan, usize::from(args.env.parallelism)).await;
     print_report(&report);
     if report.is_success() {
         Ok(ExitCode::SUCCESS)
@@ -120,8 +125,19 @@ fn confirm() -> anyhow::Result<bool> {
     Ok(line.trim() == "yes")
 }
 
-/// Execute a plan's changes against OpenBao (also used by `ctl bench`).
-pub async fn apply_plan(bao: &Bao, plan: &Plan, parallelism: usize) -> Report {
+/// One change, by the provider that owns its kind.
+async fn apply_one(session: &Session, change: &Change) -> Result<(), String> {
+    match change.kind.provider() {
+        Provider::OpenBao => apply_change(&session.bao, change).await.map_err(|e| e.to_string()),
+        Provider::Aws => match &session.aws {
+            Some(aws) => crate::aws::apply_change(aws, change).await.map_err(|e| e.to_string()),
+            None => Err(format!("{}: the environment has no aws: section", change.address)),
+        },
+    }
+}
+
+/// Execute a plan's changes (also used by `ctl bench`).
+pub async fn apply_plan(session: &Session, plan: &Plan, parallelism: usize) -> Report {
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::with_draw_target(Some(plan.changes.len() as u64), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} changes {elapsed} {msg}") {
@@ -134,7 +150,7 @@ pub async fn apply_plan(bao: &Bao, plan: &Plan, parallelism: usize) -> Report {
     let report = execute::execute(
         &plan.changes,
         parallelism,
-        |change| async move { apply_change(bao, change).await.map_err(|e| e.to_string()) },
+        |change| apply_one(session, change),
         |outcome| {
             bar.inc(1);
             if let Status::Failed(e) = &outcome.status {

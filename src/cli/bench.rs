@@ -8,7 +8,8 @@
 //! 3. no-op plan over the N applied workspaces;
 //! 4. a bao-CLI shell loop doing the same work for a sample of workspaces (rate-extrapolated).
 //!
-//! The floor runs first, so ctl runs against the larger database: the ratio is conservative.
+//! Floor and ctl alternate in rounds on equal chunks so both meet the same database size, and
+//! the run waits until OpenBao's background namespace deletions are done before measuring.
 
 use super::{context, CmdResult, EnvArgs};
 use crate::openbao::client::{kv_upgrading, RetryPolicy};
@@ -28,8 +29,11 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         workspaces: usize,
         /// Concurrent requests (ctl and floor alike).
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 32)]
         parallelism: u16,
+        /// Floor and ctl alternate on this many equal chunks.
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
         /// Workspaces the bao-CLI loop provisions (its rate is extrapolated).
         #[arg(long, default_value_t = 20)]
         cli_sample: usize,
@@ -46,48 +50,69 @@ pub enum BenchCommand {
 }
 
 pub async fn run(cmd: BenchCommand) -> CmdResult {
-    let BenchCommand::Apply { workspaces, parallelism, cli_sample, dev_dir, templates, keep } = cmd;
+    let BenchCommand::Apply { workspaces, parallelism, rounds, cli_sample, dev_dir, templates, keep } = cmd;
     let (address, token_file) = crate::dev::connection(&dev_dir)?;
     let token = Sensitive::new(std::fs::read_to_string(&token_file)?.trim().to_string());
+    let bao = crate::openbao::Bao::connect(&address, &token)?;
     let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 0xfffff);
     let work = tempfile_dir(&run_id)?;
     let policy_text = |addr: &str| format!("{POLICY_MARKER}{addr}\npath \"secret/data/*\" {{ capabilities = [\"read\"] }}\n");
+    let p = usize::from(parallelism);
+    let rounds = rounds.clamp(1, workspaces.max(1));
 
-    println!("ctl bench apply: {workspaces} workspaces, parallelism {parallelism}, OpenBao at {address}");
+    println!("ctl bench apply: {workspaces} workspaces in {rounds} interleaved rounds, parallelism {parallelism}, OpenBao at {address}");
     println!("requests per workspace: namespace, kv-v2 mount, kv config, policy, approle mount, role (6 writes)");
+    wait_for_deletions(&bao).await?;
 
-    // 1. Floor.
-    let floor_names: Vec<String> = (0..workspaces).map(|i| format!("bf{run_id}-{i:05}")).collect();
-    let floor = floor_loop(&address, &token, &floor_names, usize::from(parallelism), &policy_text).await?;
-    report("floor (bare HTTP loop)", workspaces, floor);
+    // Floor and ctl alternate on equal chunks, so both meet the same database size.
+    let (mut floor, mut ctl_time, mut planning, mut noop_time) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut created: Vec<String> = Vec::new();
+    let mut envs = Vec::new();
+    for r in 0..rounds {
+        let chunk = (r * workspaces / rounds)..((r + 1) * workspaces / rounds);
+        let floor_names: Vec<String> = chunk.clone().map(|i| format!("bf{run_id}-{i:05}")).collect();
+        floor += floor_loop(&address, &token, &floor_names, p, &policy_text).await?;
+        created.extend(floor_names);
 
-    // 2. ctl.
-    let env_file = write_bench_env(&work, &address, &token_file, &run_id, workspaces)?;
-    let args = EnvArgs { env: env_file, templates: Some(templates), parallelism };
-    let t = Instant::now();
-    let (_loaded, bao, plan) = context::make_plan(&args).await?;
-    let planned = t.elapsed();
-    let report_ = super::apply::apply_plan(&bao, &plan, usize::from(parallelism)).await;
-    let ctl_time = t.elapsed();
-    if !report_.is_success() {
-        bail!("ctl apply failed during the benchmark: {:?}", report_.failed().next());
+        let ctl_names: Vec<String> = chunk.map(|i| format!("bw{run_id}-{i:05}")).collect();
+        let env_file = write_bench_env(&work, &address, &token_file, &format!("{run_id}r{r}"), &ctl_names)?;
+        let args = EnvArgs { env: env_file, templates: Some(templates.clone()), parallelism };
+        let t = Instant::now();
+        let (_loaded, session, plan) = context::make_plan(&args).await?;
+        planning += t.elapsed();
+        let outcome = super::apply::apply_plan(&session, &plan, p).await;
+        ctl_time += t.elapsed();
+        created.extend(ctl_names);
+        if !outcome.is_success() {
+            bail!("ctl apply failed during the benchmark: {:?}", outcome.failed().next());
+        }
+        envs.push(args);
     }
+    report("floor (bare HTTP loop)", workspaces, floor);
     report("ctl plan+apply", workspaces, ctl_time);
-    println!("  (of which planning on the fresh server: {:.2}s; {} changes)", planned.as_secs_f64(), plan.changes.len());
+    println!("  (of which planning: {:.2}s)", planning.as_secs_f64());
 
-    // 3. No-op plan.
-    let t = Instant::now();
-    let (_l, _b, noop) = context::make_plan(&args).await?;
-    let noop_time = t.elapsed();
+    // No-op plans over everything ctl applied.
+    let mut summary = Vec::new();
+    for args in &envs {
+        let t = Instant::now();
+        let (_l, _b, noop) = context::make_plan(args).await?;
+        noop_time += t.elapsed();
+        if noop.has_changes() {
+            bail!("the plan after apply is not empty: {}", crate::render::summary_line(&noop));
+        }
+        summary.push(noop.summary.unchanged);
+    }
     println!(
-        "no-op plan over {workspaces} workspaces: {:.2}s ({}; target < 5 s at 1,000)",
-        noop_time.as_secs_f64(),
-        crate::render::summary_line(&noop)
+        "no-op plan over {workspaces} workspaces ({} resources, all unchanged): {:.2}s  (target < 5 s at 1,000)",
+        summary.iter().sum::<usize>(),
+        noop_time.as_secs_f64()
     );
 
-    // 4. bao CLI loop.
+    // bao CLI loop.
     let cli_names: Vec<String> = (0..cli_sample).map(|i| format!("bc{run_id}-{i:05}")).collect();
     let cli = cli_loop(&token_file, &address, &cli_names, &work)?;
+    created.extend(cli_names);
     report("bao CLI loop", cli_sample, cli);
 
     let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
@@ -98,13 +123,29 @@ pub async fn run(cmd: BenchCommand) -> CmdResult {
 
     if !keep {
         let t = Instant::now();
-        let names: Vec<&String> = floor_names.iter().chain(&cli_names).collect();
-        let ctl_names: Vec<String> = (0..workspaces).map(|i| format!("bw{run_id}-{i:05}")).collect();
-        cleanup(&bao, names.into_iter().chain(&ctl_names), usize::from(parallelism)).await?;
-        eprintln!("(removed the benchmark's namespaces in {:.1}s)", t.elapsed().as_secs_f64());
+        cleanup(&bao, created.iter(), p).await?;
+        wait_for_deletions(&bao).await?;
+        eprintln!("(removed the benchmark's {} namespaces in {:.1}s)", created.len(), t.elapsed().as_secs_f64());
     }
     let _ = std::fs::remove_dir_all(&work);
     Ok(ExitCode::SUCCESS)
+}
+
+/// OpenBao deletes namespaces in the background; measuring while it does would be noise.
+async fn wait_for_deletions(bao: &crate::openbao::Bao) -> anyhow::Result<()> {
+    let t = Instant::now();
+    loop {
+        let (_, unmanaged) = crate::openbao::observe::namespaces(bao, "").await?;
+        let pending = unmanaged.iter().filter(|u| u.reason == "deletion in progress").count();
+        if pending == 0 {
+            return Ok(());
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("{pending} namespaces are still being deleted after 10 minutes");
+        }
+        eprintln!("(waiting for OpenBao to finish deleting {pending} namespaces)");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 fn report(what: &str, n: usize, d: Duration) {
@@ -117,15 +158,15 @@ fn tempfile_dir(run_id: &str) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn write_bench_env(work: &Path, address: &str, token_file: &Path, run_id: &str, n: usize) -> anyhow::Result<PathBuf> {
+fn write_bench_env(work: &Path, address: &str, token_file: &Path, id: &str, names: &[String]) -> anyhow::Result<PathBuf> {
     let mut yaml = format!(
         "openbao:\n  address: {address}\n  token_file: {}\nclasses:\n  bench:\n    kv: {{ path: secret, max_versions: 10 }}\n    policies: [ {{ name: app-read, template: kv-read }} ]\n    approle: {{ roles: {{ app: {{ token_policies: [app-read], token_ttl: 1h, token_max_ttl: 4h }} }} }}\nworkspaces:\n",
         token_file.display()
     );
-    for i in 0..n {
-        yaml.push_str(&format!("  - {{ name: bw{run_id}-{i:05}, class: bench }}\n"));
+    for name in names {
+        yaml.push_str(&format!("  - {{ name: {name}, class: bench }}\n"));
     }
-    let file = work.join("environments").join(format!("bench{run_id}.yaml"));
+    let file = work.join("environments").join(format!("bench{id}.yaml"));
     std::fs::write(&file, yaml)?;
     Ok(file)
 }

@@ -12,6 +12,12 @@ use anyhow::{bail, Context};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+/// Connections to every provider the environment uses.
+pub struct Session {
+    pub bao: Bao,
+    pub aws: Option<crate::aws::Aws>,
+}
+
 pub struct Loaded {
     pub env: Environment,
     pub desired: Vec<Resource>,
@@ -54,24 +60,48 @@ pub fn connect(env: &Environment) -> anyhow::Result<Bao> {
     Ok(Bao::connect(&address, &Sensitive::new(token))?)
 }
 
-pub async fn observe_env(
-    bao: &Bao,
-    env: &Environment,
-    only: Option<&BTreeSet<String>>,
-    parallelism: u16,
-) -> anyhow::Result<Observed> {
+/// Connect to OpenBao and, when the environment has an `aws:` section, AWS.
+pub async fn session(env: &Environment) -> anyhow::Result<Session> {
+    let bao = connect(env)?;
+    let aws = match &env.aws {
+        Some(conn) => Some(crate::aws::Aws::connect(conn, &env.name).await?),
+        None => None,
+    };
+    Ok(Session { bao, aws })
+}
+
+/// Which parts of the live state to read.
+pub enum Scope<'a> {
+    Everything,
+    /// A saved plan's re-read: only these workspaces, and AWS only if the plan touches it.
+    Touched { workspaces: &'a BTreeSet<String>, aws: bool },
+}
+
+pub async fn observe_env(session: &Session, env: &Environment, scope: Scope<'_>, parallelism: u16) -> anyhow::Result<Observed> {
+    let (only, with_aws) = match scope {
+        Scope::Everything => (None, true),
+        Scope::Touched { workspaces, aws } => (Some(workspaces), aws),
+    };
     let opts = ObserveOptions { environment: &env.name, only, parallelism: usize::from(parallelism) };
-    observe(bao, &opts)
+    let bao = &session.bao;
+    let mut observed = observe(bao, &opts)
         .await
-        .with_context(|| format!("reading live state from OpenBao at {}", bao.address()))
+        .with_context(|| format!("reading live state from OpenBao at {}", bao.address()))?;
+    if let (Some(aws), true) = (&session.aws, with_aws) {
+        let live = crate::aws::observe(aws).await.context("reading live state from AWS")?;
+        observed.resources.extend(live.resources);
+        observed.unmanaged.extend(live.unmanaged);
+        observed.resources.sort_by(|a, b| a.address.cmp(&b.address));
+    }
+    Ok(observed)
 }
 
 /// Load → connect → observe → diff → plan.
-pub async fn make_plan(args: &EnvArgs) -> anyhow::Result<(Loaded, Bao, Plan)> {
+pub async fn make_plan(args: &EnvArgs) -> anyhow::Result<(Loaded, Session, Plan)> {
     let loaded = load(args)?;
-    let bao = connect(&loaded.env)?;
-    let observed = observe_env(&bao, &loaded.env, None, args.parallelism).await?;
+    let session = session(&loaded.env).await?;
+    let observed = observe_env(&session, &loaded.env, Scope::Everything, args.parallelism).await?;
     let diff = crate::diff::diff(&loaded.desired, &observed.resources, &observed.unmanaged);
     let plan = Plan::new(&loaded.env.name, &loaded.env.source_digest, diff, &observed);
-    Ok((loaded, bao, plan))
+    Ok((loaded, session, plan))
 }

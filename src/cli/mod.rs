@@ -36,7 +36,7 @@ pub struct EnvArgs {
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
     /// Concurrent requests to OpenBao.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
     pub parallelism: u16,
 }
 
@@ -78,6 +78,11 @@ pub fn color_enabled_stderr() -> bool {
 pub type CmdResult = anyhow::Result<ExitCode>;
 
 pub fn main() -> ExitCode {
+    // `ctl plan | head` should end quietly, like any Unix tool, not panic on a closed pipe.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     crate::logging::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

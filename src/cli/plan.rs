@@ -35,7 +35,7 @@ pub fn validate(args: &EnvArgs) -> CmdResult {
 }
 
 pub async fn run(args: PlanArgs) -> CmdResult {
-    let (_loaded, _bao, plan) = context::make_plan(&args.env).await?;
+    let (_loaded, _session, plan) = context::make_plan(&args.env).await?;
     if args.json {
         println!("{}", plan.to_json());
     } else if args.markdown {

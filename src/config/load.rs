@@ -1,9 +1,12 @@
 //! Reading: the environment file, the workspace directory (in parallel), the source digest, and
 //! turning collected problems into located [`ConfigErrors`].
 
-use super::raw::{RawEnv, RawOpenbao, RawWorkspace};
+use super::raw::{RawAws, RawEnv, RawOpenbao, RawWorkspace};
 use super::validate::{self, Decl};
-use super::{locate, ConfigError, ConfigErrors, Connection, Environment, PathSeg, TokenSource};
+use super::locate::locate_many;
+use super::{locate, AwsConnection, ConfigError, ConfigErrors, Connection, Environment, PathSeg, TokenSource};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 use std::path::{Component, Path, PathBuf};
 
@@ -17,25 +20,37 @@ pub(crate) struct Source {
     pub text: String,
 }
 
+/// Positions already looked up, by file id and path.
+type Memo = HashMap<(usize, Vec<PathSeg>), (usize, usize)>;
+
 /// Every file read so far; index 0 is the environment file.
 #[derive(Default)]
-pub(crate) struct Sources(pub Vec<Source>);
+pub(crate) struct Sources {
+    pub files: Vec<Source>,
+    memo: Mutex<Memo>,
+}
 
 impl Sources {
     /// The path of file `id`.
     pub fn path(&self, id: usize) -> &Path {
-        &self.0[id].path
+        &self.files[id].path
     }
 
     /// 1-based (line, column) of `path` in file `id`.
     pub fn locate(&self, id: usize, path: &[PathSeg]) -> (usize, usize) {
-        let source = &self.0[id];
+        let source = &self.files[id];
         locate(&source.path, &source.text, path)
     }
 
-    /// `file:line` of `path` in file `id`, for messages that point elsewhere.
+    /// `file:line` of `path` in file `id`, for messages that point elsewhere. Remembered:
+    /// many problems may point at the same node (say, the first of many duplicates).
     pub fn describe(&self, id: usize, path: &[PathSeg]) -> String {
-        let (line, _) = self.locate(id, path);
+        let key = (id, path.to_vec());
+        let cached = self.memo.lock().ok().and_then(|memo| memo.get(&key).copied());
+        let (line, column) = cached.unwrap_or_else(|| self.locate(id, path));
+        if let Ok(mut memo) = self.memo.lock() {
+            memo.insert(key, (line, column));
+        }
         format!("{}:{line}", self.path(id).display())
     }
 }
@@ -65,19 +80,30 @@ impl Problems {
         self.0.is_empty()
     }
 
-    /// Locate every problem, sort by file (in reading order), line and column; drop repeats.
+    /// Take over every problem of `other`.
+    pub fn append(&mut self, mut other: Problems) {
+        self.0.append(&mut other.0);
+    }
+
+    /// Locate every problem (parsing each file once for all of its problems), sort by file
+    /// (in reading order), line and column; drop repeats.
     fn resolve(self, sources: &Sources) -> ConfigErrors {
-        let mut located: Vec<(usize, ConfigError)> = self
-            .0
-            .into_iter()
-            .map(|(file, problem)| match problem {
-                Problem::Located(e) => (file, e),
-                Problem::At { path, message } => {
-                    let (line, column) = sources.locate(file, &path);
-                    (file, ConfigError::new(sources.path(file), line, column, message))
-                }
-            })
-            .collect();
+        let mut located: Vec<(usize, ConfigError)> = Vec::with_capacity(self.0.len());
+        let mut pending: BTreeMap<usize, Vec<(Vec<PathSeg>, String)>> = BTreeMap::new();
+        for (file, problem) in self.0 {
+            match problem {
+                Problem::Located(e) => located.push((file, e)),
+                Problem::At { path, message } => pending.entry(file).or_default().push((path, message)),
+            }
+        }
+        for (file, problems) in pending {
+            let source = &sources.files[file];
+            let paths: Vec<&[PathSeg]> = problems.iter().map(|(path, _)| path.as_slice()).collect();
+            let positions = locate_many(&source.path, &source.text, &paths);
+            for ((_, message), (line, column)) in problems.into_iter().zip(positions) {
+                located.push((file, ConfigError::new(&source.path, line, column, message)));
+            }
+        }
         located.sort_by(|(fa, a), (fb, b)| {
             (fa, a.line, a.column, &a.message).cmp(&(fb, b.line, b.column, &b.message))
         });
@@ -92,14 +118,15 @@ pub(crate) fn load(path: &Path) -> Result<Environment, ConfigErrors> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::whole_file(path, format!("cannot read environment file: {e}")))?;
-    let raw: RawEnv = serde_yaml::from_str(&text).map_err(|e| ConfigError::from_yaml(path, &e))?;
+    let text =
+        read_text(path).map_err(|e| ConfigError::whole_file(path, format!("cannot read environment file: {e}")))?;
+    let raw: RawEnv = parse_yaml(path, &text)?;
     let rel = PathBuf::from(path.file_name().unwrap_or(path.as_os_str()));
-    let mut sources = Sources(vec![Source { path: path.to_path_buf(), rel, text }]);
+    let mut sources = Sources { files: vec![Source { path: path.to_path_buf(), rel, text }], memo: Mutex::default() };
     let mut problems = Problems::default();
 
     let openbao = connection(&raw.openbao, &dir, &mut problems);
+    let aws = raw.aws.as_ref().and_then(|a| aws_connection(a, &dir, &mut problems));
     let dir_workspaces = match &raw.workspaces_dir {
         Some(ws_dir) => read_workspace_dir(&dir, &ws_dir.0, &mut sources, &mut problems),
         None => Vec::new(),
@@ -119,11 +146,37 @@ pub(crate) fn load(path: &Path) -> Result<Environment, ConfigErrors> {
             file: path.to_path_buf(),
             dir,
             openbao,
+            aws,
             workspaces,
             source_digest: digest(&sources),
             sources: sorted_paths(&sources),
         }),
         _ => Err(problems.resolve(&sources)),
+    }
+}
+
+/// The `aws:` section: exactly one of `dev_stack` or `region` (+ optional `endpoint`).
+fn aws_connection(raw: &RawAws, dir: &Path, problems: &mut Problems) -> Option<AwsConnection> {
+    let at = |key: &str| vec![PathSeg::key("aws"), PathSeg::key(key)];
+    match (&raw.dev_stack, &raw.region) {
+        (Some(dev), None) => {
+            if raw.endpoint.is_some() {
+                problems.at(0, at("endpoint"), "endpoint is only used with region; dev_stack uses the stack's moto");
+            }
+            Some(AwsConnection::DevStack { dir: absolute(dir, &dev.0) })
+        }
+        (None, Some(region)) => Some(AwsConnection::Account {
+            region: region.0.clone(),
+            endpoint: raw.endpoint.as_ref().map(|e| e.0.clone()),
+        }),
+        (Some(_), Some(_)) => {
+            problems.at(0, at("region"), "set either dev_stack or region, not both");
+            None
+        }
+        (None, None) => {
+            problems.at(0, vec![PathSeg::key("aws")], "aws needs either dev_stack (the local dev stack's directory) or region");
+            None
+        }
     }
 }
 
@@ -222,18 +275,16 @@ fn read_workspace_dir(
         }
     };
     let rel_dir = normalize(Path::new(ws_dir));
-    let files: Vec<(PathBuf, PathBuf)> = names.iter().map(|n| (full.join(n), rel_dir.join(n))).collect();
-    let mut out = Vec::with_capacity(files.len());
-    for parsed in parse_all(files) {
-        let ParsedFile { path, rel, text, result } = parsed;
-        let Some(text) = text else {
-            if let Err(e) = result {
-                problems.located(sources.0.len(), e);
-            }
-            continue;
-        };
-        let id = sources.0.len();
-        sources.0.push(Source { path, rel, text });
+    let paths: Vec<PathBuf> = names.iter().map(|n| full.join(n)).collect();
+    let parsed = par_map(&paths, |path| parse_file(path));
+    let mut out = Vec::with_capacity(paths.len());
+    for ((path, name), (text, result)) in paths.into_iter().zip(&names).zip(parsed) {
+        let id = sources.files.len();
+        // An unreadable file is not a source; its error takes the id the next file will have,
+        // which only affects the order errors are listed in.
+        if let Some(text) = text {
+            sources.files.push(Source { path, rel: rel_dir.join(name), text });
+        }
         match result {
             Ok(ws) => out.push((id, ws)),
             Err(e) => problems.located(id, e),
@@ -261,57 +312,64 @@ fn list_yaml_files(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// One workspace file after reading and parsing. `text` is `None` if it could not be read.
-struct ParsedFile {
-    path: PathBuf,
-    rel: PathBuf,
-    text: Option<String>,
-    result: Result<RawWorkspace, ConfigError>,
-}
-
-fn parse_file(path: PathBuf, rel: PathBuf) -> ParsedFile {
-    match std::fs::read_to_string(&path) {
+/// Read and parse one workspace file: its text (`None` if unreadable) and the result.
+fn parse_file(path: &Path) -> (Option<String>, Result<RawWorkspace, ConfigError>) {
+    match read_text(path) {
         Ok(text) => {
-            let result = serde_yaml::from_str(&text).map_err(|e| ConfigError::from_yaml(&path, &e));
-            ParsedFile { path, rel, text: Some(text), result }
+            let result = parse_yaml(path, &text);
+            (Some(text), result)
         }
-        Err(e) => {
-            let result = Err(ConfigError::whole_file(&path, format!("cannot read workspace file: {e}")));
-            ParsedFile { path, rel, text: None, result }
-        }
+        Err(e) => (None, Err(ConfigError::whole_file(path, format!("cannot read workspace file: {e}")))),
     }
 }
 
-/// Read and parse `files` in order, on 2–4 threads when there are many.
-fn parse_all(files: Vec<(PathBuf, PathBuf)>) -> Vec<ParsedFile> {
-    if files.len() < PARALLEL_THRESHOLD {
-        return files.into_iter().map(|(p, r)| parse_file(p, r)).collect();
+/// Read a text file with few system calls (no size query) and an exactly sized result: the
+/// bytes go through a reused per-thread buffer, and thousands of these strings are kept.
+fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with_borrow_mut(|buffer| {
+        buffer.clear();
+        buffer.reserve(8192);
+        std::fs::File::open(path)?.take(u64::MAX).read_to_end(buffer)?;
+        String::from_utf8(buffer.to_vec())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+    })
+}
+
+/// Deserialize one file: the fast path for the common subset of YAML, else serde_yaml (which
+/// also gives positioned errors).
+fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    if let Some(value) = super::fast::from_str(text) {
+        return Ok(value);
+    }
+    serde_yaml::from_str(text).map_err(|e| ConfigError::from_yaml(path, &e))
+}
+
+/// `f` applied to every item, in order: on 2–4 threads when there are many items.
+pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() < PARALLEL_THRESHOLD {
+        return items.iter().map(f).collect();
     }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4);
-    let chunk = files.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<(PathBuf, PathBuf)>> = Vec::with_capacity(threads);
-    let mut rest = files;
-    while rest.len() > chunk {
-        let tail = rest.split_off(chunk);
-        chunks.push(rest);
-        rest = tail;
-    }
-    chunks.push(rest);
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|c| scope.spawn(move || c.into_iter().map(|(p, r)| parse_file(p, r)).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
+        let handles: Vec<_> =
+            items.chunks(chunk).map(|c| scope.spawn(move || c.iter().map(f).collect::<Vec<R>>())).collect();
+        let mut out = Vec::with_capacity(items.len());
+        for handle in handles {
+            out.extend(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        out
     })
 }
 
 /// SHA-256 hex over `"<rel>\0<bytes>\0"` of every source, sorted by relative path.
 fn digest(sources: &Sources) -> String {
-    let mut order: Vec<&Source> = sources.0.iter().collect();
+    let mut order: Vec<&Source> = sources.files.iter().collect();
     order.sort_by(|a, b| a.rel.cmp(&b.rel));
     let mut hasher = Sha256::new();
     for source in order {
@@ -329,7 +387,7 @@ fn rel_text(rel: &Path) -> String {
 }
 
 fn sorted_paths(sources: &Sources) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = sources.0.iter().map(|s| s.path.clone()).collect();
+    let mut paths: Vec<PathBuf> = sources.files.iter().map(|s| s.path.clone()).collect();
     paths.sort();
     paths
 }

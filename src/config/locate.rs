@@ -149,3 +149,179 @@ impl<'de> Visitor<'de> for WalkVisitor<'_> {
         }
     }
 }
+
+/// 1-based (line, column) of every path in `paths`, like [`locate`] for each, but parsing
+/// `source` once for all the scalars among them (a file with thousands of errors must not be
+/// parsed thousands of times). Mappings, sequences and missing paths are located one by one.
+pub fn locate_many(file: &Path, source: &str, paths: &[&[PathSeg]]) -> Vec<(usize, usize)> {
+    let mut found: Vec<Option<(usize, usize)>> = vec![None; paths.len()];
+    if paths.len() > 1 {
+        let mut trie = Trie::default();
+        for (i, path) in paths.iter().enumerate() {
+            trie.insert(path, i);
+        }
+        let walk = MultiWalk { trie: &trie, found: &mut found };
+        if let Err(e) = walk.deserialize(serde_yaml::Deserializer::from_str(source)) {
+            if let Some(at) = marked(&e) {
+                trie.record(&mut found, at); // the document itself is a scalar
+            }
+        }
+    }
+    paths.iter().zip(found).map(|(path, at)| at.unwrap_or_else(|| locate(file, source, path))).collect()
+}
+
+/// The paths still wanted below one node: the target ids ending here, and the children.
+#[derive(Default)]
+struct Trie {
+    here: Vec<usize>,
+    keys: std::collections::HashMap<String, Trie>,
+    items: std::collections::HashMap<usize, Trie>,
+}
+
+impl Trie {
+    fn insert(&mut self, path: &[PathSeg], id: usize) {
+        match path.split_first() {
+            None => self.here.push(id),
+            Some((PathSeg::Key(k), rest)) => self.keys.entry(k.clone()).or_default().insert(rest, id),
+            Some((PathSeg::Index(i), rest)) => self.items.entry(*i).or_default().insert(rest, id),
+        }
+    }
+
+    /// This node is a scalar at `at`: every target at or below it is located there.
+    fn record(&self, found: &mut [Option<(usize, usize)>], at: (usize, usize)) {
+        for &id in &self.here {
+            found[id] = Some(at);
+        }
+        for child in self.keys.values().chain(self.items.values()) {
+            child.record(found, at);
+        }
+    }
+}
+
+/// The error raised on purpose at scalars by [`MultiWalk`], and caught by their parent.
+const MARK: &str = "\u{1}ctl-locate-mark";
+
+/// The position of a [`MARK`] error, from its message (serde_yaml appends " at line L column
+/// C", omitted for 1:1). `None` for any other error.
+fn marked(e: &impl fmt::Display) -> Option<(usize, usize)> {
+    let text = e.to_string();
+    let rest = &text[text.find(MARK)? + MARK.len()..];
+    if rest.is_empty() {
+        return Some((1, 1));
+    }
+    let (line, column) = rest.strip_prefix(" at line ")?.split_once(" column ")?;
+    Some((line.parse().ok()?, column.parse().ok()?))
+}
+
+/// Walks every node on the way to the targets of `trie`, marking scalars: each scalar raises
+/// a [`MARK`] error that serde_yaml stamps with its position and that the parent map or
+/// sequence catches before going on (serde_yaml has already consumed the scalar by then).
+struct MultiWalk<'t, 'f> {
+    trie: &'t Trie,
+    found: &'f mut [Option<(usize, usize)>],
+}
+
+impl<'de> DeserializeSeed<'de> for MultiWalk<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl MultiWalk<'_, '_> {
+    /// Walk into `child` with `step`; a mark from the child itself locates its targets.
+    fn descend<E: de::Error>(
+        child: &Trie,
+        found: &mut [Option<(usize, usize)>],
+        step: impl FnOnce(MultiWalk<'_, '_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match step(MultiWalk { trie: child, found: &mut *found }) {
+            Ok(()) => Ok(()),
+            Err(e) => match marked(&e) {
+                Some(at) => {
+                    child.record(found, at);
+                    Ok(())
+                }
+                None => Err(e),
+            },
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for MultiWalk<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MARK)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            match self.trie.keys.get(&key) {
+                Some(child) => Self::descend(child, self.found, |walk| map.next_value_seed(walk))?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        loop {
+            let more = match self.trie.items.get(&index) {
+                Some(child) => {
+                    let mut more = true;
+                    Self::descend(child, self.found, |walk| {
+                        more = seq.next_element_seed(walk)?.is_some();
+                        Ok(())
+                    })?;
+                    more
+                }
+                None => seq.next_element::<IgnoredAny>()?.is_some(),
+            };
+            if !more {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Err(E::custom(MARK))
+    }
+}

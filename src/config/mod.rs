@@ -19,6 +19,7 @@
 mod cidr;
 mod duration;
 mod error;
+mod fast;
 mod load;
 mod locate;
 mod names;
@@ -31,7 +32,7 @@ mod tests;
 pub use cidr::{Cidr, ParseCidrError};
 pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ConfigErrors};
-pub use locate::{locate, Origin, PathSeg};
+pub use locate::{locate, locate_many, Origin, PathSeg};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,8 @@ pub struct Environment {
     pub dir: PathBuf,
     /// How to reach OpenBao.
     pub openbao: Connection,
+    /// How to reach AWS, when the environment declares AWS resources.
+    pub aws: Option<AwsConnection>,
     /// Every workspace, sorted by name, with class defaults merged in.
     pub workspaces: Vec<Workspace>,
     /// SHA-256 (hex) over every source file: for each, in sorted order of its path relative to
@@ -82,6 +85,24 @@ pub enum Connection {
     DevStack {
         /// Absolute state directory, resolved relative to the environment file's directory.
         dir: PathBuf,
+    },
+}
+
+/// How to reach AWS. Credentials are never in the file: an account uses the SDK's default
+/// chain (instance role, environment); the dev stack's moto uses static test credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsConnection {
+    /// The moto server of the local dev stack whose state directory is `dir` (absolute).
+    DevStack {
+        /// Absolute state directory.
+        dir: PathBuf,
+    },
+    /// A real account (or any endpoint, e.g. moto in tests).
+    Account {
+        /// e.g. `eu-west-1`.
+        region: String,
+        /// Override of the service endpoints (`http(s)://host:port`), for moto.
+        endpoint: Option<String>,
     },
 }
 

@@ -5,7 +5,6 @@ use super::names::*;
 use super::{Cidr, Duration};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -14,6 +13,8 @@ use std::marker::PhantomData;
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawEnv {
     pub openbao: RawOpenbao,
+    #[serde(default)]
+    pub aws: Option<RawAws>,
     #[serde(default)]
     pub classes: UniqueMap<ClassName, RawClass>,
     #[serde(default)]
@@ -34,6 +35,18 @@ pub(crate) struct RawOpenbao {
     pub token_env: Option<EnvVarName>,
     #[serde(default)]
     pub token_file: Option<NonEmpty>,
+}
+
+/// How to reach AWS: the dev stack's moto, or an account (region + optional endpoint).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAws {
+    #[serde(default)]
+    pub dev_stack: Option<NonEmpty>,
+    #[serde(default)]
+    pub region: Option<NonEmpty>,
+    #[serde(default)]
+    pub endpoint: Option<Address>,
 }
 
 /// Defaults a workspace inherits with `class:`.
@@ -165,18 +178,19 @@ pub(crate) struct RawQuota {
     pub block_interval: Duration,
 }
 
-/// A mapping whose keys are validated and must be unique: a repeated key is an error at the
-/// repeated key (plain serde maps silently keep the last one).
+/// A mapping whose keys are validated and must be unique, in file order: a repeated key is an
+/// error at the repeated key (plain serde maps silently keep the last one). A `Vec` rather than
+/// a map: these are small, and there are thousands of them.
 #[derive(Debug)]
-pub(crate) struct UniqueMap<K, V>(pub BTreeMap<K, V>);
+pub(crate) struct UniqueMap<K, V>(pub Vec<(K, V)>);
 
 impl<K, V> Default for UniqueMap<K, V> {
     fn default() -> Self {
-        UniqueMap(BTreeMap::new())
+        UniqueMap(Vec::new())
     }
 }
 
-impl<'de, K: Parse + Ord + fmt::Display, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<K, V> {
+impl<'de, K: Parse + PartialEq + fmt::Display, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<K, V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_map(UniqueMapVisitor(PhantomData))
     }
@@ -184,7 +198,7 @@ impl<'de, K: Parse + Ord + fmt::Display, V: Deserialize<'de>> Deserialize<'de> f
 
 struct UniqueMapVisitor<K, V>(PhantomData<(K, V)>);
 
-impl<'de, K: Parse + Ord + fmt::Display, V: Deserialize<'de>> Visitor<'de> for UniqueMapVisitor<K, V> {
+impl<'de, K: Parse + PartialEq + fmt::Display, V: Deserialize<'de>> Visitor<'de> for UniqueMapVisitor<K, V> {
     type Value = UniqueMap<K, V>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -192,10 +206,10 @@ impl<'de, K: Parse + Ord + fmt::Display, V: Deserialize<'de>> Visitor<'de> for U
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = BTreeMap::new();
-        while let Some(key) = map.next_key_seed(UniqueKey { seen: &out, value: PhantomData::<V> })? {
+        let mut out: Vec<(K, V)> = Vec::new();
+        while let Some(key) = map.next_key_seed(UniqueKey { seen: &out })? {
             let value = map.next_value()?;
-            out.insert(key, value);
+            out.push((key, value));
         }
         Ok(UniqueMap(out))
     }
@@ -203,11 +217,10 @@ impl<'de, K: Parse + Ord + fmt::Display, V: Deserialize<'de>> Visitor<'de> for U
 
 /// Deserializes one key, failing (at the key's own position) if it is already in `seen`.
 struct UniqueKey<'a, K, V> {
-    seen: &'a BTreeMap<K, V>,
-    value: PhantomData<V>,
+    seen: &'a [(K, V)],
 }
 
-impl<'de, K: Parse + Ord + fmt::Display, V> DeserializeSeed<'de> for UniqueKey<'_, K, V> {
+impl<'de, K: Parse + PartialEq + fmt::Display, V> DeserializeSeed<'de> for UniqueKey<'_, K, V> {
     type Value = K;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<K, D::Error> {
@@ -215,7 +228,7 @@ impl<'de, K: Parse + Ord + fmt::Display, V> DeserializeSeed<'de> for UniqueKey<'
     }
 }
 
-impl<K: Parse + Ord + fmt::Display, V> Visitor<'_> for UniqueKey<'_, K, V> {
+impl<K: Parse + PartialEq + fmt::Display, V> Visitor<'_> for UniqueKey<'_, K, V> {
     type Value = K;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -224,7 +237,7 @@ impl<K: Parse + Ord + fmt::Display, V> Visitor<'_> for UniqueKey<'_, K, V> {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<K, E> {
         let key = K::parse(v).map_err(E::custom)?;
-        if self.seen.contains_key(&key) {
+        if self.seen.iter().any(|(k, _)| *k == key) {
             return Err(E::custom(format!("duplicate key {:?}: each key may appear only once", key.to_string())));
         }
         Ok(key)

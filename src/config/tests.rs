@@ -2,6 +2,7 @@
 //! types, and the locate trick. No network.
 
 use super::*;
+use super::{fast, raw};
 use std::path::{Path, PathBuf};
 
 /// A scratch tree: `environments/test.yaml` plus any other files, relative to a temp dir.
@@ -696,35 +697,531 @@ fn perf_10k_errors_in_one_file() {
     // Every workspace has an error: each is located by re-walking the environment file.
     let mut env = format!("{DEV}workspaces:\n");
     for i in 0..10_000 {
-        env.push_str(&format!("  - {{ name: w{i:05}, quota: {{ rate: 0 }} }}\n"));
+        env.push_str(&format!("  - {{ name: w{i:05}, namespace: shared, class: nope, quota: {{ rate: 0 }} }}\n"));
     }
     let tree = Tree::new(&[("environments/test.yaml", &env)]);
     let t = std::time::Instant::now();
     let errors = tree.errors();
-    eprintln!("10k located errors in one file: {:?}", t.elapsed());
-    assert_eq!(errors.len(), 10_000);
+    eprintln!("30k located errors in one file: {:?}", t.elapsed());
+    assert_eq!(errors.len(), 30_000 - 1, "every unknown class and rate, every namespace but the first");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fast path must agree with serde_yaml whenever it answers at all.
+
+fn node_to_value(node: fast::Node<'_>) -> serde_yaml::Value {
+    use serde_yaml::{Mapping, Number, Value};
+    match node {
+        fast::Node::Empty | fast::Node::Null => Value::Null,
+        fast::Node::Bool(b) => Value::Bool(b),
+        fast::Node::U64(n) => Value::Number(Number::from(n)),
+        fast::Node::I64(n) => Value::Number(Number::from(n)),
+        fast::Node::F64(n) => Value::Number(Number::from(n)),
+        fast::Node::Str(s) => Value::String(s.into_owned()),
+        fast::Node::Seq(items) => Value::Sequence(items.into_iter().map(node_to_value).collect()),
+        fast::Node::Map(entries) => {
+            let mut map = Mapping::new();
+            for (k, v) in entries {
+                map.insert(node_to_value(k), node_to_value(v));
+            }
+            Value::Mapping(map)
+        }
+    }
+}
+
+/// If the fast path parses `text`, serde_yaml parses it to the same value, and typed
+/// deserialization through either path gives the same result. Returns whether it parsed.
+#[track_caller]
+fn assert_fast_agrees(text: &str) -> bool {
+    let Some(node) = fast::parse(text) else { return false };
+    let slow: serde_yaml::Value =
+        serde_yaml::from_str(text).unwrap_or_else(|e| panic!("fast path accepted what serde_yaml rejects ({e}):\n{text}"));
+    assert_eq!(node_to_value(node), slow, "different values for:\n{text}");
+    if let Some(fast_ws) = fast::from_str::<raw::RawWorkspace>(text) {
+        let slow_ws: raw::RawWorkspace =
+            serde_yaml::from_str(text).unwrap_or_else(|e| panic!("typed: serde_yaml rejects ({e}):\n{text}"));
+        assert_eq!(format!("{fast_ws:?}"), format!("{slow_ws:?}"), "typed results differ for:\n{text}");
+    }
+    if let Some(fast_env) = fast::from_str::<raw::RawEnv>(text) {
+        let slow_env: raw::RawEnv =
+            serde_yaml::from_str(text).unwrap_or_else(|e| panic!("typed: serde_yaml rejects ({e}):\n{text}"));
+        assert_eq!(format!("{fast_env:?}"), format!("{slow_env:?}"), "typed results differ for:\n{text}");
+    }
+    true
 }
 
 #[test]
-#[ignore = "scratch"]
-fn perf_breakdown() {
-    let tree = big_tree(10_000);
-    let dir = tree.root.join("environments/ws");
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    names.sort();
-    for _ in 0..3 {
-        let t = std::time::Instant::now();
-        let texts: Vec<String> = names.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
-        let read = t.elapsed();
-        let t = std::time::Instant::now();
-        let parsed: Vec<raw::RawWorkspace> = texts.iter().map(|s| serde_yaml::from_str(s).unwrap()).collect();
-        let parse = t.elapsed();
-        let t = std::time::Instant::now();
-        let _v: Vec<serde_yaml::Value> = texts.iter().map(|s| serde_yaml::from_str(s).unwrap()).collect();
-        let value = t.elapsed();
-        let t = std::time::Instant::now();
-        let env = tree.load().unwrap();
-        let full = t.elapsed();
-        eprintln!("read {read:?} parse {parse:?} (as Value {value:?}) full {full:?} {}", parsed.len() + env.workspaces.len());
+fn fast_path_handles_the_example_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("environments");
+    let mut files = vec![root.join("local.yaml")];
+    for entry in std::fs::read_dir(root.join("workspaces/local")).expect("example dir") {
+        files.push(entry.expect("entry").path());
     }
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read example");
+        assert!(assert_fast_agrees(&text), "example {} should take the fast path", file.display());
+    }
+    for text in [GOOD_ENV, GOOD_WS_FILE] {
+        assert!(assert_fast_agrees(text));
+    }
+}
+
+#[test]
+fn fast_path_cases() {
+    let accepted = [
+        "a: 1\n",
+        "a: -1\nb: 0\nc: 1.5\nd: 1e3\ne: 1.\nf: .5\n",
+        "a: 0s\nb: 1h30m\nc: 10.0.0.0/8\nd: fd00::/8\ne: ../.ctl/dev\nf: -x\n",
+        "a: yes\nb: no\nc: on\nd: y\n",
+        "a: true\nb: False\nc: null\nd: ~\ne:\nf: NULL\n",
+        "a: 'it''s'\nb: \"q\"\nc: 'a # b'\nd: x#y\ne: a, b\nf: a]\n",
+        "a: x # comment\n# full line\n  # indented comment\n\nb: [a, b] # c\n",
+        "a:\n- x\n- y\nb:\n  - { c: 1 }\n  - [1, [2, 3], {}]\n",
+        "a:\n  - b: 1\n    c: 2\n  -\n    d: 3\n  -\n",
+        "a:\n  roles:\n  keys:\n  b: []\n",
+        "  a: 1\n  b:\n      c: 2\n",
+        "a: { b: 'x, y', c: \"[z]\", d: [fd00::/8, 10.0.0.0/8], e: a:b }\n",
+        "a: [ ]\nb: { }\nc: []\n",
+        "1: a\nnull: b\ntrue: c\n",
+        "a: 123456789012345678\nb: -123456789012345678\n",
+    ];
+    for text in accepted {
+        assert!(assert_fast_agrees(text), "should take the fast path:\n{text}");
+    }
+    let left_to_serde_yaml = [
+        "a: &x 1\nb: *x\n",
+        "a: !tag 1\n",
+        "a: |\n  text\n",
+        "a: >\n  text\n",
+        "a: \"esc\\n\"\n",
+        "a: multi\n  line\n",
+        "a: [1,\n  2]\n",
+        "a: 1\na: 2\n",
+        "a: { b: 1, b: 2 }\n",
+        "a: 0x1f\n",
+        "a: -0\n",
+        "a:\n  - - x\n",
+        "a: 007\n",
+        "a: +1\n",
+        "a: .inf\n",
+        "a: 99999999999999999999\n",
+        "a:\tb\n",
+        "a: é\n",
+        "---\na: 1\n",
+        "'a': 1\n",
+        "a: b: c\n",
+        "- a\n",
+        "",
+        "# only a comment\n",
+        "a: [a, ]\n",
+        "a: [a: b]\n",
+        "a: {a:1}\n",
+        "a: -\n",
+        "a: 1\n b: 2\n",
+        "a:\n  b: 1\n c: 2\n",
+        "a: 'unclosed\n",
+        "a: [x] y\n",
+        "a: x\r\n",
+    ];
+    for text in left_to_serde_yaml {
+        assert!(!assert_fast_agrees(text), "should be left to serde_yaml:\n{text}");
+    }
+}
+
+/// A tiny deterministic PRNG for the differential test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+const SCALARS: &[&str] = &[
+    "acme", "1h", "0s", "10", "-5", "0", "007", "0x1f", "+1", "1.5", ".5", "1e3", "1_000", "true", "False", "null",
+    "~", "yes", "inf", ".inf", "-x", "x #c", "x#c", "10.0.0.0/8", "fd00::/8", "'it''s'", "'a # b'", "\"q\"",
+    "\"a\\nb\"", "a b", "a:b", "-1.5e3", "1.", "..", "nan", "12:30", "'", "\"", "é", "a, b", "a]",
+];
+const KEYS: &[&str] = &["name", "class", "kv", "a", "b", "1", "null", "a b", "a:b", "'q'", "-k", "true", "x#y", "path"];
+
+/// A random document: mostly valid YAML in random styles, sometimes mutated.
+fn random_doc(rng: &mut Rng) -> String {
+    let mut out = String::new();
+    random_block(rng, &mut out, 0, 0);
+    if rng.below(3) == 0 && !out.is_empty() {
+        let at = rng.below(out.len());
+        if out.is_char_boundary(at) {
+            let mutations = [":", " ", "#", "-", "'", "\"", "[", "{", "\n", "  ", ",", ""];
+            let insert = rng.pick(&mutations);
+            let remove = rng.below(2);
+            let end = (at + remove).min(out.len());
+            if out.is_char_boundary(end) {
+                out.replace_range(at..end, insert);
+            }
+        }
+    }
+    out
+}
+
+fn random_block(rng: &mut Rng, out: &mut String, indent: usize, depth: usize) {
+    let pad = " ".repeat(indent);
+    let entries = 1 + rng.below(4);
+    let as_sequence = depth > 0 && rng.below(3) == 0;
+    for i in 0..entries {
+        if rng.below(6) == 0 {
+            out.push_str(&format!("{pad}# comment\n"));
+        }
+        if rng.below(8) == 0 {
+            out.push('\n');
+        }
+        let key = if as_sequence { "-".to_string() } else { format!("{}:", if i == 0 { "name" } else { rng.pick(KEYS) }) };
+        match rng.below(6) {
+            0 if depth < 3 => {
+                out.push_str(&format!("{pad}{key}\n"));
+                let child = indent + if !as_sequence && rng.below(3) == 0 { 0 } else { 1 + rng.below(3) };
+                if child == indent {
+                    // A sequence at the key's indentation.
+                    for _ in 0..1 + rng.below(3) {
+                        out.push_str(&format!("{pad}- {}\n", random_inline(rng, depth + 1)));
+                    }
+                } else {
+                    random_block(rng, out, child, depth + 1);
+                }
+            }
+            1 if as_sequence && depth < 3 => {
+                // A compact mapping in a sequence item.
+                out.push_str(&format!("{pad}- {}: {}\n", rng.pick(KEYS), random_inline(rng, depth + 1)));
+                out.push_str(&format!("{pad}  {}: {}\n", rng.pick(KEYS), random_inline(rng, depth + 1)));
+            }
+            _ => {
+                let comment = if rng.below(5) == 0 { " # trailing" } else { "" };
+                out.push_str(&format!("{pad}{key} {}{comment}\n", random_inline(rng, depth + 1)));
+            }
+        }
+    }
+}
+
+fn random_inline(rng: &mut Rng, depth: usize) -> String {
+    match rng.below(if depth < 4 { 6 } else { 4 }) {
+        4 => {
+            let items: Vec<String> = (0..rng.below(4)).map(|_| random_inline(rng, depth + 1)).collect();
+            format!("[{}]", items.join(", "))
+        }
+        5 => {
+            let items: Vec<String> =
+                (0..rng.below(4)).map(|_| format!("{}: {}", rng.pick(KEYS), random_inline(rng, depth + 1))).collect();
+            format!("{{ {} }}", items.join(", "))
+        }
+        _ => rng.pick(SCALARS).to_string(),
+    }
+}
+
+#[test]
+fn fast_path_differential() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let iterations = if cfg!(debug_assertions) { 20_000 } else { 300_000 };
+    let mut fast = 0;
+    for _ in 0..iterations {
+        let doc = random_doc(&mut rng);
+        if assert_fast_agrees(&doc) {
+            fast += 1;
+        }
+    }
+    assert!(fast > iterations / 10, "the generator should exercise the fast path ({fast} of {iterations})");
+}
+
+/// A document tree for the shaped generator: raw scalar text, mapping, list, or nothing.
+enum Gen {
+    S(String),
+    M(Vec<(String, Gen)>),
+    L(Vec<Gen>),
+    E,
+}
+
+const VALUE_SPELLINGS: &[&str] = &[
+    "acme", "app-read", "kv-read", "secret", "1h", "30m", "0s", "720h", "10", "0", "-1", "1.5", "100", "true",
+    "false", "null", "~", "'quoted'", "\"dq\"", "10.0.0.0/8", "fd00::/8", "10.0.0.1/8", "ed25519", "aes256-gcm96",
+    "default", "x y", "Acme", "a/b", "sys", "'10'", "'true'", "1e2", "1x",
+];
+
+fn shaped_scalar(rng: &mut Rng) -> Gen {
+    if rng.below(12) == 0 {
+        Gen::E
+    } else {
+        Gen::S(rng.pick(VALUE_SPELLINGS).to_string())
+    }
+}
+
+/// Usually a value that fits the field, sometimes any spelling.
+fn fitting(rng: &mut Rng, good: &[&str]) -> Gen {
+    if rng.below(8) == 0 {
+        shaped_scalar(rng)
+    } else {
+        Gen::S(rng.pick(good).to_string())
+    }
+}
+
+fn name_value(r: &mut Rng) -> Gen {
+    fitting(r, &["acme", "app-read", "'quoted'", "\"dq\"", "a1", "k"])
+}
+
+fn duration_value(r: &mut Rng) -> Gen {
+    fitting(r, &["1h", "30m", "0s", "720h", "90", "0", "'15'", "1h30m"])
+}
+
+fn count_value(r: &mut Rng) -> Gen {
+    fitting(r, &["0", "1", "10", "4294967295"])
+}
+
+fn cidr_value(r: &mut Rng) -> Gen {
+    fitting(r, &["10.0.0.0/8", "fd00::/8", "127.0.0.0/8", "'192.168.0.0/16'"])
+}
+
+/// Makes the value of one field.
+type Field = (&'static str, fn(&mut Rng) -> Gen);
+
+fn shaped_map(rng: &mut Rng, fields: &[Field]) -> Gen {
+    let mut entries = Vec::new();
+    for (name, make) in fields {
+        if *name == "name" || rng.below(3) != 0 {
+            let key = if rng.below(100) == 0 { format!("{name}x") } else { name.to_string() };
+            entries.push((key, make(rng)));
+        }
+    }
+    if rng.below(30) == 0 {
+        Gen::E
+    } else {
+        Gen::M(entries)
+    }
+}
+
+fn shaped_list(rng: &mut Rng, item: fn(&mut Rng) -> Gen) -> Gen {
+    match rng.below(30) {
+        0 => Gen::E,
+        _ => Gen::L((0..rng.below(3)).map(|_| item(rng)).collect()),
+    }
+}
+
+fn shaped_workspace(rng: &mut Rng) -> Gen {
+    shaped_map(
+        rng,
+        &[
+            ("name", name_value),
+            ("class", |r| fitting(r, &["std", "small", "nope"])),
+            ("namespace", name_value),
+            ("kv", |r| {
+                shaped_map(
+                    r,
+                    &[
+                        ("path", name_value),
+                        ("max_versions", count_value),
+                        ("cas_required", |r| fitting(r, &["true", "false", "True"])),
+                        ("delete_version_after", duration_value),
+                    ],
+                )
+            }),
+            ("policies", |r| {
+                shaped_list(r, |r| {
+                    shaped_map(
+                        r,
+                        &[
+                            ("name", name_value),
+                            ("template", name_value),
+                            ("vars", |r| shaped_map(r, &[("a", name_value), ("b", shaped_scalar)])),
+                        ],
+                    )
+                })
+            }),
+            ("approle", |r| {
+                shaped_map(
+                    r,
+                    &[
+                        ("mount", name_value),
+                        ("roles", |r| {
+                            let role = |r: &mut Rng| {
+                                shaped_map(
+                                    r,
+                                    &[
+                                        ("token_policies", |r| shaped_list(r, name_value)),
+                                        ("token_ttl", duration_value),
+                                        ("token_max_ttl", duration_value),
+                                        ("secret_id_num_uses", count_value),
+                                        ("token_bound_cidrs", |r| shaped_list(r, cidr_value)),
+                                    ],
+                                )
+                            };
+                            shaped_map(r, &[("app", role), ("ci", role)])
+                        }),
+                    ],
+                )
+            }),
+            ("transit", |r| {
+                shaped_map(
+                    r,
+                    &[
+                        ("mount", |r| fitting(r, &["transit", "crypto"])),
+                        ("keys", |r| {
+                            shaped_list(r, |r| {
+                                shaped_map(
+                                    r,
+                                    &[
+                                        ("name", name_value),
+                                        ("type", |r| fitting(r, &["ed25519", "aes256-gcm96", "rsa-4096"])),
+                                        ("auto_rotate_period", duration_value),
+                                    ],
+                                )
+                            })
+                        }),
+                    ],
+                )
+            }),
+            ("quota", |r| {
+                shaped_map(r, &[("rate", |r| fitting(r, &["100", "1.5", "0.25", "7"])), ("interval", duration_value), ("block_interval", duration_value)])
+            }),
+        ],
+    )
+}
+
+/// Render in a random mix of block and flow style.
+fn render(rng: &mut Rng, gen: &Gen, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match gen {
+        Gen::M(entries) => {
+            for (key, value) in entries {
+                match value {
+                    Gen::M(inner) if !inner.is_empty() && rng.below(2) == 0 => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        render(rng, value, indent + 2, out);
+                    }
+                    Gen::L(items) if !items.is_empty() && rng.below(2) == 0 => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        let item_indent = if rng.below(2) == 0 { indent } else { indent + 2 };
+                        render_items(rng, items, item_indent, out);
+                    }
+                    _ => out.push_str(&format!("{pad}{key}: {}\n", flow(value))),
+                }
+            }
+        }
+        Gen::L(items) => render_items(rng, items, indent, out),
+        other => out.push_str(&format!("{pad}{}\n", flow(other))),
+    }
+}
+
+fn render_items(rng: &mut Rng, items: &[Gen], indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    for item in items {
+        match item {
+            Gen::M(entries) if !entries.is_empty() && rng.below(2) == 0 => {
+                // "- first: x" then the other keys aligned under "first".
+                let mut nested = String::new();
+                render(rng, item, indent + 2, &mut nested);
+                out.push_str(&format!("{pad}- {}", &nested[indent + 2..]));
+            }
+            _ => out.push_str(&format!("{pad}- {}\n", flow(item))),
+        }
+    }
+}
+
+fn flow(gen: &Gen) -> String {
+    match gen {
+        Gen::S(s) => s.clone(),
+        Gen::E => String::new(),
+        Gen::L(items) => format!("[{}]", items.iter().map(flow).collect::<Vec<_>>().join(", ")),
+        Gen::M(entries) => {
+            let inner: Vec<String> = entries.iter().map(|(k, v)| format!("{k}: {}", flow(v))).collect();
+            format!("{{ {} }}", inner.join(", "))
+        }
+    }
+}
+
+#[test]
+fn fast_path_differential_shaped() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let iterations = if cfg!(debug_assertions) { 5_000 } else { 100_000 };
+    let (mut fast, mut typed) = (0, 0);
+    for _ in 0..iterations {
+        let mut doc = String::new();
+        let tree = shaped_workspace(&mut rng);
+        render(&mut rng, &tree, 0, &mut doc);
+        if assert_fast_agrees(&doc) {
+            fast += 1;
+        }
+        if fast::from_str::<raw::RawWorkspace>(&doc).is_some() {
+            typed += 1;
+        }
+    }
+    assert!(fast > iterations / 2, "the generator should exercise the fast path ({fast} of {iterations})");
+    assert!(typed > iterations / 10, "and typed deserialization ({typed} of {iterations})");
+}
+
+/// Every path in a document (string keys only), plus a few that do not exist.
+fn all_paths(value: &serde_yaml::Value, prefix: &mut Vec<PathSeg>, out: &mut Vec<Vec<PathSeg>>) {
+    out.push(prefix.clone());
+    match value {
+        serde_yaml::Value::Mapping(map) => {
+            for (k, v) in map {
+                if let Some(k) = k.as_str() {
+                    prefix.push(PathSeg::key(k));
+                    all_paths(v, prefix, out);
+                    prefix.pop();
+                }
+            }
+            prefix.push(PathSeg::key("no-such-key"));
+            out.push(prefix.clone());
+            prefix.pop();
+        }
+        serde_yaml::Value::Sequence(items) => {
+            for (i, v) in items.iter().enumerate() {
+                prefix.push(PathSeg::Index(i));
+                all_paths(v, prefix, out);
+                prefix.pop();
+            }
+            prefix.push(PathSeg::Index(items.len()));
+            out.push(prefix.clone());
+            prefix.pop();
+        }
+        _ => {
+            prefix.push(PathSeg::Index(0));
+            out.push(prefix.clone());
+            prefix.pop();
+        }
+    }
+}
+
+#[test]
+fn locate_many_agrees_with_locate() {
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+    let file = Path::new("x.yaml");
+    let mut docs: Vec<String> = vec![GOOD_ENV.to_string(), GOOD_WS_FILE.to_string(), "just a scalar\n".into(), "".into()];
+    for _ in 0..if cfg!(debug_assertions) { 300 } else { 5_000 } {
+        let tree = shaped_workspace(&mut rng);
+        let mut doc = String::new();
+        render(&mut rng, &tree, 0, &mut doc);
+        docs.push(doc);
+        docs.push(random_doc(&mut rng));
+    }
+    let mut checked = 0;
+    for doc in &docs {
+        let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(doc) else { continue };
+        let mut paths = Vec::new();
+        all_paths(&value, &mut Vec::new(), &mut paths);
+        let refs: Vec<&[PathSeg]> = paths.iter().map(Vec::as_slice).collect();
+        let many = locate_many(file, doc, &refs);
+        for (path, at) in paths.iter().zip(many) {
+            assert_eq!(at, locate(file, doc, path), "path {path:?} in:\n{doc}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 1_000, "{checked}");
 }
