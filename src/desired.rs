@@ -17,9 +17,12 @@ pub fn expand(env: &Environment, templates: &Templates) -> Result<Vec<Resource>,
             Err(e) => errors.extend(e.0),
         }
     }
+    out.extend(crate::aws::network::desired_infra(env, templates.dir(), &mut errors));
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
+    out.extend(crate::alarms::resources::desired(env));
+    out.extend(crate::aws::resources::desired(env));
     out.sort_by(|a, b| a.address.cmp(&b.address));
     Ok(out)
 }

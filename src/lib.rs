@@ -4,6 +4,8 @@
 //! typed [`model::Resource`]s → providers ([`openbao`]) observe live resources → [`diff`] (pure)
 //! produces typed changes → [`plan`] (serializable, fingerprinted) → [`render`] → [`execute`].
 
+pub mod alarms;
+pub mod artifacts;
 pub mod aws;
 pub mod cli;
 pub mod config;

@@ -67,6 +67,27 @@ pub enum Kind {
     TransitMount,
     TransitKey,
     RateLimitQuota,
+    // AWS network, EC2 and RDS kinds (src/aws/network.rs, ec2.rs, rds.rs).
+    Vpc,
+    Subnet,
+    InternetGateway,
+    RouteTable,
+    NatInstance,
+    VpcEndpoint,
+    SecurityGroup,
+    Instance,
+    DbSubnetGroup,
+    DbInstance,
+    // AWS KMS and IAM kinds (src/aws/kms.rs, iam.rs).
+    KmsKey,
+    KmsAlias,
+    IamRole,
+    IamInstanceProfile,
+    // CloudWatch alarms, their SNS topic and Route 53 health checks (src/aws/cloudwatch.rs, sns.rs, route53.rs).
+    MetricAlarm,
+    SnsTopic,
+    SnsSubscription,
+    Route53HealthCheck,
 }
 
 /// The provider that observes and applies a kind.
@@ -96,6 +117,18 @@ impl Kind {
             | Kind::TransitMount
             | Kind::TransitKey
             | Kind::RateLimitQuota => Provider::OpenBao,
+            Kind::Vpc
+            | Kind::Subnet
+            | Kind::InternetGateway
+            | Kind::RouteTable
+            | Kind::NatInstance
+            | Kind::VpcEndpoint
+            | Kind::SecurityGroup
+            | Kind::Instance
+            | Kind::DbSubnetGroup
+            | Kind::DbInstance => Provider::Aws,
+            Kind::KmsKey | Kind::KmsAlias | Kind::IamRole | Kind::IamInstanceProfile => Provider::Aws,
+            Kind::MetricAlarm | Kind::SnsTopic | Kind::SnsSubscription | Kind::Route53HealthCheck => Provider::Aws,
         }
     }
 
@@ -109,6 +142,56 @@ impl Kind {
             Kind::TransitMount => &KindSpec { replace_on: &["path"], data_loss_on_delete: true },
             Kind::TransitKey => &KindSpec { replace_on: &["type"], data_loss_on_delete: true },
             Kind::RateLimitQuota => &KindSpec { replace_on: &[], data_loss_on_delete: false },
+            Kind::Vpc => &KindSpec { replace_on: &["cidr"], data_loss_on_delete: false },
+            Kind::Subnet => &KindSpec { replace_on: &["vpc", "cidr", "az"], data_loss_on_delete: false },
+            Kind::InternetGateway => &KindSpec { replace_on: &[], data_loss_on_delete: false },
+            Kind::RouteTable => &KindSpec { replace_on: &["vpc"], data_loss_on_delete: false },
+            Kind::NatInstance => &KindSpec {
+                replace_on: &[
+                    "ami",
+                    "subnet",
+                    "instance_type",
+                    "key_name",
+                    "public_ip",
+                    "root_volume_encrypted",
+                    "root_volume_kms_key",
+                    "root_volume_size",
+                    "user_data_sha256",
+                    "user_data",
+                ],
+                data_loss_on_delete: false,
+            },
+            Kind::VpcEndpoint => &KindSpec { replace_on: &["vpc", "service_name", "type"], data_loss_on_delete: false },
+            Kind::SecurityGroup => &KindSpec { replace_on: &["vpc", "group_name", "description"], data_loss_on_delete: false },
+            Kind::Instance => &KindSpec {
+                replace_on: &[
+                    "ami",
+                    "subnet",
+                    "instance_type",
+                    "key_name",
+                    "public_ip",
+                    "root_volume_encrypted",
+                    "root_volume_kms_key",
+                    "root_volume_size",
+                    "user_data_sha256",
+                    "user_data",
+                ],
+                data_loss_on_delete: false,
+            },
+            Kind::DbSubnetGroup => &KindSpec { replace_on: &["name"], data_loss_on_delete: false },
+            Kind::DbInstance => &KindSpec {
+                replace_on: &["identifier", "engine", "storage_encrypted", "kms_key_id", "subnet_group"],
+                data_loss_on_delete: true,
+            },
+            // Deleting a key (ScheduleKeyDeletion) makes everything encrypted under it unreadable.
+            Kind::KmsKey => &KindSpec { replace_on: &["key_spec", "key_usage"], data_loss_on_delete: true },
+            Kind::KmsAlias => &KindSpec { replace_on: &["name"], data_loss_on_delete: false },
+            Kind::IamRole => &KindSpec { replace_on: &[], data_loss_on_delete: false },
+            Kind::IamInstanceProfile => &KindSpec { replace_on: &[], data_loss_on_delete: false },
+            Kind::MetricAlarm => &KindSpec { replace_on: &["alarm_name"], data_loss_on_delete: false },
+            Kind::SnsTopic => &KindSpec { replace_on: &["name"], data_loss_on_delete: false },
+            Kind::SnsSubscription => &KindSpec { replace_on: &["topic", "protocol", "endpoint"], data_loss_on_delete: false },
+            Kind::Route53HealthCheck => &KindSpec { replace_on: &["type", "request_interval"], data_loss_on_delete: false },
         }
     }
 }

@@ -13,6 +13,9 @@ use std::path::Path;
 /// Bumped on any incompatible change to the plan document.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// How long a saved plan stays applicable unless `--max-age` says otherwise.
+pub const DEFAULT_MAX_AGE_SECS: u64 = 24 * 3600;
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub create: usize,
@@ -37,6 +40,11 @@ pub struct Plan {
     pub created_at: u64,
     /// sha256 over the environment's source files.
     pub desired_digest: String,
+    /// The git commit the environment files were read from (`None` outside a git checkout).
+    #[serde(default)]
+    pub git_commit: Option<String>,
+    /// Seconds since the Unix epoch after which `ctl apply` refuses the plan.
+    pub expires_at: u64,
     pub summary: Summary,
     pub changes: Vec<Change>,
     pub conflicts: Vec<Conflict>,
@@ -59,6 +67,17 @@ pub enum PlanError {
     Version { path: String, found: u32 },
     #[error("{path} was modified after it was written (fingerprint mismatch)")]
     Tampered { path: String },
+}
+
+/// Why a saved plan may not be applied here and now.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refusal {
+    #[error("the plan expired {ago}s ago (plans are valid for {max_age}s); run `ctl plan` again")]
+    Expired { ago: u64, max_age: u64 },
+    #[error("the plan was made from commit {planned}, but this checkout is at {now}; plan again from this commit")]
+    OtherCommit { planned: String, now: String },
+    #[error("the plan was made from commit {planned}, but this directory is not a git checkout")]
+    NoCommit { planned: String },
 }
 
 /// Why a saved plan no longer matches what is there.
@@ -94,6 +113,8 @@ impl Plan {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             desired_digest: desired_digest.to_string(),
+            git_commit: None,
+            expires_at: 0,
             summary,
             changes: diff.changes,
             conflicts: diff.conflicts,
@@ -101,8 +122,34 @@ impl Plan {
             observed: read,
             fingerprint: Fingerprint::absent(),
         };
+        plan.expires_at = plan.created_at + DEFAULT_MAX_AGE_SECS;
         plan.fingerprint = plan.compute_fingerprint();
         plan
+    }
+
+    /// Bind the plan to a git commit and a maximum age (re-signs it).
+    pub fn bound_to(mut self, git_commit: Option<String>, max_age_secs: u64) -> Plan {
+        self.git_commit = git_commit;
+        self.expires_at = self.created_at + max_age_secs;
+        self.fingerprint = self.compute_fingerprint();
+        self
+    }
+
+    /// May this plan be applied at `now` (Unix seconds) from a checkout at `commit`?
+    pub fn check_applicable(&self, now: u64, commit: Option<&str>) -> Result<(), Refusal> {
+        if now > self.expires_at {
+            return Err(Refusal::Expired {
+                ago: now - self.expires_at,
+                max_age: self.expires_at.saturating_sub(self.created_at),
+            });
+        }
+        match (&self.git_commit, commit) {
+            (Some(planned), Some(now)) if planned != now => {
+                Err(Refusal::OtherCommit { planned: planned.clone(), now: now.to_string() })
+            }
+            (Some(planned), None) => Err(Refusal::NoCommit { planned: planned.clone() }),
+            _ => Ok(()),
+        }
     }
 
     pub fn has_changes(&self) -> bool {
@@ -241,6 +288,19 @@ mod tests {
         let stale = plan.stale(&now);
         assert_eq!(stale.len(), 2);
         assert_eq!(stale[1].planned, Fingerprint::absent());
+    }
+
+    #[test]
+    fn expiry_and_commit_binding() {
+        let plan = plan_for(&[ns("a", "ctl")], &[]).bound_to(Some("abc".into()), 60);
+        let t = plan.created_at;
+        assert_eq!(plan.check_applicable(t + 10, Some("abc")), Ok(()));
+        assert!(matches!(plan.check_applicable(t + 61, Some("abc")), Err(Refusal::Expired { ago: 1, max_age: 60 })));
+        let other = plan.check_applicable(t, Some("def")).unwrap_err();
+        assert!(other.to_string().contains("made from commit abc"), "{other}");
+        assert!(matches!(plan.check_applicable(t, None), Err(Refusal::NoCommit { .. })));
+        let unbound = plan_for(&[], &[]);
+        assert_eq!(unbound.check_applicable(unbound.created_at, Some("x")), Ok(()));
     }
 
     #[test]

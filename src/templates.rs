@@ -61,6 +61,11 @@ impl Templates {
         Ok(Templates { hb, dir: dir.to_path_buf() })
     }
 
+    /// The templates directory (`templates/`), e.g. for `userdata/<name>.hbs`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn render_policy(&self, name: &str, ctx: &PolicyContext<'_>) -> Result<String, TemplateError> {
         let key = format!("policies/{name}");
         if !self.hb.has_template(&key) {

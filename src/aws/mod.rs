@@ -12,6 +12,18 @@ use crate::model::{Kind, Observed};
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 
+pub mod cloudwatch;
+pub mod iam;
+pub mod kms;
+pub mod resources;
+pub mod tags;
+pub mod route53;
+pub mod sns;
+pub mod ec2;
+pub mod network;
+pub mod network_common;
+pub mod rds;
+
 /// Credentials moto accepts (it only checks that requests are SigV4-signed).
 const MOTO_ACCESS_KEY: &str = "test";
 const MOTO_SECRET_KEY: &str = "test";
@@ -76,15 +88,37 @@ impl Aws {
 
 /// Read every AWS resource this environment manages.
 pub async fn observe(aws: &Aws) -> Result<Observed, AwsError> {
-    let observed = Observed::default();
+    #[allow(unused_mut)]
+    let mut observed = Observed::default();
     // Service families add their reads here, e.g. `kms::observe(aws, &mut observed).await?;`
+    cloudwatch::observe_alarms(aws, &mut observed).await?;
+    iam::observe(aws, &mut observed).await?;
+    kms::observe(aws, &mut observed).await?;
+    let ids = network::observe(aws, &mut observed.resources).await?;
+    rds::observe(aws, &ids.0, &mut observed.resources, &mut observed.unmanaged).await?;
     let _ = aws;
     Ok(observed)
 }
 
 /// Carry out one change to an AWS resource.
 pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
-    let _ = aws;
+    match change.kind {
+        Kind::MetricAlarm => return cloudwatch::apply(aws, change).await,
+        Kind::SnsTopic | Kind::SnsSubscription => return sns::apply(aws, change).await,
+        Kind::Route53HealthCheck => return route53::apply(aws, change).await,
+        Kind::KmsKey | Kind::KmsAlias => return kms::apply_change(aws, change).await,
+        Kind::IamRole | Kind::IamInstanceProfile => return iam::apply_change(aws, change).await,
+        Kind::Vpc
+        | Kind::Subnet
+        | Kind::InternetGateway
+        | Kind::RouteTable
+        | Kind::NatInstance
+        | Kind::VpcEndpoint
+        | Kind::SecurityGroup
+        | Kind::Instance => return network::apply_change(aws, change).await,
+        Kind::DbSubnetGroup | Kind::DbInstance => return rds::apply_change(aws, change).await,
+        _ => {}
+    }
     Err(AwsError::Other(format!("{}: {:?} is not an AWS resource kind", change.address, change.kind)))
 }
 

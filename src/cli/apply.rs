@@ -7,7 +7,9 @@ use crate::model::Address;
 use crate::diff::Change;
 use crate::model::Provider;
 use crate::openbao::apply::apply_change;
-use super::context::Session;
+use super::context::{Loaded, Session};
+use crate::openbao::{journal, lock, state};
+use std::path::Path;
 use crate::plan::Plan;
 use crate::render;
 use anyhow::{bail, Context};
@@ -30,29 +32,74 @@ pub struct ApplyArgs {
     /// Repeat for each address.
     #[arg(long = "allow-destroy", value_name = "ADDRESS")]
     pub allow_destroy: Vec<String>,
+    /// How long to wait for another apply of the same environment to finish.
+    #[arg(long, default_value = "5m", value_parser = super::parse_duration)]
+    pub lock_wait: crate::config::Duration,
+    /// Lifetime of the apply lock; it is renewed every third of this while applying.
+    #[arg(long, default_value = "2m", value_parser = super::parse_duration)]
+    pub lock_ttl: crate::config::Duration,
 }
 
 pub async fn run(args: ApplyArgs) -> CmdResult {
-    let (plan, session) = match &args.plan {
-        Some(path) => {
-            let plan = Plan::load(path)?;
-            let loaded = context::load(&args.env)?;
-            if plan.environment != loaded.env.name {
-                bail!("{} is a plan for environment {:?}, not {:?}", path.display(), plan.environment, loaded.env.name);
-            }
-            if plan.desired_digest != loaded.env.source_digest {
-                bail!(
-                    "the environment files changed since {} was made; run `ctl plan` again",
-                    path.display()
-                );
-            }
-            let session = context::session(&loaded.env).await?;
-            check_guards(&plan, &args.allow_destroy)?;
-            // Re-read what the plan touches and refuse if any of it changed.
+    let saved = args.plan.as_ref().map(|p| Plan::load(p).map(|plan| (p.clone(), plan))).transpose()?;
+    let loaded = context::load(&args.env)?;
+    if let Some((path, plan)) = &saved {
+        check_saved(path, plan, &loaded)?;
+        check_guards(plan, &args.allow_destroy)?;
+    }
+    let session = context::session(&loaded.env).await?;
+
+    // One apply per environment at a time; the lock is renewed while we work.
+    let plan_id = saved.as_ref().map(|(_, p)| p.fingerprint.to_string());
+    let mut held = lock::acquire(
+        &session.bao,
+        &loaded.env.name,
+        &state::actor(),
+        plan_id,
+        std::time::Duration::from_secs(args.lock_ttl.0),
+        std::time::Duration::from_secs(args.lock_wait.0),
+    )
+    .await?;
+    let (done, done_rx) = tokio::sync::watch::channel(false);
+    let work = async {
+        let result = apply_locked(&args, saved, &loaded, &session).await;
+        let _ = done.send(true);
+        result
+    };
+    let (result, heartbeat) = tokio::join!(work, held.heartbeat(done_rx));
+    if let Err(e) = held.release().await {
+        tracing::warn!(error = %e, "could not release the apply lock; it expires by itself");
+    }
+    heartbeat.context("the apply lock")?;
+    result
+}
+
+/// A saved plan must be for this environment, unexpired, from this commit and these files.
+fn check_saved(path: &Path, plan: &Plan, loaded: &Loaded) -> anyhow::Result<()> {
+    if plan.environment != loaded.env.name {
+        bail!("{} is a plan for environment {:?}, not {:?}", path.display(), plan.environment, loaded.env.name);
+    }
+    plan.check_applicable(state::now_secs(), context::git_commit(&loaded.env.dir).as_deref())
+        .with_context(|| format!("refusing {}; nothing was applied", path.display()))?;
+    if plan.desired_digest != loaded.env.source_digest {
+        bail!("the environment files changed since {} was made; run `ctl plan` again", path.display());
+    }
+    Ok(())
+}
+
+async fn apply_locked(
+    args: &ApplyArgs,
+    saved: Option<(PathBuf, Plan)>,
+    loaded: &Loaded,
+    session: &Session,
+) -> CmdResult {
+    let plan = match saved {
+        Some((path, plan)) => {
+            // Re-read what the plan touches (under the lock) and refuse if any of it changed.
             let only = plan.touched_workspaces();
             let aws = plan.touched().iter().any(|a| a.workspace_name().is_none());
             let scope = context::Scope::Touched { workspaces: &only, aws };
-            let now = context::observe_env(&session, &loaded.env, scope, args.env.parallelism).await?;
+            let now = context::observe_env(session, &loaded.env, scope, args.env.parallelism).await?;
             let stale = plan.stale(&now);
             if !stale.is_empty() {
                 let list: Vec<String> = stale
@@ -65,17 +112,17 @@ pub async fn run(args: ApplyArgs) -> CmdResult {
                     list.join("\n")
                 );
             }
-            (plan, session)
+            plan
         }
         None => {
-            let (_loaded, session, plan) = context::make_plan(&args.env).await?;
+            let plan = context::plan_with(loaded, session, args.env.parallelism).await?;
             print!("{}", render::text::render(&plan, super::color_enabled_stdout()));
             check_guards(&plan, &args.allow_destroy)?;
             if plan.has_changes() && !args.auto_approve && !confirm()? {
                 eprintln!("Apply cancelled; nothing was changed.");
                 return Ok(ExitCode::FAILURE);
             }
-            (plan, session)
+            plan
         }
     };
     if !plan.has_changes() {
@@ -83,8 +130,32 @@ pub async fn run(args: ApplyArgs) -> CmdResult {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let report = apply_plan(&session, &plan, usize::from(args.env.parallelism)).await;
+    let report = apply_plan(session, &plan, usize::from(args.env.parallelism)).await;
     print_report(&report);
+    let entry = journal::Entry {
+        at: state::now_secs(),
+        actor: state::actor(),
+        event: "apply".into(),
+        plan: Some(plan.fingerprint.to_string()),
+        git_commit: plan.git_commit.clone(),
+        changes: report
+            .outcomes
+            .iter()
+            .map(|o| journal::ChangeRecord {
+                address: o.address.to_string(),
+                action: o.action.verb().to_string(),
+                outcome: match &o.status {
+                    Status::Done => "done".into(),
+                    Status::Failed(_) => "failed".into(),
+                    Status::Skipped { because } => format!("skipped ({because} did not succeed)"),
+                },
+            })
+            .collect(),
+    };
+    if let Err(e) = journal::record(&session.bao, &loaded.env.name, &entry).await {
+        tracing::warn!(error = %e, "could not write the audit journal entry");
+        eprintln!("warning: the audit journal entry was not written: {e}");
+    }
     if report.is_success() {
         Ok(ExitCode::SUCCESS)
     } else {

@@ -47,10 +47,20 @@ pub enum BenchCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// The alarm backtest engine over 14 days of 1-minute data, against a naive single pass.
+    Backtest(super::bench_backtest::BacktestBenchArgs),
+    /// Artifact verification: streaming sha256 vs openssl on a local file; S3 verify vs a bare GET.
+    Verify(super::bench_verify::BenchVerifyArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> CmdResult {
-    let BenchCommand::Apply { workspaces, parallelism, rounds, cli_sample, dev_dir, templates, keep } = cmd;
+    let (workspaces, parallelism, rounds, cli_sample, dev_dir, templates, keep) = match cmd {
+        BenchCommand::Apply { workspaces, parallelism, rounds, cli_sample, dev_dir, templates, keep } => {
+            (workspaces, parallelism, rounds, cli_sample, dev_dir, templates, keep)
+        }
+        BenchCommand::Backtest(args) => return super::bench_backtest::run(args),
+        BenchCommand::Verify(args) => return super::bench_verify::run(args).await,
+    };
     let (address, token_file) = crate::dev::connection(&dev_dir)?;
     let token = Sensitive::new(std::fs::read_to_string(&token_file)?.trim().to_string());
     let bao = crate::openbao::Bao::connect(&address, &token)?;

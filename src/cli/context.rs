@@ -96,12 +96,29 @@ pub async fn observe_env(session: &Session, env: &Environment, scope: Scope<'_>,
     Ok(observed)
 }
 
+/// The commit of the git checkout holding `dir` (`CTL_GIT_COMMIT` overrides, for CI systems
+/// that build from an exported tree). `None` outside a checkout.
+pub fn git_commit(dir: &std::path::Path) -> Option<String> {
+    if let Ok(c) = std::env::var("CTL_GIT_COMMIT") {
+        return Some(c).filter(|c| !c.is_empty());
+    }
+    let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+    let out = std::process::Command::new("git").arg("-C").arg(dir).args(["rev-parse", "HEAD"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// Load → connect → observe → diff → plan.
 pub async fn make_plan(args: &EnvArgs) -> anyhow::Result<(Loaded, Session, Plan)> {
     let loaded = load(args)?;
     let session = session(&loaded.env).await?;
-    let observed = observe_env(&session, &loaded.env, Scope::Everything, args.parallelism).await?;
-    let diff = crate::diff::diff(&loaded.desired, &observed.resources, &observed.unmanaged);
-    let plan = Plan::new(&loaded.env.name, &loaded.env.source_digest, diff, &observed);
+    let plan = plan_with(&loaded, &session, args.parallelism).await?;
     Ok((loaded, session, plan))
+}
+
+/// Observe → diff → plan, for an environment already loaded and connected.
+pub async fn plan_with(loaded: &Loaded, session: &Session, parallelism: u16) -> anyhow::Result<Plan> {
+    let observed = observe_env(session, &loaded.env, Scope::Everything, parallelism).await?;
+    let diff = crate::diff::diff(&loaded.desired, &observed.resources, &observed.unmanaged);
+    Ok(Plan::new(&loaded.env.name, &loaded.env.source_digest, diff, &observed)
+        .bound_to(git_commit(&loaded.env.dir), crate::plan::DEFAULT_MAX_AGE_SECS))
 }

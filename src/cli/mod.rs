@@ -2,12 +2,18 @@
 //! Each command lives in its own file and calls into the library; nothing here talks to an
 //! API directly.
 
+pub mod alarms;
 pub mod apply;
+pub mod artifacts;
 pub mod approle;
 pub mod bench;
+pub mod bench_backtest;
+pub mod bench_verify;
 pub mod context;
 pub mod dev;
+pub mod lock;
 pub mod plan;
+pub mod render;
 pub mod verify;
 
 use crate::logging::LogFormat;
@@ -40,6 +46,10 @@ pub struct EnvArgs {
     pub parallelism: u16,
 }
 
+pub(crate) fn parse_duration(s: &str) -> Result<crate::config::Duration, String> {
+    s.parse::<crate::config::Duration>().map_err(|e| e.to_string())
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Check environment files without contacting anything.
@@ -51,6 +61,13 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Apply a saved plan (refused if what it read has changed), or plan and apply.
     Apply(apply::ApplyArgs),
+    /// Drift check for schedules: like `plan --detailed-exitcode` (0 in sync, 2 drift, 1 error).
+    Drift(plan::DriftArgs),
+    /// The environment's apply lock.
+    #[command(subcommand)]
+    Lock(lock::LockCommand),
+    /// ctl's audit journal of applies and lock breaks (who, what address, when, plan hash).
+    Journal(lock::JournalArgs),
     /// AppRole operations for workloads.
     #[command(subcommand)]
     Approle(approle::ApproleCommand),
@@ -63,6 +80,16 @@ pub enum Command {
     /// Benchmarks against the local stack, reported as ratios to baselines measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// On-call tooling for the CloudWatch alarms in `alarms:`: status, backtest, recommend,
+    /// tune, mute/unmute.
+    #[command(subcommand)]
+    Alarms(alarms::AlarmsCommand),
+    /// Boot artifacts in S3: publish (upload + sidecar + pin) and verify against the pins.
+    #[command(subcommand)]
+    Artifacts(artifacts::ArtifactsCommand),
+    /// Render generated files (boot scripts) to stdout.
+    #[command(subcommand)]
+    Render(artifacts::RenderCommand),
 }
 
 /// Colour only for a terminal, and never when `NO_COLOR` is set (https://no-color.org).
@@ -106,9 +133,15 @@ async fn run(command: Command) -> CmdResult {
         Command::Validate { env } => plan::validate(&env),
         Command::Plan(args) => plan::run(args).await,
         Command::Apply(args) => apply::run(args).await,
+        Command::Drift(args) => plan::drift(args).await,
+        Command::Lock(cmd) => lock::run(cmd).await,
+        Command::Journal(args) => lock::journal(args).await,
         Command::Approle(cmd) => approle::run(cmd).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Dev(cmd) => dev::run(cmd).await.map(|()| ExitCode::SUCCESS),
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Alarms(cmd) => alarms::run(cmd).await,
+        Command::Artifacts(cmd) => artifacts::run(cmd).await,
+        Command::Render(cmd) => artifacts::render(cmd).await,
     }
 }

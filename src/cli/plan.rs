@@ -21,6 +21,9 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// How long a saved plan stays applicable (e.g. 30m, 24h).
+    #[arg(long, default_value = "24h", value_parser = super::parse_duration)]
+    pub max_age: crate::config::Duration,
 }
 
 pub fn validate(args: &EnvArgs) -> CmdResult {
@@ -35,7 +38,8 @@ pub fn validate(args: &EnvArgs) -> CmdResult {
 }
 
 pub async fn run(args: PlanArgs) -> CmdResult {
-    let (_loaded, _session, plan) = context::make_plan(&args.env).await?;
+    let (loaded, _session, plan) = context::make_plan(&args.env).await?;
+    let plan = plan.bound_to(context::git_commit(&loaded.env.dir), args.max_age.0);
     if args.json {
         println!("{}", plan.to_json());
     } else if args.markdown {
@@ -48,4 +52,24 @@ pub async fn run(args: PlanArgs) -> CmdResult {
         eprintln!("Saved plan to {} (apply with: ctl apply {} -e {})", out.display(), out.display(), args.env.env.display());
     }
     Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// Print the drift as a markdown report (e.g. for an issue) instead of text.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+/// Scheduled drift detection: the exit code says whether live state left the declared state.
+pub async fn drift(args: DriftArgs) -> CmdResult {
+    let (_loaded, _session, plan) = context::make_plan(&args.env).await?;
+    if args.markdown {
+        print!("{}", render::markdown::render(&plan, render::MARKDOWN_LIMIT));
+    } else {
+        print!("{}", render::text::render(&plan, super::color_enabled_stdout()));
+    }
+    Ok(if plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

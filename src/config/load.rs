@@ -139,6 +139,19 @@ pub(crate) fn load(path: &Path) -> Result<Environment, ConfigErrors> {
         .collect();
     decls.extend(dir_workspaces.iter().map(|(file, ws)| Decl { file: *file, base: Vec::new(), raw: ws }));
     let workspaces = validate::workspaces(&raw.classes.0, &decls, &sources, &mut problems);
+    let infra = super::network::validate(path, raw.network.as_ref(), &raw.instances, raw.rds.as_ref(), &mut problems);
+    let artifacts = raw.artifacts.as_ref().map(|a| super::artifacts::resolve(a, path, &sources, &mut problems));
+    let alarms = raw.alarms.as_ref().and_then(|a| super::alarms::validate(a, aws.is_some(), &mut problems));
+    let env_name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let kms_iam = super::infra::validate(
+        &env_name,
+        raw.kms.as_ref(),
+        raw.iam.as_ref(),
+        raw.openbao_cluster.as_ref(),
+        artifacts.as_ref(),
+        raw.aws.is_some(),
+        &mut problems,
+    );
 
     match openbao {
         Some(openbao) if problems.is_empty() => Ok(Environment {
@@ -148,6 +161,10 @@ pub(crate) fn load(path: &Path) -> Result<Environment, ConfigErrors> {
             openbao,
             aws,
             workspaces,
+            infra,
+            artifacts,
+            kms_iam,
+            alarms,
             source_digest: digest(&sources),
             sources: sorted_paths(&sources),
         }),

@@ -70,6 +70,31 @@ impl Origin {
     }
 }
 
+impl Origin {
+    /// Many errors at once, like [`Origin::error`] for each but reading and parsing every file
+    /// only once (use this when thousands of workspaces may fail the same way). In input order.
+    pub fn errors<'a>(items: impl IntoIterator<Item = (&'a Origin, String)>) -> Vec<ConfigError> {
+        let items: Vec<(&Origin, String)> = items.into_iter().collect();
+        let mut by_file: std::collections::BTreeMap<&Path, Vec<usize>> = std::collections::BTreeMap::new();
+        for (i, (origin, _)) in items.iter().enumerate() {
+            by_file.entry(origin.file.as_path()).or_default().push(i);
+        }
+        let mut positions = vec![(1, 1); items.len()];
+        for (file, ids) in by_file {
+            let Ok(source) = std::fs::read_to_string(file) else { continue };
+            let paths: Vec<&[PathSeg]> = ids.iter().map(|&i| items[i].0.yaml_path.as_slice()).collect();
+            for (&i, at) in ids.iter().zip(locate_many(file, &source, &paths)) {
+                positions[i] = at;
+            }
+        }
+        items
+            .into_iter()
+            .zip(positions)
+            .map(|((origin, message), (line, column))| ConfigError::new(&origin.file, line, column, message))
+            .collect()
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:", self.file.display())?;

@@ -15,24 +15,43 @@
 //!
 //! Merging: `kv` merges field by field over the class; `policies`, `approle`, `transit` and
 //! `quota` replace the class's section when the workspace sets them.
+//!
+//! How errors are found and placed:
+//! - per-value checks (names, durations, CIDRs, key types, addresses) run inside `Deserialize`
+//!   impls, so serde_yaml reports the offending scalar's own position; unknown keys, wrong types,
+//!   missing fields and YAML syntax errors come from serde_yaml the same way;
+//! - cross-field and cross-file checks record a YAML path, turned into a position at the end by
+//!   [`locate_many`] (one parse per file, whatever the number of problems in it).
+//!
+//! Speed: workspace files are read and parsed on 2–4 threads. Most files are simple YAML; a small
+//! parser (`fast.rs`) handles that subset, and anything else, including every file with an
+//! error, goes through serde_yaml, so results and messages are serde_yaml's either way.
 
+mod alarms;
+mod artifacts;
 mod cidr;
 mod duration;
 mod error;
 mod fast;
+mod infra;
 mod load;
 mod locate;
 mod names;
+mod network;
 mod raw;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
+pub use alarms::{Alarm, AlarmKind, AlarmsConfig, HealthCheck};
+pub use artifacts::{check_artifact_name, check_artifact_token, object_key, sidecar_key, Artifact, Artifacts};
 pub use cidr::{Cidr, ParseCidrError};
 pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ConfigErrors};
+pub use infra::{iam_name, IamRole, KmsIam, KmsKey, KmsPlugin, OpenbaoCluster, ServicePrincipal};
 pub use locate::{locate, locate_many, Origin, PathSeg};
+pub use network::{kms_key_id, Infra, Ingress, IngressSource, InstanceGroup, Nat, Network, Rds, SecurityGroup, Subnet, NAT_GROUP};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,6 +82,14 @@ pub struct Environment {
     pub aws: Option<AwsConnection>,
     /// Every workspace, sorted by name, with class defaults merged in.
     pub workspaces: Vec<Workspace>,
+    /// AWS infrastructure (`network:`, `instances:`, `rds:`); empty when not declared.
+    pub infra: Infra,
+    /// Boot artifacts and their pinned digests (`artifacts:`).
+    pub artifacts: Option<Artifacts>,
+    /// KMS keys, IAM roles and the OpenBao server layout (`kms:`, `iam:`, `openbao_cluster:`).
+    pub kms_iam: KmsIam,
+    /// CloudWatch alarms, their SNS topic and Route 53 health checks (`alarms:`).
+    pub alarms: Option<AlarmsConfig>,
     /// SHA-256 (hex) over every source file: for each, in sorted order of its path relative to
     /// [`Environment::dir`], `"<relative path>\0<bytes>\0"`.
     pub source_digest: String,

@@ -21,6 +21,22 @@ pub(crate) struct RawEnv {
     pub workspaces: Vec<RawWorkspace>,
     #[serde(default)]
     pub workspaces_dir: Option<NonEmpty>,
+    #[serde(default)]
+    pub network: Option<super::network::RawNetwork>,
+    #[serde(default)]
+    pub instances: UniqueMap<super::network::InfraName, super::network::RawInstance>,
+    #[serde(default)]
+    pub rds: Option<super::network::RawRds>,
+    #[serde(default)]
+    pub artifacts: Option<super::artifacts::RawArtifacts>,
+    #[serde(default)]
+    pub kms: Option<UniqueMap<super::infra::KeyName, super::infra::RawKmsKey>>,
+    #[serde(default)]
+    pub iam: Option<super::infra::RawIam>,
+    #[serde(default)]
+    pub openbao_cluster: Option<super::infra::RawCluster>,
+    #[serde(default)]
+    pub alarms: Option<super::alarms::RawAlarms>,
 }
 
 /// How to reach OpenBao; which combination is set is checked after parsing.

@@ -562,6 +562,17 @@ fn origin_error_rereads_file() {
     assert_at(&e, "ws/mid.yaml", 3, 19, "x");
 }
 
+#[test]
+fn origin_errors_in_bulk() {
+    let tree = good_tree();
+    let env = tree.load().unwrap_or_else(|e| panic!("{e}"));
+    let items: Vec<(&Origin, String)> = env.workspaces.iter().map(|w| (&w.origin, format!("bad {}", w.name))).collect();
+    let bulk = Origin::errors(items.iter().map(|(o, m)| (*o, m.clone())));
+    let one_by_one: Vec<ConfigError> = items.iter().map(|(o, m)| o.error(m.clone())).collect();
+    assert_eq!(bulk, one_by_one);
+    assert_at(&bulk[0], "test.yaml", 18, 5, "bad alpha");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Value types.
 

@@ -27,7 +27,11 @@ mod tools;
 pub use api::{health_status, seal_status, SealStatus};
 pub use kms::{create_unseal_key, UNSEAL_KEY_ALIAS};
 pub use process::pid_alive;
-pub use server_config::{AwsKmsSealConfig, ListenerConfig, RaftStorageConfig, ServerConfig};
+pub use server_config::{
+    AuditFileConfig, AwsKmsSealConfig, KmsPluginConfig, ListenerConfig, RaftStorageConfig, RetryJoinConfig, ServerConfig,
+    ServerConfigV27,
+};
+pub use server_config::render_text;
 pub use stack::{connection, Stack, StackState, INIT_FILE, ROOT_TOKEN_FILE, STACK_FILE};
 pub use tools::Tools;
 

@@ -6,12 +6,14 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 pub const SERVER_TEMPLATE_NAME: &str = "templates/openbao/server.hcl.hbs";
+pub const SERVER_27_TEMPLATE_NAME: &str = "templates/openbao/server-2.7.hcl.hbs";
 
 /// Embedded so `ctl` renders the same template from any working directory.
 const SERVER_TEMPLATE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/templates/openbao/server.hcl.hbs"
 ));
+const SERVER_27_TEMPLATE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/openbao/server-2.7.hcl.hbs"));
 
 /// Context of `templates/openbao/server.hcl.hbs` (2.6 form: built-in `seal "awskms"`).
 ///
@@ -30,6 +32,45 @@ pub struct ServerConfig {
     pub cluster_addr: String,
     /// `seal "awskms"` stanza; `None` means no stanza (the default shamir seal).
     pub awskms: Option<AwsKmsSealConfig>,
+    /// Declarative `audit "file" "<path>"` device; `None`: no stanza.
+    pub audit: Option<AuditFileConfig>,
+}
+
+/// A declarative file audit device (OpenBao ≥ 2.4 reads `audit` stanzas from the config and
+/// creates the device on the active node).
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditFileConfig {
+    /// Mount path of the device, e.g. `file`.
+    pub path: String,
+    pub description: String,
+    pub file_path: String,
+}
+
+/// One `retry_join` block of `storage "raft"`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RetryJoinConfig {
+    /// `http(s)://host:port` of a peer's API.
+    pub leader_api_addr: String,
+}
+
+/// Context of `templates/openbao/server-2.7.hcl.hbs`: the 2.6 context plus the KMS plugin.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerConfigV27 {
+    #[serde(flatten)]
+    pub base: ServerConfig,
+    /// `plugin_directory`; required by OpenBao when `kms_plugin` is set.
+    pub plugin_directory: Option<String>,
+    /// `plugin "kms" "awskms"`; `None`: no plugin stanza (shamir).
+    pub kms_plugin: Option<KmsPluginConfig>,
+}
+
+/// `plugin "kms" "awskms" { command, sha256sum }`.
+#[derive(Clone, Debug, Serialize)]
+pub struct KmsPluginConfig {
+    /// The binary's name in `plugin_directory`.
+    pub command: String,
+    /// Its sha256 (hex): OpenBao refuses to run a binary with another digest.
+    pub sha256sum: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -40,6 +81,8 @@ pub struct RaftStorageConfig {
     /// Scales raft's timeouts (1 = fastest; OpenBao's default is 5). The dev stack uses 1 so
     /// a single node elects itself leader in about a second instead of about ten.
     pub performance_multiplier: Option<u32>,
+    /// Peers to join (a cluster); empty for a single node.
+    pub retry_join: Vec<RetryJoinConfig>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -48,6 +91,10 @@ pub struct ListenerConfig {
     pub address: String,
     /// Always `true` for the dev stack (loopback only).
     pub tls_disable: bool,
+    /// Omitted from the output when `None`.
+    pub tls_cert_file: Option<String>,
+    /// Omitted from the output when `None`.
+    pub tls_key_file: Option<String>,
 }
 
 /// `seal "awskms"`. Real deployments leave the credentials out (instance role) and the
@@ -69,6 +116,19 @@ impl ServerConfig {
     pub fn render(&self) -> Result<String, DevError> {
         render_template(SERVER_TEMPLATE_NAME, SERVER_TEMPLATE, self)
     }
+}
+
+impl ServerConfigV27 {
+    /// Renders `templates/openbao/server-2.7.hcl.hbs` (strict mode, HCL string escaping).
+    pub fn render(&self) -> Result<String, DevError> {
+        render_template(SERVER_27_TEMPLATE_NAME, SERVER_27_TEMPLATE, self)
+    }
+}
+
+/// Renders a template text with the same engine as the server configs (for tests of other
+/// contexts and for custom templates).
+pub fn render_text(name: &'static str, template: &str, context: &impl Serialize) -> Result<String, DevError> {
+    render_template(name, template, context)
 }
 
 fn render_template(
@@ -123,14 +183,18 @@ mod tests {
                 path: "/tmp/dev/raft".into(),
                 node_id: "ctl-dev".into(),
                 performance_multiplier: Some(1),
+                retry_join: vec![],
             },
             listener: ListenerConfig {
                 address: "127.0.0.1:8200".into(),
                 tls_disable: true,
+                tls_cert_file: None,
+                tls_key_file: None,
             },
             api_addr: "http://127.0.0.1:8200".into(),
             cluster_addr: "http://127.0.0.1:8201".into(),
             awskms,
+            audit: None,
         }
     }
 

@@ -210,10 +210,13 @@ impl Stack {
                     path: dir.join(RAFT_DIR).display().to_string(),
                     node_id: NODE_ID.to_string(),
                     performance_multiplier: Some(1),
+                    retry_join: vec![],
                 },
                 listener: ListenerConfig {
                     address: format!("127.0.0.1:{}", ports[0]),
                     tls_disable: true,
+                    tls_cert_file: None,
+                    tls_key_file: None,
                 },
                 api_addr: format!("http://127.0.0.1:{}", ports[0]),
                 cluster_addr: format!("http://127.0.0.1:{}", ports[1]),
@@ -227,6 +230,7 @@ impl Stack {
                     }),
                     _ => None,
                 },
+                audit: None,
             };
             write_private_file(&config_file, config.render()?.as_bytes())?;
             let addr = config.api_addr.clone();

@@ -66,6 +66,7 @@ async fn create(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
             write_transit_key_config(bao, r, &a).await?;
         }
         Kind::RateLimitQuota => write_quota(bao, r).await?,
+        other => return Err(BaoError::Other(format!("{}: {other:?} is not an OpenBao kind", r.address))),
     }
     Ok(())
 }
@@ -122,6 +123,7 @@ async fn update(bao: &Bao, change: &Change) -> Result<(), BaoError> {
             let a: TransitKeyAttrs = attrs(r)?;
             write_transit_key_config(bao, r, &a).await?;
         }
+        other => return Err(BaoError::Other(format!("{}: {other:?} is not an OpenBao kind", r.address))),
     }
     Ok(())
 }
@@ -202,6 +204,7 @@ async fn delete(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
         Kind::RateLimitQuota => {
             bao.delete(None, format!("sys/quotas/rate-limit/{}", r.name)).await?;
         }
+        other => return Err(BaoError::Other(format!("{}: {other:?} is not an OpenBao kind", r.address))),
     }
     Ok(())
 }

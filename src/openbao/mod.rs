@@ -4,8 +4,11 @@
 pub mod apply;
 pub mod approle;
 pub mod client;
+pub mod journal;
+pub mod lock;
 pub mod observe;
 pub mod resources;
+pub mod state;
 pub mod verify;
 
 pub use client::{Bao, BaoError};

@@ -2,6 +2,8 @@
 //! request comments, JSON (the plan document itself, versioned) for tools.
 //! Rendering only formats what the plan holds; no resource attribute is secret.
 
+pub mod openbao_config;
+
 use crate::diff::{Action, Change};
 use crate::plan::Plan;
 use serde_json::Value;

@@ -1,6 +1,11 @@
 //! One integration-test binary (one link of the big dependency tree) against real OpenBao
 //! and moto servers that the harness starts on free loopback ports.
 
+mod alarms;
+mod artifacts;
+mod cluster;
 mod dev_stack;
+mod gitops;
 mod harness;
+mod seal;
 mod workspaces;

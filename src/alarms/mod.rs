@@ -1,0 +1,17 @@
+//! CloudWatch alarms as code and the on-call tooling around them (`ctl alarms …`).
+//!
+//! - [`backtest`]: the pure evaluation engine (CloudWatch's N-of-M and missing-data semantics)
+//!   and its report (alarms, time in ALARM, flaps) for a current and a proposed threshold;
+//! - [`recommend`]: client-side percentiles and a proposed threshold;
+//! - [`resources`]: the kinds' attribute structs and desired expansion (the provider code is in
+//!   `aws::cloudwatch`, `aws::sns`, `aws::route53`);
+//! - [`tune`]: the surgical YAML edit of a threshold;
+//! - [`chart`]: the SVG chart;
+//! - [`mute`]: mute records kept in the alarm's tags.
+
+pub mod backtest;
+pub mod chart;
+pub mod mute;
+pub mod recommend;
+pub mod resources;
+pub mod tune;

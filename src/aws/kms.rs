@@ -1,0 +1,402 @@
+//! KMS keys and aliases: observe (ListKeys → ListResourceTags → DescribeKey + GetKeyPolicy;
+//! ListAliases) and apply, idempotently.
+//!
+//! Ownership: a key is ctl's when its tags say so ([`super::tags`]); an alias is ctl's when it
+//! points at one of ctl's keys (aliases cannot be tagged). An alias pointing at any other key is
+//! reported as unmanaged, so declaring the same alias name is a conflict, never an adoption.
+//! Keys pending deletion are gone as far as ctl is concerned.
+//!
+//! Physical key ids are not attributes (desired state cannot know them): apply finds the key by
+//! its `ctl-address` tag.
+
+use super::resources::*;
+use super::tags::{self, Owner};
+use super::{Aws, AwsError};
+use crate::diff::{Action, Change};
+use crate::model::{Address, Kind, Observed, Resource, Unmanaged};
+use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
+use aws_sdk_kms::Client;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+const SERVICE: &str = "kms";
+/// Concurrent tag/describe reads while observing.
+const READ_CONCURRENCY: usize = 8;
+/// Days before a deleted key is really destroyed (the maximum: time to notice and cancel).
+pub const DELETION_WINDOW_DAYS: i32 = 30;
+
+fn client(aws: &Aws) -> Client {
+    Client::new(&aws.sdk)
+}
+
+/// One live key with its tags judged.
+struct LiveKey {
+    key_id: String,
+    owner: Owner,
+}
+
+async fn list_key_ids(c: &Client) -> Result<Vec<String>, AwsError> {
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = c.list_keys().set_marker(marker.clone()).send().await.map_err(|e| AwsError::api(SERVICE, "ListKeys", e))?;
+        out.extend(page.keys().iter().filter_map(|k| k.key_id().map(str::to_string)));
+        match (page.truncated(), page.next_marker()) {
+            (true, Some(m)) => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// `(alias name, target key id)` of every alias in the account/region (not `alias/aws/…`).
+async fn list_aliases(c: &Client) -> Result<Vec<(String, Option<String>)>, AwsError> {
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = c.list_aliases().set_marker(marker.clone()).send().await.map_err(|e| AwsError::api(SERVICE, "ListAliases", e))?;
+        for a in page.aliases() {
+            if let Some(name) = a.alias_name().filter(|n| !n.starts_with("alias/aws/")) {
+                out.push((name.to_string(), a.target_key_id().map(str::to_string)));
+            }
+        }
+        match (page.truncated(), page.next_marker()) {
+            (true, Some(m)) => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+async fn key_owner(c: &Client, key_id: &str, environment: &str) -> Result<Option<LiveKey>, AwsError> {
+    match c.list_resource_tags().key_id(key_id).send().await {
+        Ok(resp) => {
+            let owner = tags::owner(resp.tags().iter().map(|t| (t.tag_key(), t.tag_value())), environment);
+            Ok(Some(LiveKey { key_id: key_id.to_string(), owner }))
+        }
+        // Deleted meanwhile, or a key we may not read (AWS managed keys in some accounts).
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(None),
+        Err(e) if e.as_service_error().is_some_and(|s| s.meta().code() == Some("AccessDeniedException")) => Ok(None),
+        Err(e) => Err(AwsError::api(SERVICE, "ListResourceTags", e)),
+    }
+}
+
+async fn live_keys(c: &Client, environment: &str) -> Result<Vec<LiveKey>, AwsError> {
+    let ids = list_key_ids(c).await?;
+    let found: Vec<Option<LiveKey>> = stream::iter(ids)
+        .map(|id| async move { key_owner(c, &id, environment).await })
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// What DescribeKey + GetKeyPolicy say about one of ctl's keys; `None` if pending deletion or gone.
+async fn read_key(c: &Client, key_id: &str) -> Result<Option<(KmsKeyAttrs, String)>, AwsError> {
+    let described = match c.describe_key().key_id(key_id).send().await {
+        Ok(d) => d,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => return Ok(None),
+        Err(e) => return Err(AwsError::api(SERVICE, "DescribeKey", e)),
+    };
+    let Some(meta) = described.key_metadata() else { return Ok(None) };
+    if matches!(meta.key_state(), Some(KeyState::PendingDeletion) | Some(KeyState::PendingReplicaDeletion)) {
+        return Ok(None);
+    }
+    let account = meta.aws_account_id().unwrap_or_default().to_string();
+    let policy = c
+        .get_key_policy()
+        .key_id(key_id)
+        .policy_name("default")
+        .send()
+        .await
+        .map_err(|e| AwsError::api(SERVICE, "GetKeyPolicy", e))?;
+    let doc: Value = policy.policy().and_then(|p| serde_json::from_str(p).ok()).unwrap_or(Value::Null);
+    let attrs = KmsKeyAttrs {
+        description: meta.description().unwrap_or_default().to_string(),
+        key_spec: meta.key_spec().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        key_usage: meta.key_usage().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        enabled: meta.enabled(),
+        policy: policy_attrs(&doc, &Symbols::for_account(&account)),
+    };
+    Ok(Some((attrs, account)))
+}
+
+/// Read this environment's keys and aliases into `out`.
+pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
+    let c = client(aws);
+    let keys = live_keys(&c, &aws.environment).await?;
+    let ours: Vec<(&LiveKey, Address)> = keys
+        .iter()
+        .filter_map(|k| match &k.owner {
+            Owner::Ours(a) => Some((k, a.clone())),
+            _ => None,
+        })
+        .collect();
+    let read: Vec<Option<(KmsKeyAttrs, String)>> =
+        stream::iter(ours.iter()).map(|(k, _)| read_key(&c, &k.key_id)).buffered(READ_CONCURRENCY).try_collect().await?;
+
+    // key id → address of ctl's live keys.
+    let mut by_id: BTreeMap<&str, Address> = BTreeMap::new();
+    let mut seen: BTreeMap<Address, &str> = BTreeMap::new();
+    for ((key, address), attrs) in ours.iter().zip(read) {
+        let Some((attrs, _account)) = attrs else { continue };
+        if let Some(first) = seen.get(address) {
+            out.unmanaged.push(Unmanaged {
+                kind: Kind::KmsKey,
+                path: key.key_id.clone(),
+                reason: format!("a second key tagged {address} (the first is {first}); ctl leaves it alone"),
+            });
+            continue;
+        }
+        seen.insert(address.clone(), &key.key_id);
+        by_id.insert(&key.key_id, address.clone());
+        out.resources.push(kms_key(address.clone(), &key_name_of(address), &attrs, vec![]));
+    }
+
+    let mut aliased: BTreeMap<Address, ()> = BTreeMap::new();
+    let mut aliases = list_aliases(&c).await?;
+    aliases.sort();
+    for (alias, target) in aliases {
+        let target = target.unwrap_or_default();
+        match by_id.get(target.as_str()) {
+            Some(key_address) if !aliased.contains_key(key_address) => {
+                aliased.insert(key_address.clone(), ());
+                let address = Address::new(format!("{key_address}.alias"));
+                out.resources.push(kms_alias(address, &alias, &KmsAliasAttrs { target_key: key_address.to_string() }));
+            }
+            Some(key_address) => out.unmanaged.push(Unmanaged {
+                kind: Kind::KmsAlias,
+                path: alias,
+                reason: format!("a second alias of ctl's key {key_address}; not declared, left alone"),
+            }),
+            None => {
+                let owner = keys.iter().find(|k| k.key_id == target).map(|k| &k.owner);
+                // Other environments' aliases are theirs; everything else is reported.
+                if !matches!(owner, Some(Owner::OtherEnvironment(_))) {
+                    out.unmanaged.push(Unmanaged {
+                        kind: Kind::KmsAlias,
+                        path: alias,
+                        reason: format!("points at key {target}, which ctl does not manage for this environment"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The id of the live (not pending deletion) key tagged with `address`, if any.
+async fn find_key(c: &Client, aws: &Aws, address: &Address) -> Result<Option<String>, AwsError> {
+    for k in live_keys(c, &aws.environment).await? {
+        if k.owner == Owner::Ours(address.clone()) && read_state_live(c, &k.key_id).await? {
+            return Ok(Some(k.key_id));
+        }
+    }
+    Ok(None)
+}
+
+async fn read_state_live(c: &Client, key_id: &str) -> Result<bool, AwsError> {
+    match c.describe_key().key_id(key_id).send().await {
+        Ok(d) => Ok(d.key_metadata().is_some_and(|m| {
+            !matches!(m.key_state(), Some(KeyState::PendingDeletion) | Some(KeyState::PendingReplicaDeletion))
+        })),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(false),
+        Err(e) => Err(AwsError::api(SERVICE, "DescribeKey", e)),
+    }
+}
+
+fn attrs_of<T: serde::de::DeserializeOwned>(r: &Resource) -> Result<T, AwsError> {
+    from_attrs(&r.attrs).map_err(|e| AwsError::Other(format!("{}: malformed attributes: {e}", r.address)))
+}
+
+/// Account and role ARNs for the symbols in `policy` (each `iam-role/<name>` via GetRole).
+async fn resolve_symbols(aws: &Aws, policy: &BTreeMap<String, Value>) -> Result<Symbols, AwsError> {
+    let mut roles: Vec<String> = Vec::new();
+    for stmt in policy.values() {
+        for p in stmt["principals"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if let Some(name) = p.strip_prefix(ROLE_PREFIX) {
+                roles.push(name.to_string());
+            }
+        }
+    }
+    roles.sort();
+    roles.dedup();
+    let mut symbols = Symbols::default();
+    for name in roles {
+        let arn = super::iam::role_arn(aws, &name).await?;
+        if symbols.account.is_none() {
+            symbols.account = arn.split(':').nth(4).map(str::to_string);
+        }
+        symbols.role_arns.insert(arn, name);
+    }
+    if symbols.account.is_none() {
+        return Err(AwsError::Other("the key policy names no IAM role, so the account id is unknown".into()));
+    }
+    Ok(symbols)
+}
+
+async fn policy_text(aws: &Aws, a: &KmsKeyAttrs) -> Result<String, AwsError> {
+    let symbols = resolve_symbols(aws, &a.policy).await?;
+    Ok(policy_document(&a.policy, &symbols).to_string())
+}
+
+pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
+    let c = client(aws);
+    match (change.kind, change.action) {
+        (Kind::KmsKey, Action::Create) => create_key(aws, &c, change.after.as_ref().expect("create has after")).await,
+        (Kind::KmsKey, Action::Update) => update_key(aws, &c, change).await,
+        (Kind::KmsKey, Action::Replace) => {
+            delete_key(aws, &c, change.before.as_ref().expect("replace has before")).await?;
+            create_key(aws, &c, change.after.as_ref().expect("replace has after")).await
+        }
+        (Kind::KmsKey, Action::Delete) => delete_key(aws, &c, change.before.as_ref().expect("delete has before")).await,
+        (Kind::KmsAlias, Action::Create) => put_alias(aws, &c, change.after.as_ref().expect("create has after")).await,
+        (Kind::KmsAlias, Action::Update) => put_alias(aws, &c, change.after.as_ref().expect("update has after")).await,
+        (Kind::KmsAlias, Action::Replace) => {
+            delete_alias(&c, change.before.as_ref().expect("replace has before")).await?;
+            put_alias(aws, &c, change.after.as_ref().expect("replace has after")).await
+        }
+        (Kind::KmsAlias, Action::Delete) => delete_alias(&c, change.before.as_ref().expect("delete has before")).await,
+        (kind, _) => Err(AwsError::Other(format!("{}: {kind:?} is not a KMS kind", change.address))),
+    }
+}
+
+async fn create_key(aws: &Aws, c: &Client, r: &Resource) -> Result<(), AwsError> {
+    let a: KmsKeyAttrs = attrs_of(r)?;
+    let policy = policy_text(aws, &a).await?;
+    // A retried create (the response was lost) finds its key by tag instead of making a second one.
+    if let Some(key_id) = find_key(c, aws, &r.address).await? {
+        return converge_key(c, &key_id, &a, &policy, true).await;
+    }
+    let mut req = c
+        .create_key()
+        .description(&a.description)
+        .key_spec(KeySpec::from(a.key_spec.as_str()))
+        .key_usage(KeyUsageType::from(a.key_usage.as_str()))
+        .policy(policy);
+    for (k, v) in tags::ownership_tags(&aws.environment, &r.address) {
+        let tag = Tag::builder().tag_key(k).tag_value(v).build().map_err(|e| AwsError::Other(e.to_string()))?;
+        req = req.tags(tag);
+    }
+    let created = req.send().await.map_err(|e| AwsError::api(SERVICE, "CreateKey", e))?;
+    if !a.enabled {
+        if let Some(id) = created.key_metadata().map(|m| m.key_id().to_string()) {
+            c.disable_key().key_id(id).send().await.map_err(|e| AwsError::api(SERVICE, "DisableKey", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Set description, policy and enabled state of an existing key.
+async fn converge_key(c: &Client, key_id: &str, a: &KmsKeyAttrs, policy: &str, all: bool) -> Result<(), AwsError> {
+    if all {
+        c.update_key_description()
+            .key_id(key_id)
+            .description(&a.description)
+            .send()
+            .await
+            .map_err(|e| AwsError::api(SERVICE, "UpdateKeyDescription", e))?;
+    }
+    c.put_key_policy()
+        .key_id(key_id)
+        .policy_name("default")
+        .policy(policy)
+        .send()
+        .await
+        .map_err(|e| AwsError::api(SERVICE, "PutKeyPolicy", e))?;
+    if a.enabled {
+        c.enable_key().key_id(key_id).send().await.map_err(|e| AwsError::api(SERVICE, "EnableKey", e))?;
+    } else {
+        c.disable_key().key_id(key_id).send().await.map_err(|e| AwsError::api(SERVICE, "DisableKey", e))?;
+    }
+    Ok(())
+}
+
+async fn update_key(aws: &Aws, c: &Client, change: &Change) -> Result<(), AwsError> {
+    let r = change.after.as_ref().expect("update has after");
+    let a: KmsKeyAttrs = attrs_of(r)?;
+    let Some(key_id) = find_key(c, aws, &r.address).await? else {
+        return Err(AwsError::Other(format!("{}: the key is gone; run plan again to re-create it", r.address)));
+    };
+    let changed = |f: &str| change.fields.iter().any(|x| x.field == f);
+    if changed("description") {
+        c.update_key_description()
+            .key_id(&key_id)
+            .description(&a.description)
+            .send()
+            .await
+            .map_err(|e| AwsError::api(SERVICE, "UpdateKeyDescription", e))?;
+    }
+    if change.fields.iter().any(|f| f.field.starts_with(STATEMENT_PREFIX)) {
+        let policy = policy_text(aws, &a).await?;
+        c.put_key_policy()
+            .key_id(&key_id)
+            .policy_name("default")
+            .policy(policy)
+            .send()
+            .await
+            .map_err(|e| AwsError::api(SERVICE, "PutKeyPolicy", e))?;
+    }
+    if changed("enabled") {
+        if a.enabled {
+            c.enable_key().key_id(&key_id).send().await.map_err(|e| AwsError::api(SERVICE, "EnableKey", e))?;
+        } else {
+            c.disable_key().key_id(&key_id).send().await.map_err(|e| AwsError::api(SERVICE, "DisableKey", e))?;
+        }
+    }
+    Ok(())
+}
+
+async fn delete_key(aws: &Aws, c: &Client, r: &Resource) -> Result<(), AwsError> {
+    let Some(key_id) = find_key(c, aws, &r.address).await? else {
+        return Ok(()); // already gone (or already pending deletion)
+    };
+    match c.schedule_key_deletion().key_id(&key_id).pending_window_in_days(DELETION_WINDOW_DAYS).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception() || s.is_kms_invalid_state_exception()) => Ok(()),
+        Err(e) => Err(AwsError::api(SERVICE, "ScheduleKeyDeletion", e)),
+    }
+}
+
+async fn put_alias(aws: &Aws, c: &Client, r: &Resource) -> Result<(), AwsError> {
+    let a: KmsAliasAttrs = attrs_of(r)?;
+    let target = Address::new(a.target_key.clone());
+    let Some(key_id) = find_key(c, aws, &target).await? else {
+        return Err(AwsError::Other(format!("{}: its key {target} does not exist", r.address)));
+    };
+    match c.create_alias().alias_name(&r.name).target_key_id(&key_id).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => {
+            // Ours already (a retry): point it at the right key. An alias of anyone else's key
+            // is left alone (observe reports it, so the plan conflicts; this is the race).
+            let current = list_aliases(c).await?.into_iter().find(|(n, _)| *n == r.name).and_then(|(_, t)| t);
+            let owner = match &current {
+                Some(id) => key_owner(c, id, &aws.environment).await?.map(|k| k.owner),
+                None => None,
+            };
+            if !matches!(owner, Some(Owner::Ours(_))) {
+                return Err(AwsError::Other(format!(
+                    "{}: alias {} already exists and points at a key ctl does not manage for this environment; refusing to move it",
+                    r.address, r.name
+                )));
+            }
+            c.update_alias()
+                .alias_name(&r.name)
+                .target_key_id(&key_id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| AwsError::api(SERVICE, "UpdateAlias", e))
+        }
+        Err(e) => Err(AwsError::api(SERVICE, "CreateAlias", e)),
+    }
+}
+
+async fn delete_alias(c: &Client, r: &Resource) -> Result<(), AwsError> {
+    match c.delete_alias().alias_name(&r.name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(()),
+        Err(e) => Err(AwsError::api(SERVICE, "DeleteAlias", e)),
+    }
+}

@@ -1,0 +1,312 @@
+//! RDS kinds: the DB subnet group (private subnets) and the PostgreSQL DB instance
+//! (encrypted with the declared KMS key, not publicly accessible, backups kept
+//! `backup_retention_period` days). Deleting the DB instance loses data: it needs
+//! `--allow-destroy=rds.instance`, and even then a final snapshot is taken.
+//!
+//! RDS has no tag filters on Describe*: ctl lists and keeps what its tags say is this
+//! environment's. An untagged subnet group or DB instance with the name ctl wants is reported as
+//! unmanaged, which makes the plan a conflict instead of a silent adoption.
+
+use super::network::subnet_address;
+use super::network_common::{self as common, api, from_attrs, set, to_attrs};
+use super::{Aws, AwsError};
+use crate::config::{Environment, Rds};
+use crate::diff::{Action, Change};
+use crate::model::{Address, Kind, Resource, Scope, Unmanaged};
+use aws_sdk_rds::types::Tag;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub const SUBNET_GROUP: &str = "rds.subnet_group";
+pub const INSTANCE: &str = "rds.instance";
+/// How long a delete waits for RDS to finish deleting the instance.
+const DELETE_WAIT: Duration = Duration::from_secs(1800);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubnetGroupAttrs {
+    pub name: String,
+    pub description: String,
+    pub subnets: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DbInstanceAttrs {
+    pub identifier: String,
+    pub engine: String,
+    pub instance_class: String,
+    pub allocated_storage: i32,
+    pub backup_retention_period: i32,
+    pub storage_encrypted: bool,
+    pub kms_key_id: String,
+    pub publicly_accessible: bool,
+    pub subnet_group: String,
+    pub master_username: String,
+}
+
+fn group_name(env: &str, rds: &Rds) -> String {
+    format!("{env}-{}", rds.identifier)
+}
+
+fn resource(address: &str, kind: Kind, name: &str, attrs: crate::model::Attrs, deps: Vec<Address>) -> Resource {
+    Resource { address: Address::new(address), kind, scope: Scope::Root, name: name.to_string(), attrs, depends_on: deps, container: None }
+}
+
+pub fn desired(env: &Environment, rds: &Rds) -> Vec<Resource> {
+    let subnets: Vec<Address> = rds.subnets.iter().map(|s| subnet_address(s)).collect();
+    let name = group_name(&env.name, rds);
+    let group = SubnetGroupAttrs {
+        name: name.clone(),
+        description: format!("ctl: {} database subnets", env.name),
+        subnets: set(subnets.iter().map(ToString::to_string).collect()),
+    };
+    let db = DbInstanceAttrs {
+        identifier: rds.identifier.clone(),
+        engine: rds.engine.clone(),
+        instance_class: rds.instance_class.clone(),
+        allocated_storage: i32::try_from(rds.allocated_storage).unwrap_or(i32::MAX),
+        backup_retention_period: i32::from(rds.backup_retention_period),
+        storage_encrypted: true,
+        kms_key_id: rds.kms_key_id.clone(),
+        publicly_accessible: false,
+        subnet_group: SUBNET_GROUP.into(),
+        master_username: rds.master_username.clone(),
+    };
+    vec![
+        resource(SUBNET_GROUP, Kind::DbSubnetGroup, &name, to_attrs(&group), subnets),
+        resource(INSTANCE, Kind::DbInstance, &rds.identifier, to_attrs(&db), vec![Address::new(SUBNET_GROUP)]),
+    ]
+}
+
+fn owned(aws: &Aws, tags: &[Tag]) -> Option<Address> {
+    common::owned_address(aws, tags.iter().filter_map(|t| Some((t.key()?, t.value()?))))
+}
+
+fn is_ctl(tags: &[Tag]) -> bool {
+    tags.iter().any(|t| t.key() == Some(common::MANAGED_BY) && t.value() == Some(common::MANAGED_BY_VALUE))
+}
+
+fn tags(aws: &Aws, address: &str) -> Vec<Tag> {
+    common::tag_pairs(aws, &Address::new(address)).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+/// Read this environment's DB subnet groups and DB instances; report untagged ones.
+pub async fn observe(aws: &Aws, ec2_ids: &BTreeMap<String, Address>, out: &mut Vec<Resource>, unmanaged: &mut Vec<Unmanaged>) -> Result<(), AwsError> {
+    let rds = common::rds(aws);
+    let mut groups: BTreeMap<String, Address> = BTreeMap::new();
+    let mut pages = rds.describe_db_subnet_groups().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| api(aws, "rds", "DescribeDBSubnetGroups", e))?;
+        for g in page.db_subnet_groups() {
+            let (Some(name), Some(arn)) = (g.db_subnet_group_name(), g.db_subnet_group_arn()) else { continue };
+            let t = rds.list_tags_for_resource().resource_name(arn).send().await.map_err(|e| api(aws, "rds", "ListTagsForResource", e))?;
+            let Some(addr) = owned(aws, t.tag_list()) else {
+                if !is_ctl(t.tag_list()) && name != "default" {
+                    unmanaged.push(Unmanaged { kind: Kind::DbSubnetGroup, path: name.to_string(), reason: "not tagged managed-by=ctl".into() });
+                }
+                continue;
+            };
+            groups.insert(name.to_string(), addr.clone());
+            let subnets = g
+                .subnets()
+                .iter()
+                .filter_map(|s| s.subnet_identifier())
+                .map(|id| ec2_ids.get(id).map_or_else(|| id.to_string(), ToString::to_string))
+                .collect();
+            let attrs = SubnetGroupAttrs {
+                name: name.to_string(),
+                description: g.db_subnet_group_description().unwrap_or_default().to_string(),
+                subnets: set(subnets),
+            };
+            out.push(resource(addr.as_str(), Kind::DbSubnetGroup, name, to_attrs(&attrs), vec![]));
+        }
+    }
+    let mut pages = rds.describe_db_instances().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| api(aws, "rds", "DescribeDBInstances", e))?;
+        for db in page.db_instances() {
+            let Some(id) = db.db_instance_identifier() else { continue };
+            if db.db_instance_status() == Some("deleting") {
+                continue;
+            }
+            let Some(addr) = owned(aws, db.tag_list()) else {
+                if !is_ctl(db.tag_list()) {
+                    unmanaged.push(Unmanaged { kind: Kind::DbInstance, path: id.to_string(), reason: "not tagged managed-by=ctl".into() });
+                }
+                continue;
+            };
+            let group = db.db_subnet_group().and_then(|g| g.db_subnet_group_name()).unwrap_or_default();
+            let kms = db.kms_key_id().unwrap_or_default();
+            let attrs = DbInstanceAttrs {
+                identifier: id.to_string(),
+                engine: db.engine().unwrap_or_default().to_string(),
+                instance_class: db.db_instance_class().unwrap_or_default().to_string(),
+                allocated_storage: db.allocated_storage().unwrap_or(0),
+                backup_retention_period: db.backup_retention_period().unwrap_or(0),
+                storage_encrypted: db.storage_encrypted().unwrap_or(false),
+                kms_key_id: crate::config::kms_key_id(kms).unwrap_or_else(|| kms.to_string()),
+                publicly_accessible: db.publicly_accessible().unwrap_or(false),
+                subnet_group: groups.get(group).map_or_else(|| group.to_string(), ToString::to_string),
+                master_username: db.master_username().unwrap_or_default().to_string(),
+            };
+            out.push(resource(addr.as_str(), Kind::DbInstance, id, to_attrs(&attrs), vec![]));
+        }
+    }
+    Ok(())
+}
+
+async fn subnet_ids(aws: &Aws, addresses: &[String]) -> Result<Vec<String>, AwsError> {
+    let ec2 = common::ec2(aws);
+    let mut ids = Vec::new();
+    for s in addresses {
+        let id = super::network::find_subnet(aws, &ec2, s).await?;
+        ids.push(id.ok_or_else(|| AwsError::Other(format!("subnet {s} does not exist")))?);
+    }
+    Ok(ids)
+}
+
+pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
+    let rds = common::rds(aws);
+    let r = change.resource();
+    match (change.action, r.kind) {
+        (Action::Delete, _) => delete(aws, &rds, r).await,
+        (Action::Update, Kind::DbSubnetGroup) => {
+            let a: SubnetGroupAttrs = from_attrs(&r.address, &r.attrs)?;
+            let ids = subnet_ids(aws, &a.subnets).await?;
+            rds.modify_db_subnet_group()
+                .db_subnet_group_name(&a.name)
+                .db_subnet_group_description(&a.description)
+                .set_subnet_ids(Some(ids))
+                .send()
+                .await
+                .map_err(|e| api(aws, "rds", "ModifyDBSubnetGroup", e))?;
+            Ok(())
+        }
+        (Action::Update, Kind::DbInstance) => {
+            let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
+            let changed = |f: &str| change.fields.iter().any(|c| c.field == f);
+            let mut m = rds.modify_db_instance().db_instance_identifier(&a.identifier).apply_immediately(true);
+            if changed("instance_class") {
+                m = m.db_instance_class(&a.instance_class);
+            }
+            if changed("allocated_storage") {
+                m = m.allocated_storage(a.allocated_storage);
+            }
+            if changed("backup_retention_period") {
+                m = m.backup_retention_period(a.backup_retention_period);
+            }
+            if changed("publicly_accessible") {
+                m = m.publicly_accessible(a.publicly_accessible);
+            }
+            if changed("master_username") {
+                return Err(AwsError::Other(format!("{}: the master username cannot be changed", r.address)));
+            }
+            m.send().await.map_err(|e| api(aws, "rds", "ModifyDBInstance", e))?;
+            Ok(())
+        }
+        (Action::Create | Action::Replace, _) => {
+            if let Some(old) = &change.before {
+                delete(aws, &rds, old).await?;
+            }
+            create(aws, &rds, r).await
+        }
+        (Action::Update, other) => Err(AwsError::Other(format!("{}: {other:?} is not an RDS kind", r.address))),
+    }
+}
+
+async fn create(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<(), AwsError> {
+    match r.kind {
+        Kind::DbSubnetGroup => {
+            let a: SubnetGroupAttrs = from_attrs(&r.address, &r.attrs)?;
+            let ids = subnet_ids(aws, &a.subnets).await?;
+            match rds
+                .create_db_subnet_group()
+                .db_subnet_group_name(&a.name)
+                .db_subnet_group_description(&a.description)
+                .set_subnet_ids(Some(ids))
+                .set_tags(Some(tags(aws, r.address.as_str())))
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                // A retried create: ours only if tagged for this address (the observe step
+                // would have reported a foreign one as a conflict).
+                Err(e) if common::code(&e) == Some("DBSubnetGroupAlreadyExists") => Ok(()),
+                Err(e) => Err(api(aws, "rds", "CreateDBSubnetGroup", e)),
+            }
+        }
+        Kind::DbInstance => {
+            let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
+            // The group's name is derived from the environment and the identifier (see desired).
+            let group = format!("{}-{}", aws.environment, a.identifier);
+            let created = rds
+                .create_db_instance()
+                .db_instance_identifier(&a.identifier)
+                .engine(&a.engine)
+                .db_instance_class(&a.instance_class)
+                .allocated_storage(a.allocated_storage)
+                .backup_retention_period(a.backup_retention_period)
+                .storage_encrypted(a.storage_encrypted)
+                .kms_key_id(&a.kms_key_id)
+                .publicly_accessible(a.publicly_accessible)
+                .db_subnet_group_name(group)
+                .master_username(&a.master_username)
+                // The password is generated and kept by RDS in Secrets Manager: ctl never sees it.
+                .manage_master_user_password(true)
+                .master_user_secret_kms_key_id(&a.kms_key_id)
+                .copy_tags_to_snapshot(true)
+                .set_tags(Some(tags(aws, r.address.as_str())))
+                .send()
+                .await;
+            match created {
+                Ok(_) => Ok(()),
+                Err(e) if common::code(&e) == Some("DBInstanceAlreadyExists") => Ok(()),
+                Err(e) => Err(api(aws, "rds", "CreateDBInstance", e)),
+            }
+        }
+        other => Err(AwsError::Other(format!("{}: {other:?} is not an RDS kind", r.address))),
+    }
+}
+
+async fn delete(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<(), AwsError> {
+    let gone = |code: Option<&str>| code.is_some_and(|c| c.contains("NotFound"));
+    match r.kind {
+        Kind::DbSubnetGroup => {
+            let a: SubnetGroupAttrs = from_attrs(&r.address, &r.attrs)?;
+            match rds.delete_db_subnet_group().db_subnet_group_name(&a.name).send().await {
+                Err(e) if !gone(common::code(&e)) => Err(api(aws, "rds", "DeleteDBSubnetGroup", e)),
+                _ => Ok(()),
+            }
+        }
+        Kind::DbInstance => {
+            let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
+            let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let deleted = rds
+                .delete_db_instance()
+                .db_instance_identifier(&a.identifier)
+                .skip_final_snapshot(false)
+                .final_db_snapshot_identifier(format!("{}-final-{stamp}", a.identifier))
+                .send()
+                .await;
+            match deleted {
+                Err(e) if gone(common::code(&e)) => return Ok(()),
+                Err(e) => return Err(api(aws, "rds", "DeleteDBInstance", e)),
+                Ok(_) => {}
+            }
+            let deadline = tokio::time::Instant::now() + DELETE_WAIT;
+            loop {
+                match rds.describe_db_instances().db_instance_identifier(&a.identifier).send().await {
+                    Err(e) if gone(common::code(&e)) => return Ok(()),
+                    Err(e) => return Err(api(aws, "rds", "DescribeDBInstances", e)),
+                    Ok(out) if out.db_instances().is_empty() => return Ok(()),
+                    Ok(_) => {}
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(AwsError::Other(format!("{}: still deleting after {}s", r.address, DELETE_WAIT.as_secs())));
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+        other => Err(AwsError::Other(format!("{}: {other:?} is not an RDS kind", r.address))),
+    }
+}

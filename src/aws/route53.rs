@@ -1,0 +1,189 @@
+//! Route 53 health checks for `route53_health` alarms: HTTPS on port 443 to `<fqdn><path>`,
+//! tagged with ctl's ownership tags (ChangeTagsForResource) and a `Name` tag (the console's label).
+
+use super::cloudwatch::{owner, ownership_tags};
+use super::{Aws, AwsError};
+use crate::alarms::resources::*;
+use crate::diff::{Action, Change};
+use crate::model::{Address, Kind, Observed, Resource, Scope};
+use crate::openbao::resources::{from_attrs, to_attrs};
+use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType, Tag, TagResourceType};
+use std::collections::BTreeMap;
+
+pub fn client(aws: &Aws) -> aws_sdk_route53::Client {
+    aws_sdk_route53::Client::new(&aws.sdk)
+}
+
+fn api<E: std::error::Error>(op: &'static str) -> impl FnOnce(E) -> AwsError {
+    move |e| AwsError::api("route53", op, e)
+}
+
+/// A health check ctl owns in this environment.
+#[derive(Clone, Debug)]
+pub struct Owned {
+    pub id: String,
+    pub address: Address,
+    pub name: String,
+    pub attrs: HealthCheckAttrs,
+}
+
+/// Every health check of this environment (by tags).
+pub async fn owned(aws: &Aws) -> Result<Vec<Owned>, AwsError> {
+    let c = client(aws);
+    let mut checks = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = c
+            .list_health_checks()
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(api("ListHealthChecks"))?;
+        checks.extend(page.health_checks().iter().cloned());
+        marker = page.next_marker().map(str::to_string).filter(|_| page.is_truncated());
+        if marker.is_none() {
+            break;
+        }
+    }
+    let mut tags: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for chunk in checks.chunks(10) {
+        let out = c
+            .list_tags_for_resources()
+            .resource_type(TagResourceType::Healthcheck)
+            .set_resource_ids(Some(chunk.iter().map(|h| h.id().to_string()).collect()))
+            .send()
+            .await
+            .map_err(api("ListTagsForResources"))?;
+        for set in out.resource_tag_sets() {
+            let pairs = set
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            tags.insert(set.resource_id().unwrap_or_default().to_string(), pairs);
+        }
+    }
+    let mut out = Vec::new();
+    for h in checks {
+        let pairs = tags.get(h.id()).cloned().unwrap_or_default();
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let Some(address) = owner(aws, &refs) else { continue };
+        let Some(cfg) = h.health_check_config() else { continue };
+        let name = refs
+            .iter()
+            .find(|(k, _)| *k == "Name")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+        out.push(Owned {
+            id: h.id().to_string(),
+            address,
+            name,
+            attrs: HealthCheckAttrs {
+                check_type: cfg.r#type().as_str().to_string(),
+                fqdn: cfg.fully_qualified_domain_name().unwrap_or_default().to_string(),
+                port: cfg.port().and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+                resource_path: cfg.resource_path().unwrap_or_default().to_string(),
+                request_interval: cfg.request_interval().and_then(|p| u32::try_from(p).ok()).unwrap_or(30),
+                failure_threshold: cfg.failure_threshold().and_then(|p| u32::try_from(p).ok()).unwrap_or(3),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Observe; returns health check id → address (for alarms' `HealthCheckId` dimensions).
+pub async fn observe(aws: &Aws, observed: &mut Observed) -> Result<BTreeMap<String, String>, AwsError> {
+    let mut ids = BTreeMap::new();
+    for o in owned(aws).await? {
+        ids.insert(o.id.clone(), o.address.to_string());
+        observed.resources.push(Resource {
+            address: o.address,
+            kind: Kind::Route53HealthCheck,
+            scope: Scope::Root,
+            name: o.name,
+            attrs: to_attrs(&o.attrs),
+            depends_on: vec![],
+            container: None,
+        });
+    }
+    Ok(ids)
+}
+
+/// The id of the health check at `address`, if it exists.
+pub async fn id_of(aws: &Aws, address: &str) -> Result<Option<String>, AwsError> {
+    Ok(owned(aws)
+        .await?
+        .into_iter()
+        .find(|o| o.address.as_str() == address)
+        .map(|o| o.id))
+}
+
+pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
+    let c = client(aws);
+    let r = change.resource();
+    let a: HealthCheckAttrs = from_attrs(&r.attrs).map_err(|e| AwsError::Other(format!("{}: {e}", change.address)))?;
+    let existing = id_of(aws, change.address.as_str()).await?;
+    match (change.action, existing) {
+        (Action::Delete, None) => Ok(()),
+        (Action::Delete | Action::Replace, Some(id)) => {
+            match c.delete_health_check().health_check_id(&id).send().await {
+                Ok(_) => {}
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_health_check()) => {}
+                Err(e) => return Err(api("DeleteHealthCheck")(e)),
+            }
+            if change.action == Action::Delete {
+                return Ok(());
+            }
+            create(aws, change, &r.name, &a).await
+        }
+        (Action::Update, Some(id)) => c
+            .update_health_check()
+            .health_check_id(id)
+            .fully_qualified_domain_name(&a.fqdn)
+            .port(i32::from(a.port))
+            .resource_path(&a.resource_path)
+            .failure_threshold(a.failure_threshold as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(api("UpdateHealthCheck")),
+        (Action::Create | Action::Update | Action::Replace, None) => create(aws, change, &r.name, &a).await,
+        (Action::Create, Some(_)) => Ok(()), // already exists (a re-run after a partial apply)
+    }
+}
+
+async fn create(aws: &Aws, change: &Change, name: &str, a: &HealthCheckAttrs) -> Result<(), AwsError> {
+    let c = client(aws);
+    let cfg = HealthCheckConfig::builder()
+        .r#type(HealthCheckType::from(a.check_type.as_str()))
+        .fully_qualified_domain_name(&a.fqdn)
+        .port(i32::from(a.port))
+        .resource_path(&a.resource_path)
+        .request_interval(a.request_interval as i32)
+        .failure_threshold(a.failure_threshold as i32)
+        .build()
+        .map_err(|e| AwsError::Other(format!("{}: {e}", change.address)))?;
+    let reference = format!("{name}-{}", crate::alarms::mute::now_nanos());
+    let out = c
+        .create_health_check()
+        .caller_reference(reference)
+        .health_check_config(cfg)
+        .send()
+        .await
+        .map_err(api("CreateHealthCheck"))?;
+    let id = out.health_check().map(|h| h.id().to_string()).unwrap_or_default();
+    let mut req = c
+        .change_tags_for_resource()
+        .resource_type(TagResourceType::Healthcheck)
+        .resource_id(&id);
+    req = req.add_tags(Tag::builder().key("Name").value(name).build());
+    for (k, v) in ownership_tags(aws, &change.address) {
+        req = req.add_tags(Tag::builder().key(k).value(v).build());
+    }
+    req.send().await.map(|_| ()).map_err(api("ChangeTagsForResource"))
+}

@@ -1,0 +1,819 @@
+//! The AWS infrastructure sections of an environment file: `network:`, `instances:` and `rds:`.
+//!
+//! ```yaml
+//! network:
+//!   vpc_cidr: 10.20.0.0/16
+//!   public_subnets:  [ { name: public-a,  cidr: 10.20.0.0/24,  az: us-east-1a } ]
+//!   private_subnets: [ { name: private-a, cidr: 10.20.10.0/24, az: us-east-1a },
+//!                      { name: private-b, cidr: 10.20.11.0/24, az: us-east-1b } ]
+//!   nat: { instance_type: t3.micro, ami: ami-1e749f67, subnet: public-a }
+//!   s3_endpoint: true
+//!   security_groups:
+//!     api:     { ingress: [ { port: 443, cidr: 0.0.0.0/0 } ] }
+//!     openbao: { ingress: [ { port: 8200, from: api } ] }
+//! instances:
+//!   api:     { subnet: public-a,  instance_type: t3.small, ami: ami-1e749f67, security_group: api,
+//!              public_ip: true, kms_key: <key id or ARN>, user_data_template: api }
+//!   openbao: { subnet: private-a, count: 3, instance_type: t3.small, ami: ami-1e749f67,
+//!              security_group: openbao, kms_key: <key id or ARN>, user_data_template: openbao }
+//! rds:
+//!   identifier: ctl-main
+//!   engine: postgres
+//!   instance_class: db.t3.micro
+//!   allocated_storage: 20
+//!   backup_retention_period: 30
+//!   subnets: [ private-a, private-b ]
+//!   kms_key: <key id or ARN>
+//! ```
+//!
+//! Per-value checks (CIDRs, names, retention range, key references) happen while deserializing,
+//! so errors carry the value's own position; cross-field checks (containment, overlap,
+//! references) record a YAML path for [`super::load`] to locate.
+
+use super::load::Problems;
+use super::names::{deserialize_parse, NonEmpty, Parse};
+use super::raw::UniqueMap;
+use super::{Cidr, Origin, PathSeg};
+use serde::{Deserialize, Deserializer};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+// ---------------------------------------------------------------------------------------------
+// Raw (as written).
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNetwork {
+    pub vpc_cidr: Cidr,
+    #[serde(default)]
+    pub public_subnets: Vec<RawSubnet>,
+    #[serde(default)]
+    pub private_subnets: Vec<RawSubnet>,
+    #[serde(default)]
+    pub nat: Option<RawNat>,
+    #[serde(default)]
+    pub s3_endpoint: bool,
+    #[serde(default)]
+    pub security_groups: UniqueMap<InfraName, RawSecurityGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubnet {
+    pub name: InfraName,
+    pub cidr: Cidr,
+    pub az: NonEmpty,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNat {
+    pub instance_type: NonEmpty,
+    pub ami: NonEmpty,
+    pub subnet: InfraName,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecurityGroup {
+    #[serde(default)]
+    pub description: Option<NonEmpty>,
+    #[serde(default)]
+    pub ingress: Vec<RawIngress>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIngress {
+    pub port: Port,
+    #[serde(default)]
+    pub to_port: Option<Port>,
+    #[serde(default)]
+    pub protocol: Protocol,
+    #[serde(default)]
+    pub cidr: Option<Cidr>,
+    #[serde(default)]
+    pub from: Option<InfraName>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn eight() -> u32 {
+    8
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInstance {
+    pub subnet: InfraName,
+    pub instance_type: NonEmpty,
+    pub ami: NonEmpty,
+    pub security_group: InfraName,
+    pub kms_key: KmsKeyRef,
+    #[serde(default)]
+    pub user_data_template: Option<UserDataTemplate>,
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default)]
+    pub public_ip: Option<bool>,
+    #[serde(default = "eight")]
+    pub root_volume_size: u32,
+    #[serde(default)]
+    pub artifacts: Vec<NonEmpty>,
+    #[serde(default)]
+    pub vars: UniqueMap<NonEmpty, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRds {
+    pub identifier: DbIdentifier,
+    pub engine: Engine,
+    pub instance_class: NonEmpty,
+    pub allocated_storage: u32,
+    #[serde(default)]
+    pub backup_retention_period: RetentionDays,
+    pub subnets: Vec<InfraName>,
+    pub kms_key: KmsKeyRef,
+    #[serde(default)]
+    pub master_username: Option<NonEmpty>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value types, checked while deserializing.
+
+macro_rules! via_parse {
+    ($t:ty) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                deserialize_parse(d)
+            }
+        }
+    };
+}
+
+/// A name of a subnet, security group or instance group: lowercase letters, digits and '-',
+/// starting with a letter, at most 40 characters (it becomes part of AWS names and tags).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct InfraName(pub String);
+
+impl Parse for InfraName {
+    const EXPECTING: &'static str = "a name such as private-a";
+    fn parse(s: &str) -> Result<InfraName, String> {
+        let why = if s.is_empty() {
+            Some("must not be empty".to_string())
+        } else if s.len() > 40 {
+            Some(format!("must be at most 40 characters (has {})", s.len()))
+        } else if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+            Some("must start with a lowercase letter".to_string())
+        } else {
+            s.chars()
+                .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+                .map(|c| format!("contains {c:?}; allowed are a-z, 0-9, '-'"))
+        };
+        match why {
+            Some(why) => Err(format!("name {s:?} is invalid: {why}")),
+            None => Ok(InfraName(s.to_string())),
+        }
+    }
+}
+via_parse!(InfraName);
+
+impl fmt::Display for InfraName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An RDS DB instance identifier: 1–63 letters, digits or hyphens, starting with a letter, no
+/// two consecutive hyphens, not ending with one. Stored lowercase (as AWS does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DbIdentifier(pub String);
+
+impl Parse for DbIdentifier {
+    const EXPECTING: &'static str = "a DB identifier such as ctl-main";
+    fn parse(s: &str) -> Result<DbIdentifier, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !s.contains("--")
+            && !s.ends_with('-');
+        if ok {
+            Ok(DbIdentifier(s.to_ascii_lowercase()))
+        } else {
+            Err(format!(
+                "DB identifier {s:?} is invalid: 1-63 letters, digits or hyphens, starting with a letter, \
+                 no '--', not ending with '-'"
+            ))
+        }
+    }
+}
+via_parse!(DbIdentifier);
+
+/// The RDS engine: only `postgres` is supported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Engine(pub String);
+
+impl Parse for Engine {
+    const EXPECTING: &'static str = "an engine (postgres)";
+    fn parse(s: &str) -> Result<Engine, String> {
+        if s == "postgres" {
+            Ok(Engine(s.to_string()))
+        } else {
+            Err(format!("engine {s:?} is not supported: use postgres"))
+        }
+    }
+}
+via_parse!(Engine);
+
+/// A TCP/UDP port, 1–65535.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Port(pub u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let check = |n: i128| match u16::try_from(n) {
+            Ok(p) if p > 0 => Ok(Port(p)),
+            _ => Err(format!("port {n} is out of range (1-65535)")),
+        };
+        d.deserialize_i64(IntVisitor { expecting: "a port number (1-65535)", check })
+    }
+}
+
+/// Checks an integer inside the visitor, so serde_yaml reports the value's own position.
+struct IntVisitor<F> {
+    expecting: &'static str,
+    check: F,
+}
+
+impl<T, F: FnOnce(i128) -> Result<T, String>> serde::de::Visitor<'_> for IntVisitor<F> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+        (self.check)(i128::from(v)).map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+        (self.check)(i128::from(v)).map_err(E::custom)
+    }
+}
+
+/// `tcp` (default) or `udp`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Protocol(pub String);
+
+impl Default for Protocol {
+    fn default() -> Protocol {
+        Protocol("tcp".into())
+    }
+}
+
+impl Parse for Protocol {
+    const EXPECTING: &'static str = "tcp or udp";
+    fn parse(s: &str) -> Result<Protocol, String> {
+        match s {
+            "tcp" | "udp" => Ok(Protocol(s.to_string())),
+            _ => Err(format!("protocol {s:?} is not supported: use tcp or udp")),
+        }
+    }
+}
+via_parse!(Protocol);
+
+/// Days of automated RDS backups kept: 1–35 (AWS's range; 0 would disable backups).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RetentionDays(pub u8);
+
+impl Default for RetentionDays {
+    fn default() -> RetentionDays {
+        RetentionDays(30)
+    }
+}
+
+impl<'de> Deserialize<'de> for RetentionDays {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let check = |n: i128| match u8::try_from(n) {
+            Ok(days) if (1..=35).contains(&days) => Ok(RetentionDays(days)),
+            _ => Err(format!("backup_retention_period {n} is out of range: RDS keeps automated backups for 1 to 35 days")),
+        };
+        d.deserialize_i64(IntVisitor { expecting: "a number of days (1-35)", check })
+    }
+}
+
+/// A KMS key reference: a key id (UUID) or a key ARN. Stored as the key id, so what AWS reports
+/// (an id or an ARN) compares equal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KmsKeyRef(pub String);
+
+/// The key id of a key id or key ARN, if it is one.
+pub fn kms_key_id(s: &str) -> Option<String> {
+    let id = match s.strip_prefix("arn:") {
+        Some(rest) => {
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            if parts.len() != 5 || parts[1] != "kms" {
+                return None;
+            }
+            parts[4].strip_prefix("key/")?
+        }
+        None => s,
+    };
+    let groups: Vec<&str> = id.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    let ok = groups.len() == 5
+        && groups.iter().zip(lens).all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()));
+    ok.then(|| id.to_ascii_lowercase())
+}
+
+impl Parse for KmsKeyRef {
+    const EXPECTING: &'static str = "a KMS key id or key ARN";
+    fn parse(s: &str) -> Result<KmsKeyRef, String> {
+        kms_key_id(s).map(KmsKeyRef).ok_or_else(|| {
+            format!(
+                "kms_key {s:?} is invalid: expected a key id (1234abcd-12ab-34cd-56ef-1234567890ab) or a key ARN \
+                 (arn:aws:kms:<region>:<account>:key/<key id>)"
+            )
+        })
+    }
+}
+via_parse!(KmsKeyRef);
+
+/// A user-data template name: `templates/userdata/<name>.hbs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UserDataTemplate(pub String);
+
+impl Parse for UserDataTemplate {
+    const EXPECTING: &'static str = "a template name (templates/userdata/<name>.hbs)";
+    fn parse(s: &str) -> Result<UserDataTemplate, String> {
+        InfraName::parse(s)
+            .map(|n| UserDataTemplate(n.0))
+            .map_err(|e| format!("user_data_template: {e} (templates/userdata/<name>.hbs)"))
+    }
+}
+via_parse!(UserDataTemplate);
+
+// ---------------------------------------------------------------------------------------------
+// Validated.
+
+/// The AWS infrastructure an environment declares (all empty when it declares none).
+#[derive(Debug, Clone, Default)]
+pub struct Infra {
+    pub network: Option<Network>,
+    /// Instance groups, in file order.
+    pub instances: Vec<InstanceGroup>,
+    pub rds: Option<Rds>,
+}
+
+impl Infra {
+    pub fn is_empty(&self) -> bool {
+        self.network.is_none() && self.instances.is_empty() && self.rds.is_none()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub vpc_cidr: Cidr,
+    /// Public subnets first, then private, each in file order.
+    pub subnets: Vec<Subnet>,
+    pub nat: Option<Nat>,
+    pub s3_endpoint: bool,
+    pub security_groups: Vec<SecurityGroup>,
+}
+
+impl Network {
+    pub fn subnet(&self, name: &str) -> Option<&Subnet> {
+        self.subnets.iter().find(|s| s.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    pub name: String,
+    pub cidr: Cidr,
+    pub az: String,
+    pub public: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nat {
+    pub instance_type: String,
+    pub ami: String,
+    /// A public subnet.
+    pub subnet: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityGroup {
+    pub name: String,
+    pub description: String,
+    pub ingress: Vec<Ingress>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingress {
+    pub protocol: String,
+    pub from_port: u16,
+    pub to_port: u16,
+    pub source: IngressSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngressSource {
+    Cidr(Cidr),
+    /// Another security group of this environment, by name.
+    Group(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct InstanceGroup {
+    pub name: String,
+    pub subnet: String,
+    pub instance_type: String,
+    pub ami: String,
+    pub security_group: String,
+    /// KMS key id for the encrypted root volume.
+    pub kms_key_id: String,
+    pub user_data_template: Option<String>,
+    pub count: u32,
+    pub public_ip: bool,
+    pub root_volume_size: u32,
+    /// Boot artifacts (names from the pinned-artifacts list) the instance needs.
+    pub artifacts: Vec<String>,
+    /// Extra template variables (`{{vars.x}}`).
+    pub vars: BTreeMap<String, String>,
+    /// Where the group is declared (`instances.<name>`).
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rds {
+    pub identifier: String,
+    pub engine: String,
+    pub instance_class: String,
+    pub allocated_storage: u32,
+    pub backup_retention_period: u8,
+    /// Private subnet names.
+    pub subnets: Vec<String>,
+    pub kms_key_id: String,
+    pub master_username: String,
+}
+
+/// Validate the three sections (file 0 is the environment file).
+pub(crate) fn validate(
+    file: &Path,
+    network: Option<&RawNetwork>,
+    instances: &UniqueMap<InfraName, RawInstance>,
+    rds: Option<&RawRds>,
+    problems: &mut Problems,
+) -> Infra {
+    let key = |k: &str| PathSeg::key(k);
+    let mut infra = Infra::default();
+    if let Some(raw) = network {
+        infra.network = Some(validate_network(raw, problems));
+    }
+    let no_network = "needs a network: section (the VPC and subnets it lives in)";
+    for (name, raw) in &instances.0 {
+        let at = |field: &str| vec![key("instances"), key(&name.0), key(field)];
+        let Some(net) = &infra.network else {
+            problems.at(0, vec![key("instances"), key(&name.0)], format!("instance {name} {no_network}"));
+            continue;
+        };
+        let subnet = net.subnet(&raw.subnet.0);
+        match subnet {
+            None => problems.at(0, at("subnet"), format!("instance {name}: no subnet named {:?} in network", raw.subnet.0)),
+            Some(s) if !s.public && raw.public_ip == Some(true) => problems.at(
+                0,
+                at("public_ip"),
+                format!("instance {name}: public_ip is not possible in private subnet {:?}", s.name),
+            ),
+            Some(_) => {}
+        }
+        if !net.security_groups.iter().any(|g| g.name == raw.security_group.0) {
+            problems.at(
+                0,
+                at("security_group"),
+                format!("instance {name}: no security group named {:?} in network.security_groups", raw.security_group.0),
+            );
+        }
+        if raw.count == 0 || raw.count > 9 {
+            problems.at(0, at("count"), format!("instance {name}: count {} is out of range (1-9)", raw.count));
+        }
+        if raw.root_volume_size < 8 || raw.root_volume_size > 16384 {
+            problems.at(0, at("root_volume_size"), format!("instance {name}: root_volume_size must be 8-16384 GiB"));
+        }
+        infra.instances.push(InstanceGroup {
+            name: name.0.clone(),
+            subnet: raw.subnet.0.clone(),
+            instance_type: raw.instance_type.0.clone(),
+            ami: raw.ami.0.clone(),
+            security_group: raw.security_group.0.clone(),
+            kms_key_id: raw.kms_key.0.clone(),
+            user_data_template: raw.user_data_template.as_ref().map(|t| t.0.clone()),
+            count: raw.count,
+            public_ip: raw.public_ip.unwrap_or(subnet.is_some_and(|s| s.public)),
+            root_volume_size: raw.root_volume_size,
+            artifacts: raw.artifacts.iter().map(|a| a.0.clone()).collect(),
+            vars: raw.vars.0.iter().map(|(k, v)| (k.0.clone(), v.clone())).collect(),
+            origin: Origin::new(file, vec![key("instances"), key(&name.0)]),
+        });
+    }
+    if let Some(raw) = rds {
+        let at = |field: &str| vec![key("rds"), key(field)];
+        match &infra.network {
+            None => problems.at(0, vec![key("rds")], format!("rds {no_network}")),
+            Some(net) => {
+                let mut azs = BTreeSet::new();
+                let mut resolved = true;
+                for (i, s) in raw.subnets.iter().enumerate() {
+                    let here = vec![key("rds"), key("subnets"), PathSeg::Index(i)];
+                    match net.subnet(&s.0) {
+                        None => {
+                            resolved = false;
+                            problems.at(0, here, format!("rds: no subnet named {:?} in network", s.0));
+                        }
+                        Some(sub) if sub.public => {
+                            resolved = false;
+                            problems.at(
+                                0,
+                                here,
+                                format!("rds: subnet {:?} is public; the database belongs in private subnets", s.0),
+                            );
+                        }
+                        Some(sub) => {
+                            azs.insert(sub.az.clone());
+                        }
+                    }
+                }
+                if azs.len() < 2 && resolved {
+                    problems.at(0, at("subnets"), "rds: the DB subnet group needs private subnets in at least 2 availability zones");
+                }
+            }
+        }
+        if raw.allocated_storage < 20 || raw.allocated_storage > 65536 {
+            problems.at(0, at("allocated_storage"), "rds: allocated_storage must be 20-65536 GiB for postgres");
+        }
+        infra.rds = Some(Rds {
+            identifier: raw.identifier.0.clone(),
+            engine: raw.engine.0.clone(),
+            instance_class: raw.instance_class.0.clone(),
+            allocated_storage: raw.allocated_storage,
+            backup_retention_period: raw.backup_retention_period.0,
+            subnets: raw.subnets.iter().map(|s| s.0.clone()).collect(),
+            kms_key_id: raw.kms_key.0.clone(),
+            master_username: raw.master_username.as_ref().map_or_else(|| "ctl_admin".to_string(), |u| u.0.clone()),
+        });
+    }
+    infra
+}
+
+fn validate_network(raw: &RawNetwork, problems: &mut Problems) -> Network {
+    let key = |k: &str| PathSeg::key(k);
+    let vpc = &raw.vpc_cidr;
+    if !vpc.addr().is_ipv4() || !(16..=28).contains(&vpc.prefix_len()) {
+        problems.at(
+            0,
+            vec![key("network"), key("vpc_cidr")],
+            format!("vpc_cidr {vpc} is invalid: a VPC needs an IPv4 CIDR with a prefix from /16 to /28"),
+        );
+    }
+    let mut subnets: Vec<(Subnet, Vec<PathSeg>)> = Vec::new();
+    for (section, public, list) in [("public_subnets", true, &raw.public_subnets), ("private_subnets", false, &raw.private_subnets)] {
+        for (i, s) in list.iter().enumerate() {
+            let base = vec![key("network"), key(section), PathSeg::Index(i)];
+            let at = |f: &str| {
+                let mut p = base.clone();
+                p.push(key(f));
+                p
+            };
+            if let Some((_, other)) = subnets.iter().find(|(o, _)| o.name == s.name.0) {
+                problems.at(0, at("name"), format!("duplicate subnet name {:?} (first declared at {})", s.name.0, show(other)));
+            }
+            if !s.cidr.addr().is_ipv4() || !(16..=28).contains(&s.cidr.prefix_len()) {
+                problems.at(0, at("cidr"), format!("subnet {} cidr {} is invalid: an IPv4 CIDR from /16 to /28", s.name, s.cidr));
+            } else if !contains(vpc, &s.cidr) {
+                problems.at(0, at("cidr"), format!("subnet {} cidr {} is not inside vpc_cidr {vpc}", s.name, s.cidr));
+            } else if let Some((other, _)) = subnets.iter().find(|(o, _)| overlaps(&o.cidr, &s.cidr)) {
+                problems.at(
+                    0,
+                    at("cidr"),
+                    format!("subnet {} cidr {} overlaps subnet {} ({})", s.name, s.cidr, other.name, other.cidr),
+                );
+            }
+            let sub = Subnet { name: s.name.0.clone(), cidr: s.cidr.clone(), az: s.az.0.clone(), public };
+            subnets.push((sub, base));
+        }
+    }
+    let subnets: Vec<Subnet> = subnets.into_iter().map(|(s, _)| s).collect();
+
+    let nat = raw.nat.as_ref().map(|n| {
+        let at = vec![key("network"), key("nat"), key("subnet")];
+        match subnets.iter().find(|s| s.name == n.subnet.0) {
+            None => problems.at(0, at, format!("nat: no subnet named {:?} in network", n.subnet.0)),
+            Some(s) if !s.public => {
+                problems.at(0, at, format!("nat: subnet {:?} is private; the NAT instance needs a public subnet", s.name))
+            }
+            Some(_) => {}
+        }
+        Nat { instance_type: n.instance_type.0.clone(), ami: n.ami.0.clone(), subnet: n.subnet.0.clone() }
+    });
+
+    let names: BTreeSet<&str> = raw.security_groups.0.iter().map(|(n, _)| n.0.as_str()).collect();
+    let mut groups = Vec::new();
+    for (name, g) in &raw.security_groups.0 {
+        if name.0 == NAT_GROUP {
+            problems.at(
+                0,
+                vec![key("network"), key("security_groups"), key(&name.0)],
+                format!("security group name {NAT_GROUP:?} is reserved for the NAT instance's group"),
+            );
+        }
+        let mut ingress = Vec::new();
+        for (i, rule) in g.ingress.iter().enumerate() {
+            let at = vec![key("network"), key("security_groups"), key(&name.0), key("ingress"), PathSeg::Index(i)];
+            let to_port = rule.to_port.unwrap_or(rule.port).0;
+            if to_port < rule.port.0 {
+                problems.at(0, at.clone(), format!("security group {name}: to_port {to_port} is below port {}", rule.port.0));
+            }
+            let source = match (&rule.cidr, &rule.from) {
+                (Some(c), None) => IngressSource::Cidr(c.clone()),
+                (None, Some(from)) => {
+                    if !names.contains(from.0.as_str()) {
+                        let mut p = at.clone();
+                        p.push(key("from"));
+                        problems.at(0, p, format!("security group {name}: no security group named {:?} to allow from", from.0));
+                    }
+                    IngressSource::Group(from.0.clone())
+                }
+                _ => {
+                    problems.at(0, at, format!("security group {name}: each ingress rule needs exactly one of cidr or from"));
+                    continue;
+                }
+            };
+            ingress.push(Ingress { protocol: rule.protocol.0.clone(), from_port: rule.port.0, to_port, source });
+        }
+        let description = g.description.as_ref().map_or_else(|| format!("ctl: {name}"), |d| d.0.clone());
+        groups.push(SecurityGroup { name: name.0.clone(), description, ingress });
+    }
+
+    Network { vpc_cidr: vpc.clone(), subnets, nat, s3_endpoint: raw.s3_endpoint, security_groups: groups }
+}
+
+/// The security group ctl creates for the NAT instance (not declarable).
+pub const NAT_GROUP: &str = "nat";
+
+fn show(path: &[PathSeg]) -> String {
+    path.iter().map(ToString::to_string).collect::<String>().trim_start_matches('.').to_string()
+}
+
+fn range(c: &Cidr) -> (u128, u128) {
+    let (bits, width) = match c.addr() {
+        IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+        IpAddr::V6(a) => (u128::from(a), 128),
+    };
+    let host = width - u32::from(c.prefix_len());
+    let size = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
+    (bits, bits.saturating_add(size))
+}
+
+fn same_family(a: &Cidr, b: &Cidr) -> bool {
+    a.addr().is_ipv4() == b.addr().is_ipv4()
+}
+
+/// Whether `inner` lies entirely inside `outer`.
+pub fn contains(outer: &Cidr, inner: &Cidr) -> bool {
+    let (a0, a1) = range(outer);
+    let (b0, b1) = range(inner);
+    same_family(outer, inner) && a0 <= b0 && b1 <= a1
+}
+
+/// Whether two networks share any address.
+pub fn overlaps(a: &Cidr, b: &Cidr) -> bool {
+    let (a0, a1) = range(a);
+    let (b0, b1) = range(b);
+    same_family(a, b) && a0 <= b1 && b0 <= a1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    fn good() -> String {
+        [
+            "openbao:",
+            "  address: http://127.0.0.1:1",
+            "  token_env: T",
+            "network:",
+            "  vpc_cidr: 10.20.0.0/16",
+            "  public_subnets:",
+            "    - { name: public-a, cidr: 10.20.0.0/24, az: us-east-1a }",
+            "  private_subnets:",
+            "    - { name: private-a, cidr: 10.20.10.0/24, az: us-east-1a }",
+            "    - { name: private-b, cidr: 10.20.11.0/24, az: us-east-1b }",
+            "  nat: { instance_type: t3.micro, ami: ami-1e749f67, subnet: public-a }",
+            "  s3_endpoint: true",
+            "  security_groups:",
+            "    api: { ingress: [ { port: 443, cidr: 0.0.0.0/0 } ] }",
+            "    openbao: { ingress: [ { port: 8200, from: api } ] }",
+            "instances:",
+            "  api: { subnet: public-a, instance_type: t3.small, ami: ami-1e749f67, security_group: api, kms_key: KEY }",
+            "  openbao: { subnet: private-a, count: 3, instance_type: t3.small, ami: ami-1e749f67, security_group: openbao, kms_key: KEY }",
+            "rds:",
+            "  identifier: ctl-main",
+            "  engine: postgres",
+            "  instance_class: db.t3.micro",
+            "  allocated_storage: 20",
+            "  subnets: [private-a, private-b]",
+            "  kms_key: KEY",
+            "",
+        ]
+        .join("\n")
+        .replace("KEY", KEY)
+    }
+
+    fn load(text: &str) -> Result<crate::config::Environment, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("test.yaml");
+        std::fs::write(&file, text).unwrap();
+        crate::config::load(&file).map_err(|e| e.to_string())
+    }
+
+    /// `good()` with `from` replaced by `to` (exactly once).
+    fn edit(from: &str, to: &str) -> String {
+        let g = good();
+        assert_eq!(g.matches(from).count(), 1, "{from:?} must occur once");
+        g.replace(from, to)
+    }
+
+    #[test]
+    fn good_file_loads() {
+        let env = load(&good()).unwrap();
+        let net = env.infra.network.as_ref().unwrap();
+        assert_eq!(net.subnets.len(), 3);
+        assert!(net.subnet("public-a").unwrap().public);
+        assert!(!net.subnet("private-b").unwrap().public);
+        let api = &env.infra.instances[0];
+        assert!(api.public_ip, "public subnet: public IP by default");
+        assert!(!env.infra.instances[1].public_ip);
+        assert_eq!(env.infra.instances[1].count, 3);
+        let rds = env.infra.rds.as_ref().unwrap();
+        assert_eq!(rds.backup_retention_period, 30, "the default");
+        assert_eq!(rds.kms_key_id, KEY);
+    }
+
+    #[track_caller]
+    fn fails_at(text: &str, line: usize, col: usize, needle: &str) {
+        let err = load(text).expect_err("must fail");
+        let at = format!("test.yaml:{line}:{col}: ");
+        assert!(err.contains(&at) && err.contains(needle), "expected {at}…{needle}… in:\n{err}");
+    }
+
+    #[test]
+    fn errors_are_located() {
+        fails_at(&edit("vpc_cidr: 10.20.0.0/16", "vpc_cidr: 10.20.0.0/33"), 5, 13, "invalid CIDR");
+        fails_at(&edit("10.20.10.0/24", "10.21.10.0/24"), 9, 32, "not inside vpc_cidr 10.20.0.0/16");
+        fails_at(&edit("10.20.11.0/24", "10.20.10.128/25"), 10, 32, "overlaps subnet private-a");
+        fails_at(&edit("subnet: private-a, count", "subnet: private-x, count"), 18, 22, "no subnet named \"private-x\"");
+        fails_at(&edit("count: 3,", "count: 3, public_ip: true,"), 18, 54, "public_ip is not possible in private subnet");
+        fails_at(&edit("allocated_storage: 20\n", "allocated_storage: 20\n  backup_retention_period: 36\n"), 24, 28, "1 to 35 days");
+        fails_at(&edit("allocated_storage: 20\n", "allocated_storage: 20\n  backup_retention_period: 0\n"), 24, 28, "1 to 35 days");
+        fails_at(&edit("from: api", "from: apx"), 15, 47, "no security group named \"apx\"");
+        fails_at(&edit("[private-a, private-b]", "[private-a, public-a]"), 24, 24, "is public");
+        fails_at(&edit("subnet: public-a }", "subnet: private-a }"), 11, 62, "needs a public subnet");
+        fails_at(&edit("security_group: api,", "security_group: web,"), 17, 88, "no security group named \"web\"");
+        fails_at(&edit(&format!("api, kms_key: {KEY}"), "api, kms_key: alias/x"), 17, 102, "kms_key \"alias/x\" is invalid");
+    }
+
+    fn c(s: &str) -> Cidr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn containment_and_overlap() {
+        assert!(contains(&c("10.0.0.0/16"), &c("10.0.1.0/24")));
+        assert!(contains(&c("10.0.0.0/16"), &c("10.0.0.0/16")));
+        assert!(!contains(&c("10.0.0.0/16"), &c("10.1.0.0/24")));
+        assert!(!contains(&c("10.0.0.0/24"), &c("10.0.0.0/16")));
+        assert!(overlaps(&c("10.0.0.0/24"), &c("10.0.0.128/25")));
+        assert!(!overlaps(&c("10.0.0.0/25"), &c("10.0.0.128/25")));
+        assert!(!overlaps(&c("10.0.0.0/8"), &c("fd00::/8")));
+    }
+
+    #[test]
+    fn kms_key_references() {
+        let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(kms_key_id(id).as_deref(), Some(id));
+        assert_eq!(kms_key_id(&format!("arn:aws:kms:us-east-1:123456789012:key/{id}")).as_deref(), Some(id));
+        assert_eq!(kms_key_id("alias/foo"), None);
+        assert_eq!(kms_key_id("arn:aws:kms:us-east-1:123456789012:alias/foo"), None);
+        assert_eq!(kms_key_id("1234abcd"), None);
+    }
+}

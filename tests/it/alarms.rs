@@ -1,0 +1,449 @@
+//! CloudWatch alarms as code against the shared stack's moto: apply → empty plan → out-of-band
+//! threshold change shows exactly that field → apply; 14 days of 1-minute metric data and the
+//! backtest numbers against the engine's; `tune` touches only the threshold's bytes; the SVG
+//! chart; mute → status → expiry restored by apply; unmute.
+
+use crate::harness::{stack, unique, Scenario};
+use ctl::alarms::backtest::{self, Comparison, MissingData, Rule, Series, Statistic};
+use ctl::aws::cloudwatch::{self, MetricId};
+use ctl::aws::Aws;
+use ctl::config::AwsConnection;
+use ctl::dev::BaoVersion;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+const DAY: i64 = 86_400;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn aws(moto: &str, env: &str) -> Aws {
+    let conn = AwsConnection::Account {
+        region: "us-east-1".into(),
+        endpoint: Some(moto.to_string()),
+    };
+    runtime().block_on(Aws::connect(&conn, env)).expect("connect to moto")
+}
+
+fn now() -> i64 {
+    ctl::alarms::mute::now()
+}
+
+struct Names {
+    topic: String,
+    api: String,
+}
+
+fn body(moto: &str, n: &Names, api_threshold: &str) -> String {
+    format!(
+        r#"aws: {{ region: us-east-1, endpoint: "{moto}" }}
+# On-call alarms. Comments and layout must survive `ctl alarms tune`.
+alarms:
+  sns: {{ topic: {topic}, webhook: "https://127.0.0.1:9/hook" }}   # loopback: never leaves the machine
+  alarms:
+    - name: api-5xx
+      kind: api_5xx
+      threshold: {api_threshold}     # errors per 5 minutes
+      period: 300
+      evaluation_periods: 3
+      datapoints_to_alarm: 2
+      treat_missing_data: notBreaching
+      runbook_url: https://runbooks.example.com/api-5xx
+      dimensions: {{ ApiName: {api} }}
+    - {{ name: healthz, kind: route53_health, threshold: 1, period: 60, evaluation_periods: 2,
+        runbook_url: "https://runbooks.example.com/healthz", health_check: {{ fqdn: bao.example.com }} }}
+    - {{ name: db-conn, kind: rds_connections, threshold: 160, max_connections: 200, period: 60,
+        evaluation_periods: 5, runbook_url: "https://runbooks.example.com/db", dimensions: {{ DBInstanceIdentifier: bao }} }}
+"#,
+        topic = n.topic,
+        api = n.api,
+    )
+}
+
+fn plan_json(sc: &Scenario) -> Value {
+    let out = sc.ctl(&["plan", "-e", &sc.env_file(), "--json"]);
+    assert_eq!(out.status, 0, "plan failed: {}", out.stderr);
+    serde_json::from_str(&out.stdout).expect("plan --json is JSON")
+}
+
+fn apply(sc: &Scenario) {
+    let out = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
+    assert_eq!(out.status, 0, "apply failed:\n{}\n{}", out.stdout, out.stderr);
+}
+
+fn assert_no_changes(sc: &Scenario) {
+    let out = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
+    assert_eq!(out.status, 0, "plan must be empty:\n{}\n{}", out.stdout, out.stderr);
+}
+
+fn only_change(plan: &Value) -> (&Value, Vec<&Value>) {
+    let changes = plan["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "exactly one change: {plan:#}");
+    let fields = changes[0]["fields"].as_array().expect("fields").iter().collect();
+    (&changes[0], fields)
+}
+
+/// Someone raises the threshold in the console: PutMetricAlarm with everything else unchanged.
+fn drift_threshold(aws: &Aws, alarm: &str, threshold: f64) {
+    runtime().block_on(async {
+        let c = cloudwatch::client(aws);
+        let live = c.describe_alarms().alarm_names(alarm).send().await.expect("describe");
+        let a = live.metric_alarms().first().expect("alarm exists").clone();
+        c.put_metric_alarm()
+            .alarm_name(alarm)
+            .set_alarm_description(a.alarm_description().map(str::to_string))
+            .set_namespace(a.namespace().map(str::to_string))
+            .set_metric_name(a.metric_name().map(str::to_string))
+            .set_statistic(a.statistic().cloned())
+            .set_dimensions(Some(a.dimensions().to_vec()))
+            .set_period(a.period())
+            .set_evaluation_periods(a.evaluation_periods())
+            .set_datapoints_to_alarm(a.datapoints_to_alarm())
+            .threshold(threshold)
+            .set_comparison_operator(a.comparison_operator().cloned())
+            .set_treat_missing_data(a.treat_missing_data().map(str::to_string))
+            .set_actions_enabled(a.actions_enabled())
+            .set_alarm_actions(Some(a.alarm_actions().to_vec()))
+            .set_ok_actions(Some(a.ok_actions().to_vec()))
+            .send()
+            .await
+            .expect("out-of-band PutMetricAlarm");
+    });
+}
+
+fn actions_enabled(aws: &Aws, alarm: &str) -> bool {
+    runtime().block_on(async {
+        let live = cloudwatch::client(aws)
+            .describe_alarms()
+            .alarm_names(alarm)
+            .send()
+            .await
+            .expect("describe");
+        live.metric_alarms()
+            .first()
+            .expect("alarm")
+            .actions_enabled()
+            .expect("flag")
+    })
+}
+
+fn status_row(sc: &Scenario, alarm: &str) -> String {
+    let out = sc.ctl(&["alarms", "status", "-e", &sc.env_file()]);
+    assert_eq!(out.status, 0, "status failed: {}", out.stderr);
+    assert!(out.stdout.starts_with("alarm"), "{}", out.stdout);
+    out.stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{alarm} ")))
+        .unwrap_or_else(|| panic!("{}", out.stdout))
+        .to_string()
+}
+
+#[test]
+fn alarms_apply_drift_mute_and_expiry() {
+    let stack = stack(BaoVersion::V2_6);
+    let moto = stack.moto_endpoint.clone().expect("the shared stack runs moto");
+    let env = unique("al");
+    let n = Names {
+        topic: unique("t"),
+        api: unique("api"),
+    };
+    let sc = Scenario::new(stack, &env, &body(&moto, &n, "5"));
+
+    let first = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
+    assert_eq!(first.status, 2, "changes pending\n{}\n{}", first.stdout, first.stderr);
+    for address in [
+        "alarms.topic",
+        "alarms.subscription",
+        "alarms.alarm.api-5xx",
+        "alarms.health_check.healthz",
+    ] {
+        assert!(first.stdout.contains(address), "{address} missing:\n{}", first.stdout);
+    }
+    apply(&sc);
+    assert_no_changes(&sc);
+
+    // Ownership tags on the alarm; every alarm notifies the one topic.
+    let aws = aws(&moto, &env);
+    let api_alarm = format!("ctl-{env}-api-5xx");
+    runtime().block_on(async {
+        let c = cloudwatch::client(&aws);
+        let live = c
+            .describe_alarms()
+            .alarm_name_prefix(format!("ctl-{env}-"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(live.metric_alarms().len(), 3);
+        for a in live.metric_alarms() {
+            assert_eq!(a.alarm_actions().len(), 1);
+            assert!(
+                a.alarm_actions()[0].ends_with(&format!(":{}", n.topic)),
+                "{:?}",
+                a.alarm_actions()
+            );
+            assert_eq!(a.alarm_actions(), a.ok_actions());
+        }
+        let hz = live
+            .metric_alarms()
+            .iter()
+            .find(|a| a.alarm_name() == Some(&format!("ctl-{env}-healthz")))
+            .unwrap();
+        let hc_id = hz.dimensions()[0].value().unwrap().to_string();
+        assert_eq!(
+            ctl::aws::route53::id_of(&aws, "alarms.health_check.healthz")
+                .await
+                .unwrap(),
+            Some(hc_id)
+        );
+        let arn = live.metric_alarms()[0].alarm_arn().unwrap();
+        let tags = c.list_tags_for_resource().resource_arn(arn).send().await.unwrap();
+        let tags: BTreeMap<&str, &str> = tags
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap(), t.value().unwrap()))
+            .collect();
+        assert_eq!(tags.get("managed-by"), Some(&"ctl"));
+        assert_eq!(tags.get("ctl-environment"), Some(&env.as_str()));
+    });
+
+    // Out of band: threshold 5 → 50. The plan shows exactly that field.
+    drift_threshold(&aws, &api_alarm, 50.0);
+    let plan = plan_json(&sc);
+    let (change, fields) = only_change(&plan);
+    assert_eq!(change["address"], "alarms.alarm.api-5xx");
+    assert_eq!(change["action"], "update");
+    assert_eq!(fields.len(), 1, "{fields:?}");
+    assert_eq!(fields[0]["field"], "threshold");
+    assert_eq!(fields[0]["before"], 50.0);
+    assert_eq!(fields[0]["after"], 5.0);
+    apply(&sc);
+    assert_no_changes(&sc);
+
+    // Mute for 2h: actions off, the record in status, and the plan accepts it.
+    let out = sc.ctl(&[
+        "alarms",
+        "mute",
+        "api-5xx",
+        "--for",
+        "2h",
+        "--reason",
+        "deploy of v2.6.3",
+        "-e",
+        &sc.env_file(),
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(!actions_enabled(&aws, &api_alarm));
+    let row = status_row(&sc, "api-5xx");
+    assert!(row.contains("deploy of v2.6.3") && row.contains(" 5 "), "{row}");
+    assert_no_changes(&sc);
+
+    // Unmute: actions back, no record.
+    let out = sc.ctl(&["alarms", "unmute", "api-5xx", "-e", &sc.env_file()]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(actions_enabled(&aws, &api_alarm));
+    assert!(
+        status_row(&sc, "api-5xx").trim_end().ends_with(" -"),
+        "{}",
+        status_row(&sc, "api-5xx")
+    );
+
+    // A mute that expires: the next plan shows actions_enabled false → true; apply restores it.
+    let out = sc.ctl(&[
+        "alarms",
+        "mute",
+        "api-5xx",
+        "--for",
+        "1s",
+        "--reason",
+        "short",
+        "-e",
+        &sc.env_file(),
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert!(status_row(&sc, "api-5xx").contains("expired"));
+    let plan = plan_json(&sc);
+    let (change, fields) = only_change(&plan);
+    assert_eq!(change["address"], "alarms.alarm.api-5xx");
+    assert_eq!(fields.len(), 1, "{fields:?}");
+    assert_eq!(fields[0]["field"], "actions_enabled");
+    assert_eq!(
+        (fields[0]["before"].clone(), fields[0]["after"].clone()),
+        (Value::Bool(false), Value::Bool(true))
+    );
+    apply(&sc);
+    assert!(actions_enabled(&aws, &api_alarm));
+    assert!(status_row(&sc, "api-5xx").trim_end().ends_with(" -"));
+    assert_no_changes(&sc);
+}
+
+/// Per-minute 5XXError counts: 1 a minute, and each day one burst whose length and height
+/// vary by day (so the two thresholds disagree), with a few gaps.
+fn seed_samples(start: i64, end: i64) -> Vec<(i64, f64)> {
+    let mut out = Vec::new();
+    let mut t = start;
+    while t < end {
+        let minute = (t - start) / 60;
+        let day = minute / 1440;
+        let in_day = minute % 1440;
+        let burst_len = (day % 4 + 1) * 5;
+        let value = if (600..600 + burst_len).contains(&in_day) {
+            (2 + day % 3) as f64
+        } else if in_day == 900 {
+            -1.0 // marker for a gap
+        } else {
+            1.0
+        };
+        if value >= 0.0 {
+            out.push((t, value));
+        }
+        t += 60;
+    }
+    out
+}
+
+#[test]
+fn backtest_tune_and_chart_against_seeded_metrics() {
+    let stack = stack(BaoVersion::V2_6);
+    let moto = stack.moto_endpoint.clone().expect("the shared stack runs moto");
+    let env = unique("bt");
+    let n = Names {
+        topic: unique("t"),
+        api: unique("api"),
+    };
+    let sc = Scenario::new(stack, &env, &body(&moto, &n, "5"));
+    let aws = aws(&moto, &env);
+
+    // 14 days of 1-minute data (20,160 points), ending an hour ago.
+    let end = now() - now().rem_euclid(300) - 3600;
+    let start = end - 14 * DAY;
+    let samples = seed_samples(start, end);
+    assert!(samples.len() > 20_000);
+    let metric = MetricId {
+        namespace: "AWS/ApiGateway".into(),
+        name: "5XXError".into(),
+        dimensions: BTreeMap::from([("ApiName".to_string(), n.api.clone())]),
+    };
+    runtime()
+        .block_on(cloudwatch::put_metric_data(&aws, &metric, &samples))
+        .expect("PutMetricData");
+
+    // What the engine says on the same data.
+    let series = Series::aggregate(&samples, start - DAY, end + DAY, 300, Statistic::Sum);
+    let rule = Rule {
+        comparison: Comparison::GreaterThanThreshold,
+        threshold: 5.0,
+        evaluation_periods: 3,
+        datapoints_to_alarm: 2,
+        treat_missing_data: MissingData::NotBreaching,
+    };
+    let expected = backtest::compare(&series, &rule, 12.0);
+    assert!(expected.current.alarms > expected.proposed.alarms, "{expected:?}");
+    assert!(expected.proposed.alarms > 0);
+
+    let chart = sc.path("api.svg");
+    let out = sc.ctl(&[
+        "alarms",
+        "backtest",
+        "api-5xx",
+        "--threshold",
+        "12",
+        "--json",
+        "--chart",
+        &chart,
+        "-e",
+        &sc.env_file(),
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let got: Value = serde_json::from_str(&out.stdout).expect("json");
+    for (side, want) in [("current", &expected.current), ("proposed", &expected.proposed)] {
+        assert_eq!(got[side]["alarms"], want.alarms, "{side}: {got:#}");
+        assert_eq!(got[side]["seconds_in_alarm"], want.seconds_in_alarm, "{side}");
+        assert_eq!(got[side]["flaps"], want.flaps, "{side}");
+        assert_eq!(
+            got[side]["episodes"].as_array().unwrap().len(),
+            want.episodes.len(),
+            "{side}"
+        );
+    }
+    let svg = std::fs::read_to_string(&chart).expect("chart written");
+    assert!(
+        svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{}",
+        &svg[..svg.len().min(200)]
+    );
+    assert!(svg.contains("proposed threshold 12") && svg.contains("current threshold 5"));
+
+    // Text report side by side.
+    let out = sc.ctl(&[
+        "alarms",
+        "backtest",
+        "api-5xx",
+        "--threshold",
+        "12",
+        "-e",
+        &sc.env_file(),
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let alarms_line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("alarms "))
+        .expect("alarms row")
+        .to_string();
+    let cols: Vec<&str> = alarms_line.split_whitespace().collect();
+    assert_eq!(
+        cols,
+        [
+            "alarms",
+            &expected.current.alarms.to_string(),
+            &expected.proposed.alarms.to_string()
+        ]
+    );
+
+    // recommend: percentiles computed client-side.
+    let out = sc.ctl(&["alarms", "recommend", "api-5xx", "--json", "-e", &sc.env_file()]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let r: Value = serde_json::from_str(&out.stdout).unwrap();
+    let p = ctl::alarms::recommend::percentiles(&series).unwrap();
+    assert_eq!(r["percentiles"]["p99"], p.p99);
+    assert_eq!(r["percentiles"]["p50"], 5.0);
+    assert_eq!(r["proposed"], (p.p99 * 1.2 * 1000.0).round() / 1000.0);
+
+    // tune: only the threshold's bytes change, and the markdown has the backtest.
+    let file = sc.dir().join(sc.env_file());
+    let before = std::fs::read_to_string(&file).unwrap();
+    let out = sc.ctl(&["alarms", "tune", "api-5xx", "--threshold", "12", "-e", &sc.env_file()]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let after = std::fs::read_to_string(&file).unwrap();
+    let (b_at, a_at) = (
+        before.find("threshold: 5 ").unwrap(),
+        after.find("threshold: 12 ").unwrap(),
+    );
+    assert_eq!(b_at, a_at);
+    assert_eq!(before[..b_at], after[..a_at], "bytes before the threshold changed");
+    assert_eq!(
+        before[b_at + "threshold: 5".len()..],
+        after[a_at + "threshold: 12".len()..],
+        "bytes after changed"
+    );
+    assert!(
+        out.stdout.starts_with("### Tune alarm `api-5xx`: threshold 5 → 12"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "| alarms | {} | {} |",
+            expected.current.alarms, expected.proposed.alarms
+        )),
+        "{}",
+        out.stdout
+    );
+    let tuned = ctl::config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(tuned.alarms.unwrap().alarm("api-5xx").unwrap().threshold, 12.0);
+}

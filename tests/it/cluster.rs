@@ -1,0 +1,81 @@
+//! A 3-node raft cluster of OpenBao 2.6.2 started from configs that `ctl render openbao-config`
+//! wrote (retry_join on loopback ports, awskms seal on moto so every node auto-unseals), then
+//! ctl's workspace apply pointed at a NON-leader node: the following plan must be empty.
+
+use crate::harness::{stack, unique, Scenario};
+use crate::seal::{cluster_section, free_ports, get_json, init, kms_iam_body, render_node, test_stack, wait, wait_active, BaoNode};
+use ctl::dev::{BaoVersion, Tools};
+use serde_json::Value;
+
+fn raft_servers(addr: &str, token: &str) -> Option<Vec<Value>> {
+    let body = get_json(&format!("{addr}/v1/sys/storage/raft/configuration"), Some(token))?;
+    body["data"]["config"]["servers"].as_array().cloned()
+}
+
+#[test]
+fn three_node_cluster_applies_through_a_standby() {
+    let s = stack(BaoVersion::V2_6);
+    let moto = s.moto_endpoint.clone().expect("the 2.6 stack runs moto");
+    let env = unique("raft");
+    let dir = tempfile::Builder::new().prefix("ctl-raft-").tempdir().unwrap();
+    let ports = free_ports(6);
+    let (api, cluster) = ports.split_at(3);
+    let sections = format!("{}{}", kms_iam_body(&env, &moto), cluster_section(dir.path(), api, cluster, true));
+
+    // The unseal key comes from ctl (applied through the shared stack's OpenBao connection).
+    let setup = Scenario::new(s, &env, &sections);
+    let apply = setup.ctl(&["apply", "-e", &setup.env_file(), "--auto-approve"]);
+    assert_eq!(apply.status, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let configs: Vec<_> = (1..=3).map(|n| render_node(&setup, dir.path(), n)).collect();
+    let hcl = std::fs::read_to_string(&configs[1]).unwrap();
+    assert_eq!(hcl.matches("retry_join {").count(), 2, "{hcl}");
+
+    let bin = Tools::discover(BaoVersion::V2_6).expect("bao 2.6.2 (make venv)").bao;
+    let mut nodes: Vec<BaoNode> = (0..3)
+        .map(|i| {
+            let addr = format!("http://127.0.0.1:{}", api[i]);
+            BaoNode::start(&bin, &configs[i], &dir.path().join(format!("node-{}.log", i + 1)), &addr)
+        })
+        .collect();
+    let token = init(&mut nodes[0]);
+    wait_active(&mut nodes[0]);
+    let leader_addr = nodes[0].addr.clone();
+
+    // Every node joins and auto-unseals; every server becomes a voter.
+    let servers = wait(90, "3 raft voters", || {
+        for n in nodes.iter_mut() {
+            n.assert_running();
+        }
+        raft_servers(&leader_addr, &token).filter(|s| s.len() == 3 && s.iter().all(|x| x["voter"] == true))
+    });
+    for n in nodes.iter_mut() {
+        let status = wait(60, &format!("{} unsealed", n.addr), || n.seal_status().filter(|s| s["sealed"] == false));
+        assert_eq!(status["type"], "awskms", "{status}");
+    }
+    let leader_id = servers.iter().find(|x| x["leader"] == true).expect("a leader")["node_id"].as_str().unwrap().to_string();
+    let standby = servers.iter().find(|x| x["node_id"] != leader_id.as_str()).unwrap()["node_id"].as_str().unwrap().to_string();
+    let standby_index: usize = standby.strip_prefix("node-").unwrap().parse::<usize>().unwrap() - 1;
+    let standby_addr = nodes[standby_index].addr.clone();
+    let health = get_json(&format!("{standby_addr}/v1/sys/health?standbyok=true"), None).expect("standby health");
+    assert_eq!(health["standby"], true, "{standby_addr} must be a standby: {health}");
+
+    // ctl against the standby: workspaces apply, and the plan after it is empty.
+    let token_file = dir.path().join("root-token");
+    std::fs::write(&token_file, &token).unwrap();
+    let target = test_stack(&standby_addr, &token_file, &moto, dir.path());
+    let ws = unique("ws");
+    let body = format!(
+        "{sections}workspaces:\n  - {{ name: {ws}, kv: {{ max_versions: 5 }}, policies: [ {{ name: app-read, template: kv-read }} ] }}\n"
+    );
+    let sc = Scenario::new(&target, &env, &body);
+    let apply = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
+    assert_eq!(apply.status, 0, "apply through the standby failed:\n{}\n{}", apply.stdout, apply.stderr);
+    assert!(apply.stdout.contains(&format!("workspace.{ws}.namespace")), "{}", apply.stdout);
+    let plan = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
+    assert_eq!(plan.status, 0, "the plan after apply must be empty:\n{}\n{}", plan.stdout, plan.stderr);
+    // The leader sees what went through the standby.
+    let namespaces = get_json(&format!("{leader_addr}/v1/sys/namespaces?list=true"), Some(&token)).expect("namespaces");
+    let keys: Vec<&str> = namespaces["data"]["keys"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(keys.contains(&format!("{ws}/").as_str()), "{keys:?}");
+    sc.assert_no_canary();
+}
