@@ -47,7 +47,12 @@ async fn role_names(c: &Client) -> Result<Vec<String>, AwsError> {
     let mut out = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        let page = c.list_roles().set_marker(marker.clone()).send().await.map_err(|e| AwsError::api(SERVICE, "ListRoles", e))?;
+        let page = c
+            .list_roles()
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::api(SERVICE, "ListRoles", e))?;
         out.extend(page.roles().iter().map(|r| r.role_name().to_string()).filter(|n| n.starts_with(NAME_PREFIX)));
         match (page.is_truncated(), page.marker()) {
             (true, Some(m)) => marker = Some(m.to_string()),
@@ -83,7 +88,9 @@ async fn read_role(c: &Client, name: &str) -> Result<Option<IamRoleAttrs>, AwsEr
 /// The ARN of role `name` (for key policies).
 pub async fn role_arn(aws: &Aws, name: &str) -> Result<String, AwsError> {
     let role = client(aws).get_role().role_name(name).send().await.map_err(|e| AwsError::api(SERVICE, "GetRole", e))?;
-    role.role().map(|r| r.arn().to_string()).ok_or_else(|| AwsError::Other(format!("GetRole {name}: no role in the response")))
+    role.role()
+        .map(|r| r.arn().to_string())
+        .ok_or_else(|| AwsError::Other(format!("GetRole {name}: no role in the response")))
 }
 
 /// Read this environment's roles and instance profiles into `out`.
@@ -159,7 +166,9 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
                 let dep = our_roles.get(&role).cloned();
                 out.resources.push(instance_profile(address, &name, &IamInstanceProfileAttrs { role }, dep));
             }
-            Some(Owner::Unmanaged(reason)) => out.unmanaged.push(Unmanaged { kind: Kind::IamInstanceProfile, path: name, reason }),
+            Some(Owner::Unmanaged(reason)) => {
+                out.unmanaged.push(Unmanaged { kind: Kind::IamInstanceProfile, path: name, reason })
+            }
             _ => {}
         }
     }
@@ -272,7 +281,12 @@ async fn delete_role(c: &Client, r: &Resource) -> Result<(), AwsError> {
                 .map_err(|e| AwsError::api(SERVICE, "DetachRolePolicy", e))?;
         }
     }
-    let inline = c.list_role_policies().role_name(&r.name).send().await.map_err(|e| AwsError::api(SERVICE, "ListRolePolicies", e))?;
+    let inline = c
+        .list_role_policies()
+        .role_name(&r.name)
+        .send()
+        .await
+        .map_err(|e| AwsError::api(SERVICE, "ListRolePolicies", e))?;
     for name in inline.policy_names() {
         c.delete_role_policy()
             .role_name(&r.name)
@@ -301,7 +315,12 @@ async fn remove_role(c: &Client, profile: &str, role: &str) -> Result<(), AwsErr
 }
 
 async fn create_profile(aws: &Aws, c: &Client, r: &Resource) -> Result<(), AwsError> {
-    let result = c.create_instance_profile().instance_profile_name(&r.name).set_tags(Some(sdk_tags(aws, &r.address)?)).send().await;
+    let result = c
+        .create_instance_profile()
+        .instance_profile_name(&r.name)
+        .set_tags(Some(sdk_tags(aws, &r.address)?))
+        .send()
+        .await;
     match result {
         Ok(_) => {}
         Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
@@ -325,8 +344,10 @@ async fn set_profile_role(c: &Client, r: &Resource) -> Result<(), AwsError> {
         .send()
         .await
         .map_err(|e| AwsError::api(SERVICE, "GetInstanceProfile", e))?;
-    let current: Vec<String> =
-        profile.instance_profile().map(|p| p.roles().iter().map(|x| x.role_name().to_string()).collect()).unwrap_or_default();
+    let current: Vec<String> = profile
+        .instance_profile()
+        .map(|p| p.roles().iter().map(|x| x.role_name().to_string()).collect())
+        .unwrap_or_default();
     for role in current.iter().filter(|x| **x != a.role) {
         remove_role(c, &r.name, role).await?;
     }

@@ -40,7 +40,8 @@ async fn list_key_ids(c: &Client) -> Result<Vec<String>, AwsError> {
     let mut out = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        let page = c.list_keys().set_marker(marker.clone()).send().await.map_err(|e| AwsError::api(SERVICE, "ListKeys", e))?;
+        let page =
+            c.list_keys().set_marker(marker.clone()).send().await.map_err(|e| AwsError::api(SERVICE, "ListKeys", e))?;
         out.extend(page.keys().iter().filter_map(|k| k.key_id().map(str::to_string)));
         match (page.truncated(), page.next_marker()) {
             (true, Some(m)) => marker = Some(m.to_string()),
@@ -55,7 +56,12 @@ async fn list_aliases(c: &Client) -> Result<Vec<(String, Option<String>)>, AwsEr
     let mut out = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        let page = c.list_aliases().set_marker(marker.clone()).send().await.map_err(|e| AwsError::api(SERVICE, "ListAliases", e))?;
+        let page = c
+            .list_aliases()
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::api(SERVICE, "ListAliases", e))?;
         for a in page.aliases() {
             if let Some(name) = a.alias_name().filter(|n| !n.starts_with("alias/aws/")) {
                 out.push((name.to_string(), a.target_key_id().map(str::to_string)));
@@ -133,8 +139,11 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
             _ => None,
         })
         .collect();
-    let read: Vec<Option<(KmsKeyAttrs, String)>> =
-        stream::iter(ours.iter()).map(|(k, _)| read_key(&c, &k.key_id)).buffered(READ_CONCURRENCY).try_collect().await?;
+    let read: Vec<Option<(KmsKeyAttrs, String)>> = stream::iter(ours.iter())
+        .map(|(k, _)| read_key(&c, &k.key_id))
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
 
     // key id → address of ctl's live keys.
     let mut by_id: BTreeMap<&str, Address> = BTreeMap::new();
@@ -354,7 +363,12 @@ async fn delete_key(aws: &Aws, c: &Client, r: &Resource) -> Result<(), AwsError>
     };
     match c.schedule_key_deletion().key_id(&key_id).pending_window_in_days(DELETION_WINDOW_DAYS).send().await {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception() || s.is_kms_invalid_state_exception()) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception() || s.is_kms_invalid_state_exception()) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(AwsError::api(SERVICE, "ScheduleKeyDeletion", e)),
     }
 }

@@ -124,7 +124,12 @@ pub fn iam_role(address: Address, name: &str, a: &IamRoleAttrs) -> Resource {
 }
 
 /// Depends on its role's address when the role is ctl's (`role_address`).
-pub fn instance_profile(address: Address, name: &str, a: &IamInstanceProfileAttrs, role_address: Option<Address>) -> Resource {
+pub fn instance_profile(
+    address: Address,
+    name: &str,
+    a: &IamInstanceProfileAttrs,
+    role_address: Option<Address>,
+) -> Resource {
     resource(address, Kind::IamInstanceProfile, name, to_attrs(a), role_address.into_iter().collect())
 }
 
@@ -192,7 +197,11 @@ pub fn desired(env: &Environment) -> Vec<Resource> {
             policy,
         };
         out.push(kms_key(key_address(name), name, &attrs, vec![role_address(&key.openbao_role)]));
-        out.push(kms_alias(alias_address(name), &key.alias, &KmsAliasAttrs { target_key: key_address(name).to_string() }));
+        out.push(kms_alias(
+            alias_address(name),
+            &key.alias,
+            &KmsAliasAttrs { target_key: key_address(name).to_string() },
+        ));
     }
     out
 }
@@ -237,7 +246,9 @@ impl Symbols {
         match s.strip_prefix(&iam_prefix) {
             Some("root") => ACCOUNT_ROOT.to_string(),
             Some(rest) => match rest.strip_prefix("role/") {
-                Some(path_and_name) => format!("{ROLE_PREFIX}{}", path_and_name.rsplit('/').next().unwrap_or(path_and_name)),
+                Some(path_and_name) => {
+                    format!("{ROLE_PREFIX}{}", path_and_name.rsplit('/').next().unwrap_or(path_and_name))
+                }
                 None => s.to_string(),
             },
             None => s.to_string(),
@@ -424,7 +435,8 @@ pub fn policy_document(policy: &BTreeMap<String, Value>, symbols: &Symbols) -> V
 
 /// The trust policy of a role that `trusted_services` may assume.
 pub fn trust_document(trusted_services: &[String]) -> Value {
-    let services: Vec<&str> = trusted_services.iter().filter(|s| !s.starts_with("statement:")).map(String::as_str).collect();
+    let services: Vec<&str> =
+        trusted_services.iter().filter(|s| !s.starts_with("statement:")).map(String::as_str).collect();
     let mut statements: Vec<Value> = Vec::new();
     if !services.is_empty() {
         statements.push(json!({"Effect": "Allow", "Principal": {"Service": services}, "Action": "sts:AssumeRole"}));
@@ -539,7 +551,8 @@ mod tests {
     fn attrs_round_trip_with_flattened_statements() {
         let mut policy = BTreeMap::new();
         policy.insert("policy.A".to_string(), json!({"effect": "Allow"}));
-        let a = KmsKeyAttrs { description: "d".into(), key_spec: "S".into(), key_usage: "U".into(), enabled: true, policy };
+        let a =
+            KmsKeyAttrs { description: "d".into(), key_spec: "S".into(), key_usage: "U".into(), enabled: true, policy };
         let attrs = to_attrs(&a);
         assert_eq!(attrs.keys().collect::<Vec<_>>(), ["description", "key_spec", "key_usage", "enabled", "policy.A"]);
         assert_eq!(from_attrs::<KmsKeyAttrs>(&attrs).unwrap(), a);

@@ -63,7 +63,9 @@ pub fn owner<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>, environment
     match (env, address) {
         (Some(e), _) if e != environment => Owner::OtherEnvironment(e.to_string()),
         (Some(_), Some(a)) if !a.is_empty() => Owner::Ours(Address::new(a)),
-        (None, _) => Owner::Unmanaged(format!("tagged {MANAGED_BY_KEY}={MANAGED_BY_VALUE} but has no {ENVIRONMENT_KEY} tag")),
+        (None, _) => {
+            Owner::Unmanaged(format!("tagged {MANAGED_BY_KEY}={MANAGED_BY_VALUE} but has no {ENVIRONMENT_KEY} tag"))
+        }
         (Some(_), _) => Owner::Unmanaged(format!("tagged for this environment but has no {ADDRESS_KEY} tag")),
     }
 }

@@ -8,7 +8,7 @@ use crate::diff::Change;
 use crate::model::Provider;
 use crate::openbao::apply::apply_change;
 use super::context::{Loaded, Session};
-use crate::openbao::{journal, lock, state};
+use crate::openbao::{journal, lock, state, token};
 use std::path::Path;
 use crate::plan::Plan;
 use crate::render;
@@ -66,7 +66,12 @@ pub async fn run(args: ApplyArgs) -> CmdResult {
         let _ = done.send(true);
         result
     };
-    let (result, heartbeat) = tokio::join!(work, held.heartbeat(done_rx));
+    let keep_alive = async {
+        if let Err(e) = token::keep_alive(&session.bao, done_rx.clone()).await {
+            tracing::warn!(error = %e, "could not renew ctl's token");
+        }
+    };
+    let (result, heartbeat, ()) = tokio::join!(work, held.heartbeat(done_rx.clone()), keep_alive);
     if let Err(e) = held.release().await {
         tracing::warn!(error = %e, "could not release the apply lock; it expires by itself");
     }

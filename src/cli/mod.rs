@@ -68,6 +68,13 @@ pub enum Command {
     Lock(lock::LockCommand),
     /// ctl's audit journal of applies and lock breaks (who, what address, when, plan hash).
     Journal(lock::JournalArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man,
     /// AppRole operations for workloads.
     #[command(subcommand)]
     Approle(approle::ApproleCommand),
@@ -136,6 +143,14 @@ async fn run(command: Command) -> CmdResult {
         Command::Drift(args) => plan::drift(args).await,
         Command::Lock(cmd) => lock::run(cmd).await,
         Command::Journal(args) => lock::journal(args).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "ctl", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Approle(cmd) => approle::run(cmd).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Dev(cmd) => dev::run(cmd).await.map(|()| ExitCode::SUCCESS),
@@ -143,5 +158,41 @@ async fn run(command: Command) -> CmdResult {
         Command::Alarms(cmd) => alarms::run(cmd).await,
         Command::Artifacts(cmd) => artifacts::run(cmd).await,
         Command::Render(cmd) => artifacts::render(cmd).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every `ctl …` invocation in the CI templates parses with this CLI, so the templates
+    /// cannot drift from the commands they call.
+    #[test]
+    fn ci_templates_are_valid_yaml_and_call_real_commands() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/ci");
+        let mut calls = 0;
+        for name in ["github-actions.yml", "gitlab-ci.yml"] {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            let _: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for line in text.lines() {
+                let Some(pos) = line.find("ctl --log-format") else { continue };
+                let cmd = line[pos..].split(['>', ';', '|']).next().unwrap();
+                let args: Vec<String> = cmd
+                    .split_whitespace()
+                    .map(|a| a.trim_matches('"').replace("$CTL_ENV", "environments/x.yaml"))
+                    .collect();
+                if let Err(e) = Cli::try_parse_from(&args) {
+                    panic!("{name}: `{cmd}` does not parse: {e}");
+                }
+                calls += 1;
+            }
+        }
+        assert!(calls >= 6, "found only {calls} ctl calls");
     }
 }

@@ -33,9 +33,9 @@ pub async fn openbao_config(args: OpenbaoConfigArgs) -> CmdResult {
         (BaoVersion::V2_7, Some(artifact)) if !args.no_verify => {
             let conn = env.aws.as_ref().context("the environment has no aws: section (artifacts live in S3)")?;
             let aws = crate::aws::Aws::connect(conn, &env.name).await?;
-            let v = crate::artifacts::verify_pinned(&aws, &env, artifact)
-                .await
-                .with_context(|| format!("verifying the KMS plugin artifact {artifact:?} before pinning it in the config"))?;
+            let v = crate::artifacts::verify_pinned(&aws, &env, artifact).await.with_context(|| {
+                format!("verifying the KMS plugin artifact {artifact:?} before pinning it in the config")
+            })?;
             Some(v.sha256)
         }
         _ => None,

@@ -398,7 +398,11 @@ pub(crate) fn validate(
     let mut out = KmsIam::default();
     for (section, set) in [("kms", kms.is_some()), ("iam", iam.is_some())] {
         if set && !has_aws {
-            problems.at(0, vec![PathSeg::key(section)], format!("{section} needs an aws: section (region, or the dev stack) to reach AWS"));
+            problems.at(
+                0,
+                vec![PathSeg::key(section)],
+                format!("{section} needs an aws: section (region, or the dev stack) to reach AWS"),
+            );
         }
     }
     if let Some(iam) = iam {
@@ -417,7 +421,12 @@ pub(crate) fn validate(
             if !(3600..=43_200).contains(&d) {
                 problems.at(
                     0,
-                    vec![PathSeg::key("iam"), PathSeg::key("roles"), PathSeg::key(&name.0), PathSeg::key("max_session_duration")],
+                    vec![
+                        PathSeg::key("iam"),
+                        PathSeg::key("roles"),
+                        PathSeg::key(&name.0),
+                        PathSeg::key("max_session_duration"),
+                    ],
                     format!("max_session_duration must be from 1h to 12h (is {})", role.max_session_duration),
                 );
             }
@@ -517,7 +526,11 @@ fn cluster_section(
         }
     }
     if c.tls_cert_file.is_some() != c.tls_key_file.is_some() {
-        problems.at(0, at(if c.tls_cert_file.is_some() { "tls_cert_file" } else { "tls_key_file" }), "set both tls_cert_file and tls_key_file, or neither");
+        problems.at(
+            0,
+            at(if c.tls_cert_file.is_some() { "tls_cert_file" } else { "tls_key_file" }),
+            "set both tls_cert_file and tls_key_file, or neither",
+        );
         ok = false;
     }
     let mut kms_plugin = None;
@@ -531,7 +544,8 @@ fn cluster_section(
                 })
             }
             None => {
-                let have: Vec<&str> = artifacts.map(|a| a.items.iter().map(|i| i.name.as_str()).collect()).unwrap_or_default();
+                let have: Vec<&str> =
+                    artifacts.map(|a| a.items.iter().map(|i| i.name.as_str()).collect()).unwrap_or_default();
                 problems.at(
                     0,
                     vec![PathSeg::key("openbao_cluster"), PathSeg::key("kms_plugin"), PathSeg::key("artifact")],
@@ -598,7 +612,11 @@ mod tests {
     fn load(body: &str) -> Result<crate::config::Environment, crate::config::ConfigErrors> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("prod.yaml");
-        std::fs::write(&path, format!("openbao:\n  address: https://bao:8200\n  token_env: T\naws: {{ region: eu-west-1 }}\n{body}")).unwrap();
+        std::fs::write(
+            &path,
+            format!("openbao:\n  address: https://bao:8200\n  token_env: T\naws: {{ region: eu-west-1 }}\n{body}"),
+        )
+        .unwrap();
         let out = crate::config::load(&path);
         drop(dir);
         out
@@ -666,7 +684,8 @@ mod tests {
         assert!(e.contains("openbao_role \"openbao\" is not declared in iam.roles (declared: api)"), "{e}");
         let e = error("openbao_cluster:\n  nodes: 1\n  api_addresses: [\"http://a:1\"]\n  seal_key: nope\n");
         assert!(e.starts_with("8:13: ") && e.contains("seal_key \"nope\" is not declared in kms"), "{e}");
-        let e = error("openbao_cluster:\n  nodes: 1\n  api_addresses: [\"http://a:1\"]\n  kms_plugin: { artifact: p }\n");
+        let e =
+            error("openbao_cluster:\n  nodes: 1\n  api_addresses: [\"http://a:1\"]\n  kms_plugin: { artifact: p }\n");
         assert!(e.contains("artifact \"p\" is not declared"), "{e}");
     }
 
@@ -674,7 +693,8 @@ mod tests {
     fn kms_needs_an_aws_section() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.yaml");
-        std::fs::write(&path, "openbao:\n  address: https://bao:8200\n  token_env: T\niam: { roles: { a: {} } }\n").unwrap();
+        std::fs::write(&path, "openbao:\n  address: https://bao:8200\n  token_env: T\niam: { roles: { a: {} } }\n")
+            .unwrap();
         let e = crate::config::load(&path).unwrap_err().to_string();
         assert!(e.contains(":4:6: iam needs an aws: section"), "{e}");
     }

@@ -9,6 +9,7 @@ pub mod lock;
 pub mod observe;
 pub mod resources;
 pub mod state;
+pub mod token;
 pub mod verify;
 
 pub use client::{Bao, BaoError};

@@ -66,7 +66,8 @@ fn awskms(env: &Environment, cluster: &OpenbaoCluster) -> Result<Option<AwsKmsSe
         Some(AwsConnection::Account { region, endpoint }) => (region.clone(), endpoint.clone()),
         Some(AwsConnection::DevStack { dir }) => {
             let state = crate::dev::StackState::load(dir).map_err(|e| RenderError::DevStack(e.to_string()))?;
-            let endpoint = state.moto_endpoint.ok_or_else(|| RenderError::DevStack("the dev stack runs no moto".into()))?;
+            let endpoint =
+                state.moto_endpoint.ok_or_else(|| RenderError::DevStack("the dev stack runs no moto".into()))?;
             ("us-east-1".to_string(), Some(endpoint))
         }
         None => return Err(RenderError::NoAws),
@@ -83,7 +84,8 @@ fn awskms(env: &Environment, cluster: &OpenbaoCluster) -> Result<Option<AwsKmsSe
 
 /// The 2.6-form context for node `node` (1-based).
 pub fn server_config(env: &Environment, node: usize) -> Result<ServerConfig, RenderError> {
-    let cluster = env.kms_iam.openbao_cluster.as_ref().ok_or_else(|| RenderError::NoCluster(env.file.display().to_string()))?;
+    let cluster =
+        env.kms_iam.openbao_cluster.as_ref().ok_or_else(|| RenderError::NoCluster(env.file.display().to_string()))?;
     let nodes = usize::from(cluster.nodes);
     if node == 0 || node > nodes {
         return Err(RenderError::NoSuchNode { node, nodes });
@@ -164,8 +166,11 @@ mod tests {
 
     fn load(dir: &Path, body: &str) -> Result<Environment, String> {
         let path = dir.join("prod.yaml");
-        std::fs::write(&path, format!("openbao:\n  address: https://bao.example.com:8200\n  token_env: BAO_TOKEN\n{body}"))
-            .unwrap();
+        std::fs::write(
+            &path,
+            format!("openbao:\n  address: https://bao.example.com:8200\n  token_env: BAO_TOKEN\n{body}"),
+        )
+        .unwrap();
         crate::config::load(&path).map_err(|e| e.to_string())
     }
 

@@ -3,7 +3,9 @@
 //! ctl's workspace apply pointed at a NON-leader node: the following plan must be empty.
 
 use crate::harness::{stack, unique, Scenario};
-use crate::seal::{cluster_section, free_ports, get_json, init, kms_iam_body, render_node, test_stack, wait, wait_active, BaoNode};
+use crate::seal::{
+    cluster_section, free_ports, get_json, init, kms_iam_body, render_node, test_stack, wait, wait_active, BaoNode,
+};
 use ctl::dev::{BaoVersion, Tools};
 use serde_json::Value;
 
@@ -52,8 +54,10 @@ fn three_node_cluster_applies_through_a_standby() {
         let status = wait(60, &format!("{} unsealed", n.addr), || n.seal_status().filter(|s| s["sealed"] == false));
         assert_eq!(status["type"], "awskms", "{status}");
     }
-    let leader_id = servers.iter().find(|x| x["leader"] == true).expect("a leader")["node_id"].as_str().unwrap().to_string();
-    let standby = servers.iter().find(|x| x["node_id"] != leader_id.as_str()).unwrap()["node_id"].as_str().unwrap().to_string();
+    let leader_id =
+        servers.iter().find(|x| x["leader"] == true).expect("a leader")["node_id"].as_str().unwrap().to_string();
+    let standby =
+        servers.iter().find(|x| x["node_id"] != leader_id.as_str()).unwrap()["node_id"].as_str().unwrap().to_string();
     let standby_index: usize = standby.strip_prefix("node-").unwrap().parse::<usize>().unwrap() - 1;
     let standby_addr = nodes[standby_index].addr.clone();
     let health = get_json(&format!("{standby_addr}/v1/sys/health?standbyok=true"), None).expect("standby health");

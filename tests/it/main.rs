@@ -7,5 +7,6 @@ mod cluster;
 mod dev_stack;
 mod gitops;
 mod harness;
+mod infra;
 mod seal;
 mod workspaces;

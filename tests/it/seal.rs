@@ -47,7 +47,11 @@ impl BaoNode {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open log");
         let err = out.try_clone().expect("clone log handle");
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("server").arg(format!("-config={}", self.config.display())).stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.arg("server")
+            .arg(format!("-config={}", self.config.display()))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy();
             if key.starts_with("BAO_") || key.starts_with("VAULT_") || key.starts_with("AWS_") {
@@ -169,7 +173,8 @@ pub fn wait<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 /// `sys/init` with one recovery share (auto-unseal); returns the root token.
 pub fn init(node: &mut BaoNode) -> String {
     wait(30, "the listener", || node.seal_status());
-    let (status, body) = put_json(&format!("{}/v1/sys/init", node.addr), None, &json!({"recovery_shares": 1, "recovery_threshold": 1}));
+    let (status, body) =
+        put_json(&format!("{}/v1/sys/init", node.addr), None, &json!({"recovery_shares": 1, "recovery_threshold": 1}));
     assert_eq!(status, 200, "sys/init: {body}\n{}", node.log_text());
     body["root_token"].as_str().expect("root_token").to_string()
 }
@@ -269,7 +274,9 @@ fn kms_and_iam_apply_policy_and_drift() {
     let sc = Scenario::new(s, &env, &kms_iam_body(&env, &moto));
     let first = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
     assert_eq!(first.status, 2, "{}\n{}", first.stdout, first.stderr);
-    for address in ["aws.kms.unseal_key", "aws.kms.unseal_key.alias", "aws.iam.role.openbao", "aws.iam.instance_profile.api"] {
+    for address in
+        ["aws.kms.unseal_key", "aws.kms.unseal_key.alias", "aws.iam.role.openbao", "aws.iam.instance_profile.api"]
+    {
         assert!(first.stdout.contains(&format!("+ {address}")), "{address} in\n{}", first.stdout);
     }
     assert_applied_and_clean(&sc);
@@ -283,20 +290,23 @@ fn kms_and_iam_apply_policy_and_drift() {
     let account = meta.aws_account_id().unwrap().to_string();
     assert_eq!(meta.description(), Some("OpenBao auto-unseal"));
     let tags = block(kms.list_resource_tags().key_id(&key_id).send()).unwrap();
-    let tags: Vec<(String, String)> = tags.tags().iter().map(|t| (t.tag_key().to_string(), t.tag_value().to_string())).collect();
+    let tags: Vec<(String, String)> =
+        tags.tags().iter().map(|t| (t.tag_key().to_string(), t.tag_value().to_string())).collect();
     for want in [("managed-by", "ctl"), ("ctl-environment", env.as_str()), ("ctl-address", "aws.kms.unseal_key")] {
         assert!(tags.contains(&(want.0.to_string(), want.1.to_string())), "{want:?} in {tags:?}");
     }
     let role_name = format!("ctl-{env}-openbao");
     let role = block(iam.get_role().role_name(&role_name).send()).expect("GetRole");
     let role_arn = role.role().unwrap().arn().to_string();
-    let profile = block(iam.get_instance_profile().instance_profile_name(&role_name).send()).expect("GetInstanceProfile");
+    let profile =
+        block(iam.get_instance_profile().instance_profile_name(&role_name).send()).expect("GetInstanceProfile");
     let carried: Vec<&str> = profile.instance_profile().unwrap().roles().iter().map(|r| r.role_name()).collect();
     assert_eq!(carried, vec![role_name.as_str()]);
 
     let policy = block(kms.get_key_policy().key_id(&key_id).policy_name("default").send()).unwrap();
     let stmts = statements(policy.policy().unwrap());
-    let by_sid = |sid: &str| stmts.iter().find(|s| s["Sid"] == sid).unwrap_or_else(|| panic!("no {sid} in {stmts:?}")).clone();
+    let by_sid =
+        |sid: &str| stmts.iter().find(|s| s["Sid"] == sid).unwrap_or_else(|| panic!("no {sid} in {stmts:?}")).clone();
     let unseal = by_sid("OpenBaoUnseal");
     assert_eq!(list(&unseal["Principal"]["AWS"]), vec![role_arn.clone()]);
     let mut actions = list(&unseal["Action"]);
@@ -330,7 +340,8 @@ fn kms_and_iam_apply_policy_and_drift() {
     assert_eq!(changes.len(), 1, "{plan:#}");
     assert_eq!(changes[0]["address"], "aws.kms.unseal_key");
     assert_eq!(changes[0]["action"], "update");
-    let mut fields: Vec<&str> = changes[0]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let mut fields: Vec<&str> =
+        changes[0]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
     fields.sort();
     assert_eq!(fields, ["description", "policy.OpenBaoUnseal"], "{plan:#}");
     assert_applied_and_clean(&sc);
@@ -373,7 +384,11 @@ fn untagged_alias_look_alike_is_a_conflict() {
     assert!(plan.stdout.contains(&alias), "the look-alike is reported:\n{}", plan.stdout);
     let apply = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
     assert_eq!(apply.status, 1, "{}\n{}", apply.stdout, apply.stderr);
-    assert!(apply.stderr.contains("conflicts") && apply.stderr.contains("aws.kms.unseal_key.alias"), "{}", apply.stderr);
+    assert!(
+        apply.stderr.contains("conflicts") && apply.stderr.contains("aws.kms.unseal_key.alias"),
+        "{}",
+        apply.stderr
+    );
     let still = block(kms.describe_key().key_id(&alias).send()).unwrap();
     assert_eq!(still.key_metadata().unwrap().key_id(), their_id);
     // Nothing was created: no role either.
@@ -405,7 +420,18 @@ pub fn cluster_section(dir: &Path, api: &[u16], cluster: &[u16], seal: bool) -> 
 /// Renders node `node`'s config with ctl into `dir/node-<n>.hcl` and creates its raft dir.
 pub fn render_node(sc: &Scenario, dir: &Path, node: usize) -> PathBuf {
     let out = dir.join(format!("node-{node}.hcl"));
-    let r = sc.ctl(&["render", "openbao-config", "-e", &sc.env_file(), "--version", "2.6", "--node", &node.to_string(), "--out", &out.display().to_string()]);
+    let r = sc.ctl(&[
+        "render",
+        "openbao-config",
+        "-e",
+        &sc.env_file(),
+        "--version",
+        "2.6",
+        "--node",
+        &node.to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]);
     assert_eq!(r.status, 0, "render failed:\n{}\n{}", r.stdout, r.stderr);
     std::fs::create_dir_all(dir.join("data").join(format!("node-{node}"))).unwrap();
     out
@@ -435,7 +461,10 @@ fn rendered_config_auto_unseals_with_the_applied_key() {
     sc.canary(token.clone());
     wait_active(&mut node);
     let audit = get_json(&format!("{addr}/v1/sys/audit"), Some(&token)).expect("sys/audit");
-    let device = audit.get("file/").or_else(|| audit["data"].get("file/")).unwrap_or_else(|| panic!("no file/ audit device: {audit}"));
+    let device = audit
+        .get("file/")
+        .or_else(|| audit["data"].get("file/"))
+        .unwrap_or_else(|| panic!("no file/ audit device: {audit}"));
     assert_eq!(device["type"], "file");
 
     node.restart();
