@@ -75,12 +75,26 @@ struct UserDataContext<'a> {
 const NAT_USER_DATA: &str = "#!/bin/sh\n# ctl: NAT instance\nsysctl -w net.ipv4.ip_forward=1\n\
 iptables -t nat -C POSTROUTING -o eth0 -j MASQUERADE 2>/dev/null || iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE\n";
 
-fn resource(address: Address, kind: Kind, attrs: &InstanceAttrs, deps: Vec<Address>, user_data: &str) -> Resource {
+fn resource(
+    address: Address,
+    kind: Kind,
+    attrs: &InstanceAttrs,
+    deps: Vec<Address>,
+    user_data: &str,
+) -> Resource {
     let name = address.to_string();
     let mut attrs = to_attrs(attrs);
     // The rendered script travels in the plan (apply needs it); its hash is what is compared.
     attrs.insert("user_data".into(), serde_json::Value::from(user_data));
-    Resource { address, kind, scope: Scope::Root, name, attrs, depends_on: deps, container: None }
+    Resource {
+        address,
+        kind,
+        scope: Scope::Root,
+        name,
+        attrs,
+        depends_on: deps,
+        container: None,
+    }
 }
 
 pub fn nat_desired(nat: &Nat) -> Resource {
@@ -109,8 +123,14 @@ pub fn nat_desired(nat: &Nat) -> Resource {
 
 /// Workload instances: one resource per instance of each group. User data is rendered here, so
 /// a missing template or variable is an error located at the group, before any API call.
-pub fn desired(env: &Environment, templates_dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<Resource> {
-    let Some(net) = &env.infra.network else { return Vec::new() };
+pub fn desired(
+    env: &Environment,
+    templates_dir: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<Resource> {
+    let Some(net) = &env.infra.network else {
+        return Vec::new();
+    };
     let mut hb = crate::templates::engine();
     let mut out = Vec::new();
     for g in &env.infra.instances {
@@ -121,18 +141,23 @@ pub fn desired(env: &Environment, templates_dir: &Path, errors: &mut Vec<ConfigE
                     Ok(text) => match hb.register_template_string(name, text) {
                         Ok(()) => Some(name.clone()),
                         Err(e) => {
-                            errors.push(g.origin.join([crate::config::PathSeg::key("user_data_template")]).error(format!(
-                                "user-data template {}: {e}",
-                                path.display()
-                            )));
+                            errors.push(
+                                g.origin
+                                    .join([crate::config::PathSeg::key("user_data_template")])
+                                    .error(format!("user-data template {}: {e}", path.display())),
+                            );
                             continue;
                         }
                     },
                     Err(e) => {
-                        errors.push(g.origin.join([crate::config::PathSeg::key("user_data_template")]).error(format!(
-                            "cannot read user-data template {}: {e}",
-                            path.display()
-                        )));
+                        errors.push(
+                            g.origin
+                                .join([crate::config::PathSeg::key("user_data_template")])
+                                .error(format!(
+                                    "cannot read user-data template {}: {e}",
+                                    path.display()
+                                )),
+                        );
                         continue;
                     }
                 }
@@ -186,7 +211,13 @@ fn instance_resource(g: &InstanceGroup, address: Address, user_data: &str) -> Re
         user_data_sha256: sha256(user_data),
         artifacts: g.artifacts.clone(),
     };
-    resource(address, Kind::Instance, &attrs, vec![subnet_address(&g.subnet), group_address(&g.security_group)], user_data)
+    resource(
+        address,
+        Kind::Instance,
+        &attrs,
+        vec![subnet_address(&g.subnet), group_address(&g.security_group)],
+        user_data,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,26 +225,48 @@ fn instance_resource(g: &InstanceGroup, address: Address, user_data: &str) -> Re
 
 fn live_filters(aws: &Aws) -> Vec<Filter> {
     vec![
-        Filter::builder().name(format!("tag:{}", common::MANAGED_BY)).values(common::MANAGED_BY_VALUE).build(),
-        Filter::builder().name(format!("tag:{}", common::ENVIRONMENT)).values(aws.environment.clone()).build(),
+        Filter::builder()
+            .name(format!("tag:{}", common::MANAGED_BY))
+            .values(common::MANAGED_BY_VALUE)
+            .build(),
+        Filter::builder()
+            .name(format!("tag:{}", common::ENVIRONMENT))
+            .values(aws.environment.clone())
+            .build(),
         Filter::builder()
             .name("instance-state-name")
-            .set_values(Some(vec!["pending".into(), "running".into(), "stopping".into(), "stopped".into()]))
+            .set_values(Some(vec![
+                "pending".into(),
+                "running".into(),
+                "stopping".into(),
+                "stopped".into(),
+            ]))
             .build(),
     ]
 }
 
 /// Read this environment's instances (NAT and workload). Records instance ids and primary
 /// network interface ids in `ids` (route targets).
-pub async fn observe(aws: &Aws, ec2: &aws_sdk_ec2::Client, ids: &mut Ids) -> Result<Vec<Resource>, AwsError> {
-    let mut pages = ec2.describe_instances().set_filters(Some(live_filters(aws))).into_paginator().send();
+pub async fn observe(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    ids: &mut Ids,
+) -> Result<Vec<Resource>, AwsError> {
+    let mut pages = ec2
+        .describe_instances()
+        .set_filters(Some(live_filters(aws)))
+        .into_paginator()
+        .send();
     let mut instances = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| api(aws, "ec2", "DescribeInstances", e))?;
         for res in page.reservations() {
             for i in res.instances() {
                 let tags = i.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
-                let (Some(addr), Some(id)) = (common::owned_address(aws, tags), i.instance_id()) else { continue };
+                let (Some(addr), Some(id)) = (common::owned_address(aws, tags), i.instance_id())
+                else {
+                    continue;
+                };
                 ids.0.insert(id.to_string(), addr.clone());
                 for nic in i.network_interfaces() {
                     if let Some(eni) = nic.network_interface_id() {
@@ -227,7 +280,11 @@ pub async fn observe(aws: &Aws, ec2: &aws_sdk_ec2::Client, ids: &mut Ids) -> Res
     let mut out = Vec::new();
     for (addr, i) in instances {
         let id = i.instance_id().unwrap_or_default();
-        let kind = if addr.as_str() == NAT { Kind::NatInstance } else { Kind::Instance };
+        let kind = if addr.as_str() == NAT {
+            Kind::NatInstance
+        } else {
+            Kind::Instance
+        };
         let user_data = ec2
             .describe_instance_attribute()
             .instance_id(id)
@@ -235,7 +292,10 @@ pub async fn observe(aws: &Aws, ec2: &aws_sdk_ec2::Client, ids: &mut Ids) -> Res
             .send()
             .await
             .map_err(|e| api(aws, "ec2", "DescribeInstanceAttribute", e))?;
-        let user_data = user_data.user_data().and_then(|v| v.value()).unwrap_or_default();
+        let user_data = user_data
+            .user_data()
+            .and_then(|v| v.value())
+            .unwrap_or_default();
         let user_data = base64::engine::general_purpose::STANDARD
             .decode(user_data.trim())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -247,8 +307,11 @@ pub async fn observe(aws: &Aws, ec2: &aws_sdk_ec2::Client, ids: &mut Ids) -> Res
             .send()
             .await
             .map_err(|e| api(aws, "ec2", "DescribeInstanceAttribute", e))?;
-        let source_dest_check =
-            sdc.source_dest_check().and_then(|v| v.value()).or(i.source_dest_check()).unwrap_or(true);
+        let source_dest_check = sdc
+            .source_dest_check()
+            .and_then(|v| v.value())
+            .or(i.source_dest_check())
+            .unwrap_or(true);
 
         let root = i.root_device_name().unwrap_or(ROOT_DEVICE);
         let volume_id = i
@@ -259,10 +322,17 @@ pub async fn observe(aws: &Aws, ec2: &aws_sdk_ec2::Client, ids: &mut Ids) -> Res
             .and_then(|e| e.volume_id());
         let (mut encrypted, mut kms, mut size) = (false, None, 0);
         if let Some(vid) = volume_id {
-            let v = ec2.describe_volumes().volume_ids(vid).send().await.map_err(|e| api(aws, "ec2", "DescribeVolumes", e))?;
+            let v = ec2
+                .describe_volumes()
+                .volume_ids(vid)
+                .send()
+                .await
+                .map_err(|e| api(aws, "ec2", "DescribeVolumes", e))?;
             if let Some(v) = v.volumes().first() {
                 encrypted = v.encrypted().unwrap_or(false);
-                kms = v.kms_key_id().map(|k| crate::config::kms_key_id(k).unwrap_or_else(|| k.to_string()));
+                kms = v
+                    .kms_key_id()
+                    .map(|k| crate::config::kms_key_id(k).unwrap_or_else(|| k.to_string()));
                 size = v.size().unwrap_or(0);
             }
         }
@@ -271,9 +341,25 @@ pub async fn observe(aws: &Aws, ec2: &aws_sdk_ec2::Client, ids: &mut Ids) -> Res
         }
         let attrs = InstanceAttrs {
             ami: i.image_id().unwrap_or_default().to_string(),
-            instance_type: i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+            instance_type: i
+                .instance_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
             subnet: ids.show(i.subnet_id().unwrap_or_default()),
-            security_groups: set(i.security_groups().iter().filter_map(|g| g.group_id()).map(|g| ids.show(g)).collect()),
+            // Groups of the instance and of its primary interface (where RunInstances with a
+            // network-interface specification puts them).
+            security_groups: set(i
+                .security_groups()
+                .iter()
+                .chain(
+                    i.network_interfaces()
+                        .iter()
+                        .filter(|n| n.attachment().and_then(|a| a.device_index()).unwrap_or(0) == 0)
+                        .flat_map(|n| n.groups()),
+                )
+                .filter_map(|g| g.group_id())
+                .map(|g| ids.show(g))
+                .collect()),
             key_name: i.key_name().map(str::to_string),
             public_ip: i.public_ip_address().is_some(),
             source_dest_check,
@@ -294,7 +380,12 @@ fn tagged_artifacts(i: &aws_sdk_ec2::types::Instance) -> Vec<String> {
         .iter()
         .find(|t| t.key() == Some(ARTIFACTS_TAG))
         .and_then(|t| t.value())
-        .map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .map(|v| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -304,15 +395,38 @@ const ARTIFACTS_TAG: &str = "ctl-artifacts";
 // Apply.
 
 /// The running (or pending/stopped) instance tagged with `address`.
-pub async fn find(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<aws_sdk_ec2::types::Instance>, AwsError> {
+pub async fn find(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    address: &str,
+) -> Result<Option<aws_sdk_ec2::types::Instance>, AwsError> {
     let mut filters = live_filters(aws);
-    filters.push(Filter::builder().name(format!("tag:{}", common::ADDRESS)).values(address).build());
-    let out = ec2.describe_instances().set_filters(Some(filters)).send().await.map_err(|e| api(aws, "ec2", "DescribeInstances", e))?;
-    Ok(out.reservations().iter().flat_map(|r| r.instances()).next().cloned())
+    filters.push(
+        Filter::builder()
+            .name(format!("tag:{}", common::ADDRESS))
+            .values(address)
+            .build(),
+    );
+    let out = ec2
+        .describe_instances()
+        .set_filters(Some(filters))
+        .send()
+        .await
+        .map_err(|e| api(aws, "ec2", "DescribeInstances", e))?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .next()
+        .cloned())
 }
 
 /// The primary network interface of the instance at `address` (a route target).
-pub async fn primary_eni(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
+pub async fn primary_eni(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    address: &str,
+) -> Result<Option<String>, AwsError> {
     Ok(find(aws, ec2, address).await?.and_then(|i| {
         i.network_interfaces()
             .iter()
@@ -336,18 +450,32 @@ pub async fn create(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Resul
     Ok(())
 }
 
-async fn launch(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource, a: &InstanceAttrs) -> Result<String, AwsError> {
+async fn launch(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    r: &Resource,
+    a: &InstanceAttrs,
+) -> Result<String, AwsError> {
     let addr = r.address.as_str();
-    let user_data = r.attrs.get("user_data").and_then(|v| v.as_str()).unwrap_or_default();
+    let user_data = r
+        .attrs
+        .get("user_data")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
     if sha256(user_data) != a.user_data_sha256 {
-        return Err(AwsError::Other(format!("{addr}: the plan's user data does not match its digest; run `ctl plan` again")));
+        return Err(AwsError::Other(format!(
+            "{addr}: the plan's user data does not match its digest; run `ctl plan` again"
+        )));
     }
     let subnet = network::find_subnet(aws, ec2, &a.subnet).await?;
-    let subnet = subnet.ok_or_else(|| AwsError::Other(format!("{addr}: subnet {} does not exist", a.subnet)))?;
+    let subnet = subnet
+        .ok_or_else(|| AwsError::Other(format!("{addr}: subnet {} does not exist", a.subnet)))?;
     let mut groups = Vec::new();
     for g in &a.security_groups {
         let id = network::find_group(aws, ec2, g).await?;
-        groups.push(id.ok_or_else(|| AwsError::Other(format!("{addr}: security group {g} does not exist")))?);
+        groups.push(id.ok_or_else(|| {
+            AwsError::Other(format!("{addr}: security group {g} does not exist"))
+        })?);
     }
     let nic = InstanceNetworkInterfaceSpecification::builder()
         .device_index(0)
@@ -366,7 +494,12 @@ async fn launch(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource, a: &Instance
     let mut instance_tags = network::tag_spec(aws, ResourceType::Instance, &r.address);
     if !a.artifacts.is_empty() {
         let mut tags = instance_tags.tags().to_vec();
-        tags.push(aws_sdk_ec2::types::Tag::builder().key(ARTIFACTS_TAG).value(a.artifacts.join(",")).build());
+        tags.push(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(ARTIFACTS_TAG)
+                .value(a.artifacts.join(","))
+                .build(),
+        );
         instance_tags = aws_sdk_ec2::types::TagSpecification::builder()
             .resource_type(ResourceType::Instance)
             .set_tags(Some(tags))
@@ -379,7 +512,12 @@ async fn launch(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource, a: &Instance
         .min_count(1)
         .max_count(1)
         .network_interfaces(nic)
-        .block_device_mappings(BlockDeviceMapping::builder().device_name(ROOT_DEVICE).ebs(ebs).build())
+        .block_device_mappings(
+            BlockDeviceMapping::builder()
+                .device_name(ROOT_DEVICE)
+                .ebs(ebs)
+                .build(),
+        )
         .user_data(base64::engine::general_purpose::STANDARD.encode(user_data))
         .tag_specifications(instance_tags)
         .tag_specifications(network::tag_spec(aws, ResourceType::Volume, &r.address))
@@ -393,7 +531,12 @@ async fn launch(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource, a: &Instance
         .ok_or_else(|| AwsError::Other(format!("{addr}: RunInstances returned no instance")))
 }
 
-async fn set_source_dest_check(aws: &Aws, ec2: &aws_sdk_ec2::Client, id: &str, value: bool) -> Result<(), AwsError> {
+async fn set_source_dest_check(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    value: bool,
+) -> Result<(), AwsError> {
     ec2.modify_instance_attribute()
         .instance_id(id)
         .source_dest_check(AttributeBooleanValue::builder().value(value).build())
@@ -405,10 +548,17 @@ async fn set_source_dest_check(aws: &Aws, ec2: &aws_sdk_ec2::Client, id: &str, v
 
 /// In-place changes: source/destination check and security groups (everything else replaces).
 pub async fn update(aws: &Aws, ec2: &aws_sdk_ec2::Client, change: &Change) -> Result<(), AwsError> {
-    let r = change.after.as_ref().ok_or_else(|| AwsError::Other(format!("{}: update without a desired state", change.address)))?;
+    let r = change.after.as_ref().ok_or_else(|| {
+        AwsError::Other(format!(
+            "{}: update without a desired state",
+            change.address
+        ))
+    })?;
     let a: InstanceAttrs = from_attrs(&r.address, &r.attrs)?;
     let addr = r.address.as_str();
-    let i = find(aws, ec2, addr).await?.ok_or_else(|| AwsError::Other(format!("instance {addr} does not exist")))?;
+    let i = find(aws, ec2, addr)
+        .await?
+        .ok_or_else(|| AwsError::Other(format!("instance {addr} does not exist")))?;
     let id = i.instance_id().unwrap_or_default().to_string();
     let changed = |f: &str| change.fields.iter().any(|c| c.field == f);
     if changed("source_dest_check") {
@@ -418,7 +568,9 @@ pub async fn update(aws: &Aws, ec2: &aws_sdk_ec2::Client, change: &Change) -> Re
         let mut groups = Vec::new();
         for g in &a.security_groups {
             let gid = network::find_group(aws, ec2, g).await?;
-            groups.push(gid.ok_or_else(|| AwsError::Other(format!("{addr}: security group {g} does not exist")))?);
+            groups.push(gid.ok_or_else(|| {
+                AwsError::Other(format!("{addr}: security group {g} does not exist"))
+            })?);
         }
         ec2.modify_instance_attribute()
             .instance_id(&id)
@@ -431,7 +583,12 @@ pub async fn update(aws: &Aws, ec2: &aws_sdk_ec2::Client, change: &Change) -> Re
         let value = a.artifacts.join(",");
         ec2.create_tags()
             .resources(&id)
-            .tags(aws_sdk_ec2::types::Tag::builder().key(ARTIFACTS_TAG).value(value).build())
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(ARTIFACTS_TAG)
+                    .value(value)
+                    .build(),
+            )
             .send()
             .await
             .map_err(|e| api(aws, "ec2", "CreateTags", e))?;
@@ -441,7 +598,9 @@ pub async fn update(aws: &Aws, ec2: &aws_sdk_ec2::Client, change: &Change) -> Re
 
 /// Terminate and wait until terminated; "already gone" is success.
 pub async fn delete(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<(), AwsError> {
-    let Some(i) = find(aws, ec2, r.address.as_str()).await? else { return Ok(()) };
+    let Some(i) = find(aws, ec2, r.address.as_str()).await? else {
+        return Ok(());
+    };
     let id = i.instance_id().unwrap_or_default().to_string();
     match ec2.terminate_instances().instance_ids(&id).send().await {
         Err(e) if common::code(&e).is_some_and(|c| c.contains("NotFound")) => return Ok(()),
@@ -450,16 +609,53 @@ pub async fn delete(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Resul
     }
     let deadline = tokio::time::Instant::now() + TERMINATE_WAIT;
     loop {
-        let out = ec2.describe_instances().instance_ids(&id).send().await.map_err(|e| api(aws, "ec2", "DescribeInstances", e))?;
-        let state = out.reservations().iter().flat_map(|r| r.instances()).next().and_then(|i| i.state()).and_then(|s| s.name().cloned());
+        let out = ec2
+            .describe_instances()
+            .instance_ids(&id)
+            .send()
+            .await
+            .map_err(|e| api(aws, "ec2", "DescribeInstances", e))?;
+        let state = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .next()
+            .and_then(|i| i.state())
+            .and_then(|s| s.name().cloned());
         if matches!(state, None | Some(InstanceState::Terminated)) {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(AwsError::Other(format!("{}: instance {id} did not terminate within {}s", r.address, TERMINATE_WAIT.as_secs())));
+            return Err(AwsError::Other(format!(
+                "{}: instance {id} did not terminate within {}s",
+                r.address,
+                TERMINATE_WAIT.as_secs()
+            )));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
 use InstanceStateName as InstanceState;
+
+/// Refuse to plan the launch (create, replace, re-create) of an instance whose declared boot
+/// artifacts do not verify against their pins ([`crate::artifacts::verify_pinned`]). Each
+/// artifact is verified once.
+pub async fn check_boot_artifacts(aws: &Aws, env: &Environment, changes: &[Change]) -> Result<(), AwsError> {
+    let mut verified: Vec<String> = Vec::new();
+    for c in changes {
+        let launches = matches!(c.action, crate::diff::Action::Create | crate::diff::Action::Replace);
+        let Some(after) = c.after.as_ref().filter(|_| launches && c.kind == Kind::Instance) else { continue };
+        let a: InstanceAttrs = from_attrs(&after.address, &after.attrs)?;
+        for name in &a.artifacts {
+            if verified.contains(name) {
+                continue;
+            }
+            crate::artifacts::verify_pinned(aws, env, name)
+                .await
+                .map_err(|e| AwsError::Other(format!("{}: refusing to launch: boot {e}", c.address)))?;
+            verified.push(name.clone());
+        }
+    }
+    Ok(())
+}

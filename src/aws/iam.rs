@@ -1,5 +1,5 @@
 //! IAM roles and instance profiles: observe (ListRoles → ListRoleTags → GetRole;
-//! ListInstanceProfiles → ListInstanceProfileTags) and apply, idempotently.
+//! ListInstanceProfiles → GetInstanceProfile for tags) and apply, idempotently.
 //!
 //! ctl names everything `ctl-<environment>-<role>`, so only names starting with `ctl-` are
 //! candidates: tagged for this environment → observed; tagged for another → skipped; untagged →
@@ -146,16 +146,7 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
         }
     }
     let owners: Vec<Option<Owner>> = stream::iter(profiles.iter())
-        .map(|(name, _)| {
-            let c = &c;
-            async move {
-                match c.list_instance_profile_tags().instance_profile_name(name).send().await {
-                    Ok(t) => Ok(Some(tags::owner(tag_pairs(t.tags()), env))),
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(None),
-                    Err(e) => Err(AwsError::api(SERVICE, "ListInstanceProfileTags", e)),
-                }
-            }
-        })
+        .map(|(name, _)| profile_owner(&c, name, env))
         .buffered(READ_CONCURRENCY)
         .try_collect()
         .await?;
@@ -173,6 +164,16 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
         }
     }
     Ok(())
+}
+
+/// The owner of instance profile `name` from GetInstanceProfile's tags (ListInstanceProfileTags
+/// would do too, but moto does not implement it); `None` if it is gone.
+async fn profile_owner(c: &Client, name: &str, environment: &str) -> Result<Option<Owner>, AwsError> {
+    match c.get_instance_profile().instance_profile_name(name).send().await {
+        Ok(p) => Ok(p.instance_profile().map(|p| tags::owner(tag_pairs(p.tags()), environment))),
+        Err(e) if is_no_such_entity(&e) => Ok(None),
+        Err(e) => Err(AwsError::api(SERVICE, "GetInstanceProfile", e)),
+    }
 }
 
 fn attrs_of<T: serde::de::DeserializeOwned>(r: &Resource) -> Result<T, AwsError> {
@@ -324,10 +325,7 @@ async fn create_profile(aws: &Aws, c: &Client, r: &Resource) -> Result<(), AwsEr
     match result {
         Ok(_) => {}
         Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
-            let owner = match c.list_instance_profile_tags().instance_profile_name(&r.name).send().await {
-                Ok(t) => Some(tags::owner(tag_pairs(t.tags()), &aws.environment)),
-                Err(e) => return Err(AwsError::api(SERVICE, "ListInstanceProfileTags", e)),
-            };
+            let owner = profile_owner(c, &r.name, &aws.environment).await?;
             check_ours(owner, r)?;
         }
         Err(e) => return Err(AwsError::api(SERVICE, "CreateInstanceProfile", e)),

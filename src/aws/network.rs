@@ -13,8 +13,8 @@ use crate::config::{Environment, IngressSource, Network, NAT_GROUP};
 use crate::diff::{Action, Change};
 use crate::model::{Address, Kind, Resource, Scope};
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, Filter, IpPermission, IpRange, ResourceType, Tag, TagSpecification, UserIdGroupPair,
-    VpcEndpointType,
+    AttributeBooleanValue, Filter, IpPermission, IpRange, ResourceType, Tag, TagSpecification,
+    UserIdGroupPair, VpcEndpointType,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -110,11 +110,30 @@ fn parse_rule(s: &str) -> Option<(String, i32, i32, String)> {
     let (proto, rest) = s.split_once(' ')?;
     let (ports, source) = rest.split_once(" from ")?;
     let (from, to) = ports.split_once('-')?;
-    Some((proto.to_string(), from.parse().ok()?, to.parse().ok()?, source.to_string()))
+    Some((
+        proto.to_string(),
+        from.parse().ok()?,
+        to.parse().ok()?,
+        source.to_string(),
+    ))
 }
 
-fn resource(address: Address, kind: Kind, name: &str, attrs: crate::model::Attrs, deps: Vec<Address>) -> Resource {
-    Resource { address, kind, scope: Scope::Root, name: name.to_string(), attrs, depends_on: deps, container: None }
+fn resource(
+    address: Address,
+    kind: Kind,
+    name: &str,
+    attrs: crate::model::Attrs,
+    deps: Vec<Address>,
+) -> Resource {
+    Resource {
+        address,
+        kind,
+        scope: Scope::Root,
+        name: name.to_string(),
+        attrs,
+        depends_on: deps,
+        container: None,
+    }
 }
 
 /// The region the environment's AWS lives in (for service names).
@@ -130,8 +149,14 @@ pub fn region(env: &Environment) -> String {
 
 /// Every network, instance and RDS resource the environment declares. Template problems
 /// (user data) are added to `errors`, located at the instance group.
-pub fn desired_infra(env: &Environment, templates_dir: &std::path::Path, errors: &mut Vec<crate::config::ConfigError>) -> Vec<Resource> {
-    let Some(net) = &env.infra.network else { return Vec::new() };
+pub fn desired_infra(
+    env: &Environment,
+    templates_dir: &std::path::Path,
+    errors: &mut Vec<crate::config::ConfigError>,
+) -> Vec<Resource> {
+    let Some(net) = &env.infra.network else {
+        return Vec::new();
+    };
     let mut out = desired(env, net);
     out.extend(super::ec2::desired(env, templates_dir, errors));
     if let Some(rds) = &env.infra.rds {
@@ -146,7 +171,11 @@ pub fn desired(env: &Environment, net: &Network) -> Vec<Resource> {
         vpc.clone(),
         Kind::Vpc,
         "vpc",
-        to_attrs(&VpcAttrs { cidr: net.vpc_cidr.to_string(), enable_dns_support: true, enable_dns_hostnames: true }),
+        to_attrs(&VpcAttrs {
+            cidr: net.vpc_cidr.to_string(),
+            enable_dns_support: true,
+            enable_dns_hostnames: true,
+        }),
         vec![],
     )];
     for s in &net.subnets {
@@ -154,18 +183,35 @@ pub fn desired(env: &Environment, net: &Network) -> Vec<Resource> {
             subnet_address(&s.name),
             Kind::Subnet,
             &s.name,
-            to_attrs(&SubnetAttrs { vpc: VPC.into(), cidr: s.cidr.to_string(), az: s.az.clone(), public: s.public }),
+            to_attrs(&SubnetAttrs {
+                vpc: VPC.into(),
+                cidr: s.cidr.to_string(),
+                az: s.az.clone(),
+                public: s.public,
+            }),
             vec![vpc.clone()],
         ));
     }
-    let public: Vec<Address> = net.subnets.iter().filter(|s| s.public).map(|s| subnet_address(&s.name)).collect();
-    let private: Vec<Address> = net.subnets.iter().filter(|s| !s.public).map(|s| subnet_address(&s.name)).collect();
+    let public: Vec<Address> = net
+        .subnets
+        .iter()
+        .filter(|s| s.public)
+        .map(|s| subnet_address(&s.name))
+        .collect();
+    let private: Vec<Address> = net
+        .subnets
+        .iter()
+        .filter(|s| !s.public)
+        .map(|s| subnet_address(&s.name))
+        .collect();
     if !public.is_empty() {
         out.push(resource(
             Address::new(IGW),
             Kind::InternetGateway,
             "internet_gateway",
-            to_attrs(&IgwAttrs { attached_to: vec![VPC.into()] }),
+            to_attrs(&IgwAttrs {
+                attached_to: vec![VPC.into()],
+            }),
             vec![vpc.clone()],
         ));
         let mut deps = vec![vpc.clone(), Address::new(IGW)];
@@ -232,7 +278,12 @@ pub fn desired(env: &Environment, net: &Network) -> Vec<Resource> {
                         a.to_string()
                     }
                 };
-                rule(&r.protocol, i32::from(r.from_port), i32::from(r.to_port), &source)
+                rule(
+                    &r.protocol,
+                    i32::from(r.from_port),
+                    i32::from(r.to_port),
+                    &source,
+                )
             })
             .collect();
         out.push(resource(
@@ -250,7 +301,12 @@ pub fn desired(env: &Environment, net: &Network) -> Vec<Resource> {
     }
     if let Some(nat) = &net.nat {
         // The NAT instance's own group: all traffic from the private subnets.
-        let ingress = net.subnets.iter().filter(|s| !s.public).map(|s| rule("-1", -1, -1, &s.cidr.to_string())).collect();
+        let ingress = net
+            .subnets
+            .iter()
+            .filter(|s| !s.public)
+            .map(|s| rule("-1", -1, -1, &s.cidr.to_string()))
+            .collect();
         out.push(resource(
             group_address(NAT_GROUP),
             Kind::SecurityGroup,
@@ -273,19 +329,33 @@ pub fn desired(env: &Environment, net: &Network) -> Vec<Resource> {
 
 fn tag_filters(aws: &Aws) -> Vec<Filter> {
     vec![
-        Filter::builder().name(format!("tag:{}", common::MANAGED_BY)).values(common::MANAGED_BY_VALUE).build(),
-        Filter::builder().name(format!("tag:{}", common::ENVIRONMENT)).values(aws.environment.clone()).build(),
+        Filter::builder()
+            .name(format!("tag:{}", common::MANAGED_BY))
+            .values(common::MANAGED_BY_VALUE)
+            .build(),
+        Filter::builder()
+            .name(format!("tag:{}", common::ENVIRONMENT))
+            .values(aws.environment.clone())
+            .build(),
     ]
 }
 
 fn address_filters(aws: &Aws, address: &str) -> Vec<Filter> {
     let mut f = tag_filters(aws);
-    f.push(Filter::builder().name(format!("tag:{}", common::ADDRESS)).values(address).build());
+    f.push(
+        Filter::builder()
+            .name(format!("tag:{}", common::ADDRESS))
+            .values(address)
+            .build(),
+    );
     f
 }
 
 fn owned(aws: &Aws, tags: &[Tag]) -> Option<Address> {
-    common::owned_address(aws, tags.iter().filter_map(|t| Some((t.key()?, t.value()?))))
+    common::owned_address(
+        aws,
+        tags.iter().filter_map(|t| Some((t.key()?, t.value()?))),
+    )
 }
 
 /// AWS ids of ctl's objects → their addresses, for showing references.
@@ -294,7 +364,9 @@ pub struct Ids(pub BTreeMap<String, Address>);
 
 impl Ids {
     pub fn show(&self, id: &str) -> String {
-        self.0.get(id).map_or_else(|| id.to_string(), ToString::to_string)
+        self.0
+            .get(id)
+            .map_or_else(|| id.to_string(), ToString::to_string)
     }
 }
 
@@ -305,12 +377,23 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
     let mut ids = Ids::default();
     let mut found: Vec<Resource> = Vec::new();
 
-    let vpcs = ec2.describe_vpcs().set_filters(Some(tag_filters(aws))).send().await.map_err(|e| api(aws, "ec2", "DescribeVpcs", e))?;
+    let vpcs = ec2
+        .describe_vpcs()
+        .set_filters(Some(tag_filters(aws)))
+        .send()
+        .await
+        .map_err(|e| api(aws, "ec2", "DescribeVpcs", e))?;
     let mut owned_vpcs = Vec::new();
     for v in vpcs.vpcs() {
-        let (Some(addr), Some(id)) = (owned(aws, v.tags()), v.vpc_id()) else { continue };
+        let (Some(addr), Some(id)) = (owned(aws, v.tags()), v.vpc_id()) else {
+            continue;
+        };
         ids.0.insert(id.to_string(), addr.clone());
-        owned_vpcs.push((addr, id.to_string(), v.cidr_block().unwrap_or_default().to_string()));
+        owned_vpcs.push((
+            addr,
+            id.to_string(),
+            v.cidr_block().unwrap_or_default().to_string(),
+        ));
     }
     for (addr, id, cidr) in owned_vpcs {
         let support = ec2
@@ -329,17 +412,29 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
             .map_err(|e| api(aws, "ec2", "DescribeVpcAttribute", e))?;
         let attrs = VpcAttrs {
             cidr,
-            enable_dns_support: support.enable_dns_support().and_then(|a| a.value()).unwrap_or(false),
-            enable_dns_hostnames: hostnames.enable_dns_hostnames().and_then(|a| a.value()).unwrap_or(false),
+            enable_dns_support: support
+                .enable_dns_support()
+                .and_then(|a| a.value())
+                .unwrap_or(false),
+            enable_dns_hostnames: hostnames
+                .enable_dns_hostnames()
+                .and_then(|a| a.value())
+                .unwrap_or(false),
         };
         found.push(resource(addr, Kind::Vpc, "vpc", to_attrs(&attrs), vec![]));
     }
 
-    let subnets =
-        ec2.describe_subnets().set_filters(Some(tag_filters(aws))).send().await.map_err(|e| api(aws, "ec2", "DescribeSubnets", e))?;
+    let subnets = ec2
+        .describe_subnets()
+        .set_filters(Some(tag_filters(aws)))
+        .send()
+        .await
+        .map_err(|e| api(aws, "ec2", "DescribeSubnets", e))?;
     let mut pending_subnets = Vec::new();
     for s in subnets.subnets() {
-        let (Some(addr), Some(id)) = (owned(aws, s.tags()), s.subnet_id()) else { continue };
+        let (Some(addr), Some(id)) = (owned(aws, s.tags()), s.subnet_id()) else {
+            continue;
+        };
         ids.0.insert(id.to_string(), addr.clone());
         pending_subnets.push((addr, s.clone()));
     }
@@ -352,7 +447,9 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
         .map_err(|e| api(aws, "ec2", "DescribeInternetGateways", e))?;
     let mut pending_igws = Vec::new();
     for g in igws.internet_gateways() {
-        let (Some(addr), Some(id)) = (owned(aws, g.tags()), g.internet_gateway_id()) else { continue };
+        let (Some(addr), Some(id)) = (owned(aws, g.tags()), g.internet_gateway_id()) else {
+            continue;
+        };
         ids.0.insert(id.to_string(), addr.clone());
         pending_igws.push((addr, g.clone()));
     }
@@ -365,7 +462,9 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
         .map_err(|e| api(aws, "ec2", "DescribeSecurityGroups", e))?;
     let mut pending_groups = Vec::new();
     for g in groups.security_groups() {
-        let (Some(addr), Some(id)) = (owned(aws, g.tags()), g.group_id()) else { continue };
+        let (Some(addr), Some(id)) = (owned(aws, g.tags()), g.group_id()) else {
+            continue;
+        };
         ids.0.insert(id.to_string(), addr.clone());
         pending_groups.push((addr, g.clone()));
     }
@@ -381,7 +480,9 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
         .map_err(|e| api(aws, "ec2", "DescribeRouteTables", e))?;
     let mut pending_tables = Vec::new();
     for t in tables.route_tables() {
-        let (Some(addr), Some(id)) = (owned(aws, t.tags()), t.route_table_id()) else { continue };
+        let (Some(addr), Some(id)) = (owned(aws, t.tags()), t.route_table_id()) else {
+            continue;
+        };
         ids.0.insert(id.to_string(), addr.clone());
         pending_tables.push((addr, t.clone()));
     }
@@ -393,17 +494,28 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
         .await
         .map_err(|e| api(aws, "ec2", "DescribeVpcEndpoints", e))?;
     for e in endpoints.vpc_endpoints() {
-        let Some(addr) = owned(aws, e.tags()) else { continue };
+        let Some(addr) = owned(aws, e.tags()) else {
+            continue;
+        };
         if matches!(e.state(), Some(s) if s.as_str().eq_ignore_ascii_case("deleted")) {
             continue;
         }
         let attrs = EndpointAttrs {
             vpc: ids.show(e.vpc_id().unwrap_or_default()),
             service_name: e.service_name().unwrap_or_default().to_string(),
-            endpoint_type: e.vpc_endpoint_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+            endpoint_type: e
+                .vpc_endpoint_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
             route_tables: set(e.route_table_ids().iter().map(|id| ids.show(id)).collect()),
         };
-        found.push(resource(addr, Kind::VpcEndpoint, "s3", to_attrs(&attrs), vec![]));
+        found.push(resource(
+            addr,
+            Kind::VpcEndpoint,
+            "s3",
+            to_attrs(&attrs),
+            vec![],
+        ));
     }
 
     for (addr, s) in pending_subnets {
@@ -413,12 +525,36 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
             az: s.availability_zone().unwrap_or_default().to_string(),
             public: s.map_public_ip_on_launch().unwrap_or(false),
         };
-        let name = addr.as_str().rsplit('.').next().unwrap_or_default().to_string();
-        found.push(resource(addr, Kind::Subnet, &name, to_attrs(&attrs), vec![]));
+        let name = addr
+            .as_str()
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        found.push(resource(
+            addr,
+            Kind::Subnet,
+            &name,
+            to_attrs(&attrs),
+            vec![],
+        ));
     }
     for (addr, g) in pending_igws {
-        let attached = g.attachments().iter().filter_map(|a| a.vpc_id()).map(|id| ids.show(id)).collect();
-        found.push(resource(addr, Kind::InternetGateway, "internet_gateway", to_attrs(&IgwAttrs { attached_to: set(attached) }), vec![]));
+        let attached = g
+            .attachments()
+            .iter()
+            .filter_map(|a| a.vpc_id())
+            .map(|id| ids.show(id))
+            .collect();
+        found.push(resource(
+            addr,
+            Kind::InternetGateway,
+            "internet_gateway",
+            to_attrs(&IgwAttrs {
+                attached_to: set(attached),
+            }),
+            vec![],
+        ));
     }
     for (addr, g) in pending_groups {
         let mut ingress = Vec::new();
@@ -429,7 +565,12 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
                 ingress.push(rule(proto, from, to, r.cidr_ip().unwrap_or_default()));
             }
             for pair in p.user_id_group_pairs() {
-                ingress.push(rule(proto, from, to, &ids.show(pair.group_id().unwrap_or_default())));
+                ingress.push(rule(
+                    proto,
+                    from,
+                    to,
+                    &ids.show(pair.group_id().unwrap_or_default()),
+                ));
             }
         }
         let attrs = GroupAttrs {
@@ -438,13 +579,26 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
             description: g.description().unwrap_or_default().to_string(),
             ingress: set(ingress),
         };
-        let name = addr.as_str().rsplit('.').next().unwrap_or_default().to_string();
-        found.push(resource(addr, Kind::SecurityGroup, &name, to_attrs(&attrs), vec![]));
+        let name = addr
+            .as_str()
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        found.push(resource(
+            addr,
+            Kind::SecurityGroup,
+            &name,
+            to_attrs(&attrs),
+            vec![],
+        ));
     }
     for (addr, t) in pending_tables {
         let mut routes = Vec::new();
         for r in t.routes() {
-            let Some(dest) = r.destination_cidr_block() else { continue }; // prefix-list routes: endpoints
+            let Some(dest) = r.destination_cidr_block() else {
+                continue;
+            }; // prefix-list routes: endpoints
             if r.gateway_id() == Some("local") {
                 continue;
             }
@@ -458,10 +612,30 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
                 .unwrap_or("unknown");
             routes.push(route(dest, &ids.show(target)));
         }
-        let subnets = t.associations().iter().filter_map(|a| a.subnet_id()).map(|id| ids.show(id)).collect();
-        let attrs = RouteTableAttrs { vpc: ids.show(t.vpc_id().unwrap_or_default()), routes: set(routes), subnets: set(subnets) };
-        let name = addr.as_str().rsplit('.').next().unwrap_or_default().to_string();
-        found.push(resource(addr, Kind::RouteTable, &name, to_attrs(&attrs), vec![]));
+        let subnets = t
+            .associations()
+            .iter()
+            .filter_map(|a| a.subnet_id())
+            .map(|id| ids.show(id))
+            .collect();
+        let attrs = RouteTableAttrs {
+            vpc: ids.show(t.vpc_id().unwrap_or_default()),
+            routes: set(routes),
+            subnets: set(subnets),
+        };
+        let name = addr
+            .as_str()
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        found.push(resource(
+            addr,
+            Kind::RouteTable,
+            &name,
+            to_attrs(&attrs),
+            vec![],
+        ));
     }
     found.extend(instances);
     out.extend(found);
@@ -471,37 +645,65 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
 // ---------------------------------------------------------------------------------------------
 // Look-ups by address (apply).
 
-pub async fn find_vpc(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
+pub async fn find_vpc(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    address: &str,
+) -> Result<Option<String>, AwsError> {
     let out = ec2
         .describe_vpcs()
         .set_filters(Some(address_filters(aws, address)))
         .send()
         .await
         .map_err(|e| api(aws, "ec2", "DescribeVpcs", e))?;
-    Ok(out.vpcs().iter().find_map(|v| v.vpc_id()).map(str::to_string))
+    Ok(out
+        .vpcs()
+        .iter()
+        .find_map(|v| v.vpc_id())
+        .map(str::to_string))
 }
 
-pub async fn find_subnet(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
+pub async fn find_subnet(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    address: &str,
+) -> Result<Option<String>, AwsError> {
     let out = ec2
         .describe_subnets()
         .set_filters(Some(address_filters(aws, address)))
         .send()
         .await
         .map_err(|e| api(aws, "ec2", "DescribeSubnets", e))?;
-    Ok(out.subnets().iter().find_map(|v| v.subnet_id()).map(str::to_string))
+    Ok(out
+        .subnets()
+        .iter()
+        .find_map(|v| v.subnet_id())
+        .map(str::to_string))
 }
 
-pub async fn find_group(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
+pub async fn find_group(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    address: &str,
+) -> Result<Option<String>, AwsError> {
     let out = ec2
         .describe_security_groups()
         .set_filters(Some(address_filters(aws, address)))
         .send()
         .await
         .map_err(|e| api(aws, "ec2", "DescribeSecurityGroups", e))?;
-    Ok(out.security_groups().iter().find_map(|v| v.group_id()).map(str::to_string))
+    Ok(out
+        .security_groups()
+        .iter()
+        .find_map(|v| v.group_id())
+        .map(str::to_string))
 }
 
-async fn find_igw(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<aws_sdk_ec2::types::InternetGateway>, AwsError> {
+async fn find_igw(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    address: &str,
+) -> Result<Option<aws_sdk_ec2::types::InternetGateway>, AwsError> {
     let out = ec2
         .describe_internet_gateways()
         .set_filters(Some(address_filters(aws, address)))
@@ -511,7 +713,11 @@ async fn find_igw(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result
     Ok(out.internet_gateways().first().cloned())
 }
 
-async fn find_table(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<aws_sdk_ec2::types::RouteTable>, AwsError> {
+async fn find_table(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    address: &str,
+) -> Result<Option<aws_sdk_ec2::types::RouteTable>, AwsError> {
     let out = ec2
         .describe_route_tables()
         .set_filters(Some(address_filters(aws, address)))
@@ -521,7 +727,11 @@ async fn find_table(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Resu
     Ok(out.route_tables().first().cloned())
 }
 
-async fn find_endpoint(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<aws_sdk_ec2::types::VpcEndpoint>, AwsError> {
+async fn find_endpoint(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    address: &str,
+) -> Result<Option<aws_sdk_ec2::types::VpcEndpoint>, AwsError> {
     let out = ec2
         .describe_vpc_endpoints()
         .set_filters(Some(address_filters(aws, address)))
@@ -537,16 +747,28 @@ async fn find_endpoint(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> R
 
 /// The id an address refers to, or an error saying it does not exist (yet).
 async fn need(found: Option<String>, what: &str, address: &str) -> Result<String, AwsError> {
-    found.ok_or_else(|| AwsError::Other(format!("{what} {address} does not exist (was its creation skipped or did it fail?)")))
+    found.ok_or_else(|| {
+        AwsError::Other(format!(
+            "{what} {address} does not exist (was its creation skipped or did it fail?)"
+        ))
+    })
 }
 
 pub fn tag_spec(aws: &Aws, kind: ResourceType, address: &Address) -> TagSpecification {
-    let tags = common::tag_pairs(aws, address).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-    TagSpecification::builder().resource_type(kind).set_tags(Some(tags)).build()
+    let tags = common::tag_pairs(aws, address)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(tags))
+        .build()
 }
 
 fn is_gone(code: Option<&str>) -> bool {
-    code.is_some_and(|c| c.ends_with(".NotFound") || c.ends_with("NotFound") || c == "InvalidAssociationID.NotFound")
+    code.is_some_and(|c| {
+        c.ends_with(".NotFound") || c.ends_with("NotFound") || c == "InvalidAssociationID.NotFound"
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -613,7 +835,9 @@ async fn create(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<()
                         .subnet()
                         .and_then(|s| s.subnet_id())
                         .map(str::to_string)
-                        .ok_or_else(|| AwsError::Other(format!("{addr}: CreateSubnet returned no id")))?
+                        .ok_or_else(|| {
+                            AwsError::Other(format!("{addr}: CreateSubnet returned no id"))
+                        })?
                 }
             };
             set_subnet_public(aws, ec2, &id, a.public).await
@@ -649,7 +873,9 @@ async fn create(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<()
             let vpc = need(find_vpc(aws, ec2, &a.vpc).await?, "VPC", &a.vpc).await?;
             let mut tables = Vec::new();
             for t in &a.route_tables {
-                let table = find_table(aws, ec2, t).await?.and_then(|t| t.route_table_id().map(str::to_string));
+                let table = find_table(aws, ec2, t)
+                    .await?
+                    .and_then(|t| t.route_table_id().map(str::to_string));
                 tables.push(need(table, "route table", t).await?);
             }
             ec2.create_vpc_endpoint()
@@ -690,12 +916,19 @@ async fn create(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<()
             sync_group(aws, ec2, r).await
         }
         Kind::NatInstance | Kind::Instance => super::ec2::create(aws, ec2, r).await,
-        other => Err(AwsError::Other(format!("{addr}: {other:?} is not a network kind"))),
+        other => Err(AwsError::Other(format!(
+            "{addr}: {other:?} is not a network kind"
+        ))),
     }
 }
 
 async fn update(aws: &Aws, ec2: &aws_sdk_ec2::Client, change: &Change) -> Result<(), AwsError> {
-    let r = change.after.as_ref().ok_or_else(|| AwsError::Other(format!("{}: update without a desired state", change.address)))?;
+    let r = change.after.as_ref().ok_or_else(|| {
+        AwsError::Other(format!(
+            "{}: update without a desired state",
+            change.address
+        ))
+    })?;
     let addr = r.address.as_str();
     match r.kind {
         Kind::Vpc => {
@@ -713,7 +946,9 @@ async fn update(aws: &Aws, ec2: &aws_sdk_ec2::Client, change: &Change) -> Result
         Kind::VpcEndpoint => sync_endpoint(aws, ec2, r).await,
         Kind::SecurityGroup => sync_group(aws, ec2, r).await,
         Kind::NatInstance | Kind::Instance => super::ec2::update(aws, ec2, change).await,
-        other => Err(AwsError::Other(format!("{addr}: {other:?} is not a network kind"))),
+        other => Err(AwsError::Other(format!(
+            "{addr}: {other:?} is not a network kind"
+        ))),
     }
 }
 
@@ -725,7 +960,9 @@ async fn delete(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<()
         Kind::Vpc => {
             if let Some(id) = find_vpc(aws, ec2, addr).await? {
                 match ec2.delete_vpc().vpc_id(id).send().await {
-                    Err(e) if !gone(common::code(&e)) => return Err(api(aws, "ec2", "DeleteVpc", e)),
+                    Err(e) if !gone(common::code(&e)) => {
+                        return Err(api(aws, "ec2", "DeleteVpc", e))
+                    }
                     _ => {}
                 }
             }
@@ -733,7 +970,9 @@ async fn delete(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<()
         Kind::Subnet => {
             if let Some(id) = find_subnet(aws, ec2, addr).await? {
                 match ec2.delete_subnet().subnet_id(id).send().await {
-                    Err(e) if !gone(common::code(&e)) => return Err(api(aws, "ec2", "DeleteSubnet", e)),
+                    Err(e) if !gone(common::code(&e)) => {
+                        return Err(api(aws, "ec2", "DeleteSubnet", e))
+                    }
                     _ => {}
                 }
             }
@@ -743,16 +982,32 @@ async fn delete(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<()
                 let id = g.internet_gateway_id().unwrap_or_default().to_string();
                 for a in g.attachments() {
                     if let Some(vpc) = a.vpc_id() {
-                        match ec2.detach_internet_gateway().internet_gateway_id(&id).vpc_id(vpc).send().await {
-                            Err(e) if !gone(common::code(&e)) && common::code(&e) != Some("Gateway.NotAttached") => {
+                        match ec2
+                            .detach_internet_gateway()
+                            .internet_gateway_id(&id)
+                            .vpc_id(vpc)
+                            .send()
+                            .await
+                        {
+                            Err(e)
+                                if !gone(common::code(&e))
+                                    && common::code(&e) != Some("Gateway.NotAttached") =>
+                            {
                                 return Err(api(aws, "ec2", "DetachInternetGateway", e))
                             }
                             _ => {}
                         }
                     }
                 }
-                match ec2.delete_internet_gateway().internet_gateway_id(&id).send().await {
-                    Err(e) if !gone(common::code(&e)) => return Err(api(aws, "ec2", "DeleteInternetGateway", e)),
+                match ec2
+                    .delete_internet_gateway()
+                    .internet_gateway_id(&id)
+                    .send()
+                    .await
+                {
+                    Err(e) if !gone(common::code(&e)) => {
+                        return Err(api(aws, "ec2", "DeleteInternetGateway", e))
+                    }
                     _ => {}
                 }
             }
@@ -764,15 +1019,24 @@ async fn delete(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<()
                         continue;
                     }
                     if let Some(assoc) = a.route_table_association_id() {
-                        match ec2.disassociate_route_table().association_id(assoc).send().await {
-                            Err(e) if !gone(common::code(&e)) => return Err(api(aws, "ec2", "DisassociateRouteTable", e)),
+                        match ec2
+                            .disassociate_route_table()
+                            .association_id(assoc)
+                            .send()
+                            .await
+                        {
+                            Err(e) if !gone(common::code(&e)) => {
+                                return Err(api(aws, "ec2", "DisassociateRouteTable", e))
+                            }
                             _ => {}
                         }
                     }
                 }
                 let id = t.route_table_id().unwrap_or_default();
                 match ec2.delete_route_table().route_table_id(id).send().await {
-                    Err(e) if !gone(common::code(&e)) => return Err(api(aws, "ec2", "DeleteRouteTable", e)),
+                    Err(e) if !gone(common::code(&e)) => {
+                        return Err(api(aws, "ec2", "DeleteRouteTable", e))
+                    }
                     _ => {}
                 }
             }
@@ -781,7 +1045,9 @@ async fn delete(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<()
             if let Some(e) = find_endpoint(aws, ec2, addr).await? {
                 let id = e.vpc_endpoint_id().unwrap_or_default();
                 match ec2.delete_vpc_endpoints().vpc_endpoint_ids(id).send().await {
-                    Err(e) if !gone(common::code(&e)) => return Err(api(aws, "ec2", "DeleteVpcEndpoints", e)),
+                    Err(e) if !gone(common::code(&e)) => {
+                        return Err(api(aws, "ec2", "DeleteVpcEndpoints", e))
+                    }
                     _ => {}
                 }
             }
@@ -789,35 +1055,59 @@ async fn delete(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<()
         Kind::SecurityGroup => {
             if let Some(id) = find_group(aws, ec2, addr).await? {
                 match ec2.delete_security_group().group_id(id).send().await {
-                    Err(e) if !gone(common::code(&e)) => return Err(api(aws, "ec2", "DeleteSecurityGroup", e)),
+                    Err(e) if !gone(common::code(&e)) => {
+                        return Err(api(aws, "ec2", "DeleteSecurityGroup", e))
+                    }
                     _ => {}
                 }
             }
         }
         Kind::NatInstance | Kind::Instance => super::ec2::delete(aws, ec2, r).await?,
-        other => return Err(AwsError::Other(format!("{addr}: {other:?} is not a network kind"))),
+        other => {
+            return Err(AwsError::Other(format!(
+                "{addr}: {other:?} is not a network kind"
+            )))
+        }
     }
     Ok(())
 }
 
-async fn set_vpc_dns(aws: &Aws, ec2: &aws_sdk_ec2::Client, id: &str, a: &VpcAttrs) -> Result<(), AwsError> {
+async fn set_vpc_dns(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    a: &VpcAttrs,
+) -> Result<(), AwsError> {
     // One attribute per call (an EC2 rule).
     ec2.modify_vpc_attribute()
         .vpc_id(id)
-        .enable_dns_support(AttributeBooleanValue::builder().value(a.enable_dns_support).build())
+        .enable_dns_support(
+            AttributeBooleanValue::builder()
+                .value(a.enable_dns_support)
+                .build(),
+        )
         .send()
         .await
         .map_err(|e| api(aws, "ec2", "ModifyVpcAttribute", e))?;
     ec2.modify_vpc_attribute()
         .vpc_id(id)
-        .enable_dns_hostnames(AttributeBooleanValue::builder().value(a.enable_dns_hostnames).build())
+        .enable_dns_hostnames(
+            AttributeBooleanValue::builder()
+                .value(a.enable_dns_hostnames)
+                .build(),
+        )
         .send()
         .await
         .map_err(|e| api(aws, "ec2", "ModifyVpcAttribute", e))?;
     Ok(())
 }
 
-async fn set_subnet_public(aws: &Aws, ec2: &aws_sdk_ec2::Client, id: &str, public: bool) -> Result<(), AwsError> {
+async fn set_subnet_public(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    public: bool,
+) -> Result<(), AwsError> {
     ec2.modify_subnet_attribute()
         .subnet_id(id)
         .map_public_ip_on_launch(AttributeBooleanValue::builder().value(public).build())
@@ -831,7 +1121,8 @@ async fn set_subnet_public(aws: &Aws, ec2: &aws_sdk_ec2::Client, id: &str, publi
 async fn sync_igw(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<(), AwsError> {
     let a: IgwAttrs = from_attrs(&r.address, &r.attrs)?;
     let g = find_igw(aws, ec2, r.address.as_str()).await?;
-    let g = g.ok_or_else(|| AwsError::Other(format!("internet gateway {} does not exist", r.address)))?;
+    let g =
+        g.ok_or_else(|| AwsError::Other(format!("internet gateway {} does not exist", r.address)))?;
     let id = g.internet_gateway_id().unwrap_or_default().to_string();
     let mut want = Vec::new();
     for v in &a.attached_to {
@@ -849,10 +1140,19 @@ async fn sync_igw(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<
         }
     }
     for vpc in want {
-        if g.attachments().iter().any(|att| att.vpc_id() == Some(vpc.as_str())) {
+        if g.attachments()
+            .iter()
+            .any(|att| att.vpc_id() == Some(vpc.as_str()))
+        {
             continue;
         }
-        match ec2.attach_internet_gateway().internet_gateway_id(&id).vpc_id(&vpc).send().await {
+        match ec2
+            .attach_internet_gateway()
+            .internet_gateway_id(&id)
+            .vpc_id(&vpc)
+            .send()
+            .await
+        {
             Err(e) if common::code(&e) == Some("Resource.AlreadyAssociated") => {}
             Err(e) => return Err(api(aws, "ec2", "AttachInternetGateway", e)),
             Ok(_) => {}
@@ -865,7 +1165,8 @@ async fn sync_igw(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<
 async fn sync_table(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<(), AwsError> {
     let a: RouteTableAttrs = from_attrs(&r.address, &r.attrs)?;
     let t = find_table(aws, ec2, r.address.as_str()).await?;
-    let t = t.ok_or_else(|| AwsError::Other(format!("route table {} does not exist", r.address)))?;
+    let t =
+        t.ok_or_else(|| AwsError::Other(format!("route table {} does not exist", r.address)))?;
     let id = t.route_table_id().unwrap_or_default().to_string();
 
     // Desired routes: destination → target address.
@@ -876,19 +1177,32 @@ async fn sync_table(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Resul
         }
     }
     for rt in t.routes() {
-        let Some(dest) = rt.destination_cidr_block() else { continue };
+        let Some(dest) = rt.destination_cidr_block() else {
+            continue;
+        };
         if rt.gateway_id() == Some("local") || want.contains_key(dest) {
             continue;
         }
-        match ec2.delete_route().route_table_id(&id).destination_cidr_block(dest).send().await {
+        match ec2
+            .delete_route()
+            .route_table_id(&id)
+            .destination_cidr_block(dest)
+            .send()
+            .await
+        {
             Err(e) if !is_gone(common::code(&e)) => return Err(api(aws, "ec2", "DeleteRoute", e)),
             _ => {}
         }
     }
     for (dest, target) in &want {
-        let existing = t.routes().iter().find(|rt| rt.destination_cidr_block() == Some(dest.as_str()));
+        let existing = t
+            .routes()
+            .iter()
+            .find(|rt| rt.destination_cidr_block() == Some(dest.as_str()));
         let (gateway, eni) = if target == IGW {
-            let g = find_igw(aws, ec2, target).await?.and_then(|g| g.internet_gateway_id().map(str::to_string));
+            let g = find_igw(aws, ec2, target)
+                .await?
+                .and_then(|g| g.internet_gateway_id().map(str::to_string));
             (Some(need(g, "internet gateway", target).await?), None)
         } else {
             let eni = super::ec2::primary_eni(aws, ec2, target).await?;
@@ -925,22 +1239,41 @@ async fn sync_table(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Resul
         want_subnets.push(need(find_subnet(aws, ec2, s).await?, "subnet", s).await?);
     }
     for assoc in t.associations() {
-        let (Some(subnet), Some(assoc_id)) = (assoc.subnet_id(), assoc.route_table_association_id()) else { continue };
+        let (Some(subnet), Some(assoc_id)) =
+            (assoc.subnet_id(), assoc.route_table_association_id())
+        else {
+            continue;
+        };
         if !want_subnets.iter().any(|w| w == subnet) {
-            match ec2.disassociate_route_table().association_id(assoc_id).send().await {
-                Err(e) if !is_gone(common::code(&e)) => return Err(api(aws, "ec2", "DisassociateRouteTable", e)),
+            match ec2
+                .disassociate_route_table()
+                .association_id(assoc_id)
+                .send()
+                .await
+            {
+                Err(e) if !is_gone(common::code(&e)) => {
+                    return Err(api(aws, "ec2", "DisassociateRouteTable", e))
+                }
                 _ => {}
             }
         }
     }
     for subnet in want_subnets {
-        if t.associations().iter().any(|assoc| assoc.subnet_id() == Some(subnet.as_str())) {
+        if t.associations()
+            .iter()
+            .any(|assoc| assoc.subnet_id() == Some(subnet.as_str()))
+        {
             continue;
         }
         // A subnet associated with another table is moved with ReplaceRouteTableAssociation.
         let other = ec2
             .describe_route_tables()
-            .filters(Filter::builder().name("association.subnet-id").values(&subnet).build())
+            .filters(
+                Filter::builder()
+                    .name("association.subnet-id")
+                    .values(&subnet)
+                    .build(),
+            )
             .send()
             .await
             .map_err(|e| api(aws, "ec2", "DescribeRouteTables", e))?;
@@ -975,10 +1308,13 @@ async fn sync_table(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Resul
 async fn sync_endpoint(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<(), AwsError> {
     let a: EndpointAttrs = from_attrs(&r.address, &r.attrs)?;
     let e = find_endpoint(aws, ec2, r.address.as_str()).await?;
-    let e = e.ok_or_else(|| AwsError::Other(format!("VPC endpoint {} does not exist", r.address)))?;
+    let e =
+        e.ok_or_else(|| AwsError::Other(format!("VPC endpoint {} does not exist", r.address)))?;
     let mut want = Vec::new();
     for t in &a.route_tables {
-        let table = find_table(aws, ec2, t).await?.and_then(|t| t.route_table_id().map(str::to_string));
+        let table = find_table(aws, ec2, t)
+            .await?
+            .and_then(|t| t.route_table_id().map(str::to_string));
         want.push(need(table, "route table", t).await?);
     }
     let have: Vec<String> = e.route_table_ids().to_vec();
@@ -1002,7 +1338,12 @@ async fn sync_group(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Resul
     let a: GroupAttrs = from_attrs(&r.address, &r.attrs)?;
     let addr = r.address.as_str();
     let id = need(find_group(aws, ec2, addr).await?, "security group", addr).await?;
-    let live = ec2.describe_security_groups().group_ids(&id).send().await.map_err(|e| api(aws, "ec2", "DescribeSecurityGroups", e))?;
+    let live = ec2
+        .describe_security_groups()
+        .group_ids(&id)
+        .send()
+        .await
+        .map_err(|e| api(aws, "ec2", "DescribeSecurityGroups", e))?;
     let Some(g) = live.security_groups().first() else {
         return Err(AwsError::Other(format!("security group {addr} vanished")));
     };
@@ -1011,10 +1352,20 @@ async fn sync_group(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Resul
     for p in g.ip_permissions() {
         let proto = p.ip_protocol().unwrap_or("-1");
         let (from, to) = (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1));
-        let base = || IpPermission::builder().ip_protocol(proto).from_port(from).to_port(to);
+        let base = || {
+            IpPermission::builder()
+                .ip_protocol(proto)
+                .from_port(from)
+                .to_port(to)
+        };
         for range in p.ip_ranges() {
             let cidr = range.cidr_ip().unwrap_or_default();
-            have.insert(rule(proto, from, to, cidr), base().ip_ranges(IpRange::builder().cidr_ip(cidr).build()).build());
+            have.insert(
+                rule(proto, from, to, cidr),
+                base()
+                    .ip_ranges(IpRange::builder().cidr_ip(cidr).build())
+                    .build(),
+            );
         }
         for pair in p.user_id_group_pairs() {
             let gid = pair.group_id().unwrap_or_default();
@@ -1025,11 +1376,17 @@ async fn sync_group(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Resul
             };
             have.insert(
                 rule(proto, from, to, &shown),
-                base().user_id_group_pairs(UserIdGroupPair::builder().group_id(gid).build()).build(),
+                base()
+                    .user_id_group_pairs(UserIdGroupPair::builder().group_id(gid).build())
+                    .build(),
             );
         }
     }
-    let revoke: Vec<IpPermission> = have.iter().filter(|(k, _)| !a.ingress.contains(k)).map(|(_, p)| p.clone()).collect();
+    let revoke: Vec<IpPermission> = have
+        .iter()
+        .filter(|(k, _)| !a.ingress.contains(k))
+        .map(|(_, p)| p.clone())
+        .collect();
     if !revoke.is_empty() {
         ec2.revoke_security_group_ingress()
             .group_id(&id)
@@ -1040,14 +1397,19 @@ async fn sync_group(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Resul
     }
     let mut add = Vec::new();
     for s in a.ingress.iter().filter(|s| !have.contains_key(*s)) {
-        let (proto, from, to, source) =
-            parse_rule(s).ok_or_else(|| AwsError::Other(format!("{addr}: malformed rule {s:?}")))?;
+        let (proto, from, to, source) = parse_rule(s)
+            .ok_or_else(|| AwsError::Other(format!("{addr}: malformed rule {s:?}")))?;
         let mut p = IpPermission::builder().ip_protocol(&proto);
         if proto != "-1" {
             p = p.from_port(from).to_port(to);
         }
         if source.starts_with("network.security_group.") {
-            let gid = need(find_group(aws, ec2, &source).await?, "security group", &source).await?;
+            let gid = need(
+                find_group(aws, ec2, &source).await?,
+                "security group",
+                &source,
+            )
+            .await?;
             p = p.user_id_group_pairs(UserIdGroupPair::builder().group_id(gid).build());
         } else {
             p = p.ip_ranges(IpRange::builder().cidr_ip(&source).build());
@@ -1055,7 +1417,13 @@ async fn sync_group(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Resul
         add.push(p.build());
     }
     if !add.is_empty() {
-        match ec2.authorize_security_group_ingress().group_id(&id).set_ip_permissions(Some(add)).send().await {
+        match ec2
+            .authorize_security_group_ingress()
+            .group_id(&id)
+            .set_ip_permissions(Some(add))
+            .send()
+            .await
+        {
             Err(e) if common::code(&e) == Some("InvalidPermission.Duplicate") => {}
             Err(e) => return Err(api(aws, "ec2", "AuthorizeSecurityGroupIngress", e)),
             Ok(_) => {}
@@ -1064,10 +1432,18 @@ async fn sync_group(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Resul
     Ok(())
 }
 
-async fn find_address_of_group(aws: &Aws, ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Option<String>, AwsError> {
+async fn find_address_of_group(
+    aws: &Aws,
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+) -> Result<Option<String>, AwsError> {
     let out = ec2.describe_security_groups().group_ids(id).send().await;
     match out {
-        Ok(out) => Ok(out.security_groups().first().and_then(|g| owned(aws, g.tags())).map(|a| a.to_string())),
+        Ok(out) => Ok(out
+            .security_groups()
+            .first()
+            .and_then(|g| owned(aws, g.tags()))
+            .map(|a| a.to_string())),
         Err(e) if is_gone(common::code(&e)) => Ok(None),
         Err(e) => Err(api(aws, "ec2", "DescribeSecurityGroups", e)),
     }
@@ -1079,7 +1455,11 @@ mod tests {
 
     #[test]
     fn rules_round_trip() {
-        for s in ["tcp 443-443 from 0.0.0.0/0", "udp 53-54 from network.security_group.api", "all from 10.0.1.0/24"] {
+        for s in [
+            "tcp 443-443 from 0.0.0.0/0",
+            "udp 53-54 from network.security_group.api",
+            "all from 10.0.1.0/24",
+        ] {
             let (p, f, t, src) = parse_rule(s).unwrap();
             assert_eq!(rule(&p, f, t, &src), s);
         }

@@ -33,21 +33,43 @@ fn timeouts() -> TimeoutConfig {
 }
 
 pub fn ec2(aws: &Aws) -> aws_sdk_ec2::Client {
-    let conf = aws_sdk_ec2::config::Builder::from(&aws.sdk).retry_config(retry()).timeout_config(timeouts()).build();
+    let conf = aws_sdk_ec2::config::Builder::from(&aws.sdk)
+        .retry_config(retry())
+        .timeout_config(timeouts())
+        .build();
     aws_sdk_ec2::Client::from_conf(conf)
 }
 
 pub fn rds(aws: &Aws) -> aws_sdk_rds::Client {
-    let conf = aws_sdk_rds::config::Builder::from(&aws.sdk).retry_config(retry()).timeout_config(timeouts()).build();
+    let conf = aws_sdk_rds::config::Builder::from(&aws.sdk)
+        .retry_config(retry())
+        .timeout_config(timeouts())
+        .build();
     aws_sdk_rds::Client::from_conf(conf)
 }
 
 /// An SDK error, with the endpoint it was sent to (so "connection refused" says where).
-pub fn api<E: std::error::Error>(aws: &Aws, service: &'static str, operation: &'static str, e: E) -> AwsError {
+pub fn api<E: std::error::Error>(
+    aws: &Aws,
+    service: &'static str,
+    operation: &'static str,
+    e: E,
+) -> AwsError {
     match AwsError::api(service, operation, e) {
-        AwsError::Api { service, operation, message } => {
-            let endpoint = aws.endpoint.as_deref().unwrap_or("the default AWS endpoint");
-            AwsError::Api { service, operation, message: format!("{message} (endpoint {endpoint})") }
+        AwsError::Api {
+            service,
+            operation,
+            message,
+        } => {
+            let endpoint = aws
+                .endpoint
+                .as_deref()
+                .unwrap_or("the default AWS endpoint");
+            AwsError::Api {
+                service,
+                operation,
+                message: format!("{message} (endpoint {endpoint})"),
+            }
         }
         other => other,
     }
@@ -69,7 +91,10 @@ pub fn tag_pairs(aws: &Aws, address: &Address) -> Vec<(String, String)> {
 }
 
 /// Whether tags (as key/value pairs) say: managed by ctl, this environment. Returns the address.
-pub fn owned_address<'a>(aws: &Aws, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Address> {
+pub fn owned_address<'a>(
+    aws: &Aws,
+    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<Address> {
     let mut managed = false;
     let mut env = false;
     let mut address = None;

@@ -48,8 +48,22 @@ fn group_name(env: &str, rds: &Rds) -> String {
     format!("{env}-{}", rds.identifier)
 }
 
-fn resource(address: &str, kind: Kind, name: &str, attrs: crate::model::Attrs, deps: Vec<Address>) -> Resource {
-    Resource { address: Address::new(address), kind, scope: Scope::Root, name: name.to_string(), attrs, depends_on: deps, container: None }
+fn resource(
+    address: &str,
+    kind: Kind,
+    name: &str,
+    attrs: crate::model::Attrs,
+    deps: Vec<Address>,
+) -> Resource {
+    Resource {
+        address: Address::new(address),
+        kind,
+        scope: Scope::Root,
+        name: name.to_string(),
+        attrs,
+        depends_on: deps,
+        container: None,
+    }
 }
 
 pub fn desired(env: &Environment, rds: &Rds) -> Vec<Resource> {
@@ -73,36 +87,72 @@ pub fn desired(env: &Environment, rds: &Rds) -> Vec<Resource> {
         master_username: rds.master_username.clone(),
     };
     vec![
-        resource(SUBNET_GROUP, Kind::DbSubnetGroup, &name, to_attrs(&group), subnets),
-        resource(INSTANCE, Kind::DbInstance, &rds.identifier, to_attrs(&db), vec![Address::new(SUBNET_GROUP)]),
+        resource(
+            SUBNET_GROUP,
+            Kind::DbSubnetGroup,
+            &name,
+            to_attrs(&group),
+            subnets,
+        ),
+        resource(
+            INSTANCE,
+            Kind::DbInstance,
+            &rds.identifier,
+            to_attrs(&db),
+            vec![Address::new(SUBNET_GROUP)],
+        ),
     ]
 }
 
 fn owned(aws: &Aws, tags: &[Tag]) -> Option<Address> {
-    common::owned_address(aws, tags.iter().filter_map(|t| Some((t.key()?, t.value()?))))
+    common::owned_address(
+        aws,
+        tags.iter().filter_map(|t| Some((t.key()?, t.value()?))),
+    )
 }
 
 fn is_ctl(tags: &[Tag]) -> bool {
-    tags.iter().any(|t| t.key() == Some(common::MANAGED_BY) && t.value() == Some(common::MANAGED_BY_VALUE))
+    tags.iter()
+        .any(|t| t.key() == Some(common::MANAGED_BY) && t.value() == Some(common::MANAGED_BY_VALUE))
 }
 
 fn tags(aws: &Aws, address: &str) -> Vec<Tag> {
-    common::tag_pairs(aws, &Address::new(address)).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+    common::tag_pairs(aws, &Address::new(address))
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
 }
 
 /// Read this environment's DB subnet groups and DB instances; report untagged ones.
-pub async fn observe(aws: &Aws, ec2_ids: &BTreeMap<String, Address>, out: &mut Vec<Resource>, unmanaged: &mut Vec<Unmanaged>) -> Result<(), AwsError> {
+pub async fn observe(
+    aws: &Aws,
+    ec2_ids: &BTreeMap<String, Address>,
+    out: &mut Vec<Resource>,
+    unmanaged: &mut Vec<Unmanaged>,
+) -> Result<(), AwsError> {
     let rds = common::rds(aws);
     let mut groups: BTreeMap<String, Address> = BTreeMap::new();
     let mut pages = rds.describe_db_subnet_groups().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| api(aws, "rds", "DescribeDBSubnetGroups", e))?;
         for g in page.db_subnet_groups() {
-            let (Some(name), Some(arn)) = (g.db_subnet_group_name(), g.db_subnet_group_arn()) else { continue };
-            let t = rds.list_tags_for_resource().resource_name(arn).send().await.map_err(|e| api(aws, "rds", "ListTagsForResource", e))?;
+            let (Some(name), Some(arn)) = (g.db_subnet_group_name(), g.db_subnet_group_arn())
+            else {
+                continue;
+            };
+            let t = rds
+                .list_tags_for_resource()
+                .resource_name(arn)
+                .send()
+                .await
+                .map_err(|e| api(aws, "rds", "ListTagsForResource", e))?;
             let Some(addr) = owned(aws, t.tag_list()) else {
                 if !is_ctl(t.tag_list()) && name != "default" {
-                    unmanaged.push(Unmanaged { kind: Kind::DbSubnetGroup, path: name.to_string(), reason: "not tagged managed-by=ctl".into() });
+                    unmanaged.push(Unmanaged {
+                        kind: Kind::DbSubnetGroup,
+                        path: name.to_string(),
+                        reason: "not tagged managed-by=ctl".into(),
+                    });
                 }
                 continue;
             };
@@ -111,31 +161,53 @@ pub async fn observe(aws: &Aws, ec2_ids: &BTreeMap<String, Address>, out: &mut V
                 .subnets()
                 .iter()
                 .filter_map(|s| s.subnet_identifier())
-                .map(|id| ec2_ids.get(id).map_or_else(|| id.to_string(), ToString::to_string))
+                .map(|id| {
+                    ec2_ids
+                        .get(id)
+                        .map_or_else(|| id.to_string(), ToString::to_string)
+                })
                 .collect();
             let attrs = SubnetGroupAttrs {
                 name: name.to_string(),
-                description: g.db_subnet_group_description().unwrap_or_default().to_string(),
+                description: g
+                    .db_subnet_group_description()
+                    .unwrap_or_default()
+                    .to_string(),
                 subnets: set(subnets),
             };
-            out.push(resource(addr.as_str(), Kind::DbSubnetGroup, name, to_attrs(&attrs), vec![]));
+            out.push(resource(
+                addr.as_str(),
+                Kind::DbSubnetGroup,
+                name,
+                to_attrs(&attrs),
+                vec![],
+            ));
         }
     }
     let mut pages = rds.describe_db_instances().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| api(aws, "rds", "DescribeDBInstances", e))?;
         for db in page.db_instances() {
-            let Some(id) = db.db_instance_identifier() else { continue };
+            let Some(id) = db.db_instance_identifier() else {
+                continue;
+            };
             if db.db_instance_status() == Some("deleting") {
                 continue;
             }
             let Some(addr) = owned(aws, db.tag_list()) else {
                 if !is_ctl(db.tag_list()) {
-                    unmanaged.push(Unmanaged { kind: Kind::DbInstance, path: id.to_string(), reason: "not tagged managed-by=ctl".into() });
+                    unmanaged.push(Unmanaged {
+                        kind: Kind::DbInstance,
+                        path: id.to_string(),
+                        reason: "not tagged managed-by=ctl".into(),
+                    });
                 }
                 continue;
             };
-            let group = db.db_subnet_group().and_then(|g| g.db_subnet_group_name()).unwrap_or_default();
+            let group = db
+                .db_subnet_group()
+                .and_then(|g| g.db_subnet_group_name())
+                .unwrap_or_default();
             let kms = db.kms_key_id().unwrap_or_default();
             let attrs = DbInstanceAttrs {
                 identifier: id.to_string(),
@@ -146,10 +218,18 @@ pub async fn observe(aws: &Aws, ec2_ids: &BTreeMap<String, Address>, out: &mut V
                 storage_encrypted: db.storage_encrypted().unwrap_or(false),
                 kms_key_id: crate::config::kms_key_id(kms).unwrap_or_else(|| kms.to_string()),
                 publicly_accessible: db.publicly_accessible().unwrap_or(false),
-                subnet_group: groups.get(group).map_or_else(|| group.to_string(), ToString::to_string),
+                subnet_group: groups
+                    .get(group)
+                    .map_or_else(|| group.to_string(), ToString::to_string),
                 master_username: db.master_username().unwrap_or_default().to_string(),
             };
-            out.push(resource(addr.as_str(), Kind::DbInstance, id, to_attrs(&attrs), vec![]));
+            out.push(resource(
+                addr.as_str(),
+                Kind::DbInstance,
+                id,
+                to_attrs(&attrs),
+                vec![],
+            ));
         }
     }
     Ok(())
@@ -185,7 +265,10 @@ pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
         (Action::Update, Kind::DbInstance) => {
             let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
             let changed = |f: &str| change.fields.iter().any(|c| c.field == f);
-            let mut m = rds.modify_db_instance().db_instance_identifier(&a.identifier).apply_immediately(true);
+            let mut m = rds
+                .modify_db_instance()
+                .db_instance_identifier(&a.identifier)
+                .apply_immediately(true);
             if changed("instance_class") {
                 m = m.db_instance_class(&a.instance_class);
             }
@@ -199,9 +282,14 @@ pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
                 m = m.publicly_accessible(a.publicly_accessible);
             }
             if changed("master_username") {
-                return Err(AwsError::Other(format!("{}: the master username cannot be changed", r.address)));
+                return Err(AwsError::Other(format!(
+                    "{}: the master username cannot be changed",
+                    r.address
+                )));
             }
-            m.send().await.map_err(|e| api(aws, "rds", "ModifyDBInstance", e))?;
+            m.send()
+                .await
+                .map_err(|e| api(aws, "rds", "ModifyDBInstance", e))?;
             Ok(())
         }
         (Action::Create | Action::Replace, _) => {
@@ -210,7 +298,10 @@ pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
             }
             create(aws, &rds, r).await
         }
-        (Action::Update, other) => Err(AwsError::Other(format!("{}: {other:?} is not an RDS kind", r.address))),
+        (Action::Update, other) => Err(AwsError::Other(format!(
+            "{}: {other:?} is not an RDS kind",
+            r.address
+        ))),
     }
 }
 
@@ -264,7 +355,10 @@ async fn create(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<()
                 Err(e) => Err(api(aws, "rds", "CreateDBInstance", e)),
             }
         }
-        other => Err(AwsError::Other(format!("{}: {other:?} is not an RDS kind", r.address))),
+        other => Err(AwsError::Other(format!(
+            "{}: {other:?} is not an RDS kind",
+            r.address
+        ))),
     }
 }
 
@@ -273,14 +367,22 @@ async fn delete(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<()
     match r.kind {
         Kind::DbSubnetGroup => {
             let a: SubnetGroupAttrs = from_attrs(&r.address, &r.attrs)?;
-            match rds.delete_db_subnet_group().db_subnet_group_name(&a.name).send().await {
+            match rds
+                .delete_db_subnet_group()
+                .db_subnet_group_name(&a.name)
+                .send()
+                .await
+            {
                 Err(e) if !gone(common::code(&e)) => Err(api(aws, "rds", "DeleteDBSubnetGroup", e)),
                 _ => Ok(()),
             }
         }
         Kind::DbInstance => {
             let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
-            let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             let deleted = rds
                 .delete_db_instance()
                 .db_instance_identifier(&a.identifier)
@@ -295,18 +397,30 @@ async fn delete(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<()
             }
             let deadline = tokio::time::Instant::now() + DELETE_WAIT;
             loop {
-                match rds.describe_db_instances().db_instance_identifier(&a.identifier).send().await {
+                match rds
+                    .describe_db_instances()
+                    .db_instance_identifier(&a.identifier)
+                    .send()
+                    .await
+                {
                     Err(e) if gone(common::code(&e)) => return Ok(()),
                     Err(e) => return Err(api(aws, "rds", "DescribeDBInstances", e)),
                     Ok(out) if out.db_instances().is_empty() => return Ok(()),
                     Ok(_) => {}
                 }
                 if tokio::time::Instant::now() > deadline {
-                    return Err(AwsError::Other(format!("{}: still deleting after {}s", r.address, DELETE_WAIT.as_secs())));
+                    return Err(AwsError::Other(format!(
+                        "{}: still deleting after {}s",
+                        r.address,
+                        DELETE_WAIT.as_secs()
+                    )));
                 }
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         }
-        other => Err(AwsError::Other(format!("{}: {other:?} is not an RDS kind", r.address))),
+        other => Err(AwsError::Other(format!(
+            "{}: {other:?} is not an RDS kind",
+            r.address
+        ))),
     }
 }

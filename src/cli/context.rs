@@ -119,6 +119,9 @@ pub async fn make_plan(args: &EnvArgs) -> anyhow::Result<(Loaded, Session, Plan)
 pub async fn plan_with(loaded: &Loaded, session: &Session, parallelism: u16) -> anyhow::Result<Plan> {
     let observed = observe_env(session, &loaded.env, Scope::Everything, parallelism).await?;
     let diff = crate::diff::diff(&loaded.desired, &observed.resources, &observed.unmanaged);
+    if let Some(aws) = &session.aws {
+        crate::aws::ec2::check_boot_artifacts(aws, &loaded.env, &diff.changes).await?;
+    }
     Ok(Plan::new(&loaded.env.name, &loaded.env.source_digest, diff, &observed)
         .bound_to(git_commit(&loaded.env.dir), crate::plan::DEFAULT_MAX_AGE_SECS))
 }

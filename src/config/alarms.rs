@@ -508,7 +508,7 @@ mod tests {
             format!("openbao:\n  address: http://127.0.0.1:8200\n  token_env: X\n{GOOD}"),
         )
         .unwrap();
-        let e = load(&path).err().expect("error").to_string();
+        let e = load(&path).expect_err("error").to_string();
         assert!(e.contains("t.yaml:5:3: alarms need an aws: section"), "{e}");
     }
 }

@@ -241,7 +241,10 @@ impl<'de> Deserialize<'de> for Port {
             Ok(p) if p > 0 => Ok(Port(p)),
             _ => Err(format!("port {n} is out of range (1-65535)")),
         };
-        d.deserialize_i64(IntVisitor { expecting: "a port number (1-65535)", check })
+        d.deserialize_i64(IntVisitor {
+            expecting: "a port number (1-65535)",
+            check,
+        })
     }
 }
 
@@ -300,11 +303,16 @@ impl Default for RetentionDays {
 
 impl<'de> Deserialize<'de> for RetentionDays {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let check = |n: i128| match u8::try_from(n) {
+        let check = |n: i128| {
+            match u8::try_from(n) {
             Ok(days) if (1..=35).contains(&days) => Ok(RetentionDays(days)),
             _ => Err(format!("backup_retention_period {n} is out of range: RDS keeps automated backups for 1 to 35 days")),
+        }
         };
-        d.deserialize_i64(IntVisitor { expecting: "a number of days (1-35)", check })
+        d.deserialize_i64(IntVisitor {
+            expecting: "a number of days (1-35)",
+            check,
+        })
     }
 }
 
@@ -328,7 +336,10 @@ pub fn kms_key_id(s: &str) -> Option<String> {
     let groups: Vec<&str> = id.split('-').collect();
     let lens = [8, 4, 4, 4, 12];
     let ok = groups.len() == 5
-        && groups.iter().zip(lens).all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()));
+        && groups
+            .iter()
+            .zip(lens)
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()));
     ok.then(|| id.to_ascii_lowercase())
 }
 
@@ -482,31 +493,60 @@ pub(crate) fn validate(
     for (name, raw) in &instances.0 {
         let at = |field: &str| vec![key("instances"), key(&name.0), key(field)];
         let Some(net) = &infra.network else {
-            problems.at(0, vec![key("instances"), key(&name.0)], format!("instance {name} {no_network}"));
+            problems.at(
+                0,
+                vec![key("instances"), key(&name.0)],
+                format!("instance {name} {no_network}"),
+            );
             continue;
         };
         let subnet = net.subnet(&raw.subnet.0);
         match subnet {
-            None => problems.at(0, at("subnet"), format!("instance {name}: no subnet named {:?} in network", raw.subnet.0)),
+            None => problems.at(
+                0,
+                at("subnet"),
+                format!(
+                    "instance {name}: no subnet named {:?} in network",
+                    raw.subnet.0
+                ),
+            ),
             Some(s) if !s.public && raw.public_ip == Some(true) => problems.at(
                 0,
                 at("public_ip"),
-                format!("instance {name}: public_ip is not possible in private subnet {:?}", s.name),
+                format!(
+                    "instance {name}: public_ip is not possible in private subnet {:?}",
+                    s.name
+                ),
             ),
             Some(_) => {}
         }
-        if !net.security_groups.iter().any(|g| g.name == raw.security_group.0) {
+        if !net
+            .security_groups
+            .iter()
+            .any(|g| g.name == raw.security_group.0)
+        {
             problems.at(
                 0,
                 at("security_group"),
-                format!("instance {name}: no security group named {:?} in network.security_groups", raw.security_group.0),
+                format!(
+                    "instance {name}: no security group named {:?} in network.security_groups",
+                    raw.security_group.0
+                ),
             );
         }
         if raw.count == 0 || raw.count > 9 {
-            problems.at(0, at("count"), format!("instance {name}: count {} is out of range (1-9)", raw.count));
+            problems.at(
+                0,
+                at("count"),
+                format!("instance {name}: count {} is out of range (1-9)", raw.count),
+            );
         }
         if raw.root_volume_size < 8 || raw.root_volume_size > 16384 {
-            problems.at(0, at("root_volume_size"), format!("instance {name}: root_volume_size must be 8-16384 GiB"));
+            problems.at(
+                0,
+                at("root_volume_size"),
+                format!("instance {name}: root_volume_size must be 8-16384 GiB"),
+            );
         }
         infra.instances.push(InstanceGroup {
             name: name.0.clone(),
@@ -520,7 +560,12 @@ pub(crate) fn validate(
             public_ip: raw.public_ip.unwrap_or(subnet.is_some_and(|s| s.public)),
             root_volume_size: raw.root_volume_size,
             artifacts: raw.artifacts.iter().map(|a| a.0.clone()).collect(),
-            vars: raw.vars.0.iter().map(|(k, v)| (k.0.clone(), v.clone())).collect(),
+            vars: raw
+                .vars
+                .0
+                .iter()
+                .map(|(k, v)| (k.0.clone(), v.clone()))
+                .collect(),
             origin: Origin::new(file, vec![key("instances"), key(&name.0)]),
         });
     }
@@ -536,7 +581,11 @@ pub(crate) fn validate(
                     match net.subnet(&s.0) {
                         None => {
                             resolved = false;
-                            problems.at(0, here, format!("rds: no subnet named {:?} in network", s.0));
+                            problems.at(
+                                0,
+                                here,
+                                format!("rds: no subnet named {:?} in network", s.0),
+                            );
                         }
                         Some(sub) if sub.public => {
                             resolved = false;
@@ -557,7 +606,11 @@ pub(crate) fn validate(
             }
         }
         if raw.allocated_storage < 20 || raw.allocated_storage > 65536 {
-            problems.at(0, at("allocated_storage"), "rds: allocated_storage must be 20-65536 GiB for postgres");
+            problems.at(
+                0,
+                at("allocated_storage"),
+                "rds: allocated_storage must be 20-65536 GiB for postgres",
+            );
         }
         infra.rds = Some(Rds {
             identifier: raw.identifier.0.clone(),
@@ -567,7 +620,10 @@ pub(crate) fn validate(
             backup_retention_period: raw.backup_retention_period.0,
             subnets: raw.subnets.iter().map(|s| s.0.clone()).collect(),
             kms_key_id: raw.kms_key.0.clone(),
-            master_username: raw.master_username.as_ref().map_or_else(|| "ctl_admin".to_string(), |u| u.0.clone()),
+            master_username: raw
+                .master_username
+                .as_ref()
+                .map_or_else(|| "ctl_admin".to_string(), |u| u.0.clone()),
         });
     }
     infra
@@ -580,11 +636,16 @@ fn validate_network(raw: &RawNetwork, problems: &mut Problems) -> Network {
         problems.at(
             0,
             vec![key("network"), key("vpc_cidr")],
-            format!("vpc_cidr {vpc} is invalid: a VPC needs an IPv4 CIDR with a prefix from /16 to /28"),
+            format!(
+                "vpc_cidr {vpc} is invalid: a VPC needs an IPv4 CIDR with a prefix from /16 to /28"
+            ),
         );
     }
     let mut subnets: Vec<(Subnet, Vec<PathSeg>)> = Vec::new();
-    for (section, public, list) in [("public_subnets", true, &raw.public_subnets), ("private_subnets", false, &raw.private_subnets)] {
+    for (section, public, list) in [
+        ("public_subnets", true, &raw.public_subnets),
+        ("private_subnets", false, &raw.private_subnets),
+    ] {
         for (i, s) in list.iter().enumerate() {
             let base = vec![key("network"), key(section), PathSeg::Index(i)];
             let at = |f: &str| {
@@ -593,20 +654,52 @@ fn validate_network(raw: &RawNetwork, problems: &mut Problems) -> Network {
                 p
             };
             if let Some((_, other)) = subnets.iter().find(|(o, _)| o.name == s.name.0) {
-                problems.at(0, at("name"), format!("duplicate subnet name {:?} (first declared at {})", s.name.0, show(other)));
+                problems.at(
+                    0,
+                    at("name"),
+                    format!(
+                        "duplicate subnet name {:?} (first declared at {})",
+                        s.name.0,
+                        show(other)
+                    ),
+                );
             }
             if !s.cidr.addr().is_ipv4() || !(16..=28).contains(&s.cidr.prefix_len()) {
-                problems.at(0, at("cidr"), format!("subnet {} cidr {} is invalid: an IPv4 CIDR from /16 to /28", s.name, s.cidr));
-            } else if !contains(vpc, &s.cidr) {
-                problems.at(0, at("cidr"), format!("subnet {} cidr {} is not inside vpc_cidr {vpc}", s.name, s.cidr));
-            } else if let Some((other, _)) = subnets.iter().find(|(o, _)| overlaps(&o.cidr, &s.cidr)) {
                 problems.at(
                     0,
                     at("cidr"),
-                    format!("subnet {} cidr {} overlaps subnet {} ({})", s.name, s.cidr, other.name, other.cidr),
+                    format!(
+                        "subnet {} cidr {} is invalid: an IPv4 CIDR from /16 to /28",
+                        s.name, s.cidr
+                    ),
+                );
+            } else if !contains(vpc, &s.cidr) {
+                problems.at(
+                    0,
+                    at("cidr"),
+                    format!(
+                        "subnet {} cidr {} is not inside vpc_cidr {vpc}",
+                        s.name, s.cidr
+                    ),
+                );
+            } else if let Some((other, _)) =
+                subnets.iter().find(|(o, _)| overlaps(&o.cidr, &s.cidr))
+            {
+                problems.at(
+                    0,
+                    at("cidr"),
+                    format!(
+                        "subnet {} cidr {} overlaps subnet {} ({})",
+                        s.name, s.cidr, other.name, other.cidr
+                    ),
                 );
             }
-            let sub = Subnet { name: s.name.0.clone(), cidr: s.cidr.clone(), az: s.az.0.clone(), public };
+            let sub = Subnet {
+                name: s.name.0.clone(),
+                cidr: s.cidr.clone(),
+                az: s.az.0.clone(),
+                public,
+            };
             subnets.push((sub, base));
         }
     }
@@ -615,31 +708,64 @@ fn validate_network(raw: &RawNetwork, problems: &mut Problems) -> Network {
     let nat = raw.nat.as_ref().map(|n| {
         let at = vec![key("network"), key("nat"), key("subnet")];
         match subnets.iter().find(|s| s.name == n.subnet.0) {
-            None => problems.at(0, at, format!("nat: no subnet named {:?} in network", n.subnet.0)),
-            Some(s) if !s.public => {
-                problems.at(0, at, format!("nat: subnet {:?} is private; the NAT instance needs a public subnet", s.name))
-            }
+            None => problems.at(
+                0,
+                at,
+                format!("nat: no subnet named {:?} in network", n.subnet.0),
+            ),
+            Some(s) if !s.public => problems.at(
+                0,
+                at,
+                format!(
+                    "nat: subnet {:?} is private; the NAT instance needs a public subnet",
+                    s.name
+                ),
+            ),
             Some(_) => {}
         }
-        Nat { instance_type: n.instance_type.0.clone(), ami: n.ami.0.clone(), subnet: n.subnet.0.clone() }
+        Nat {
+            instance_type: n.instance_type.0.clone(),
+            ami: n.ami.0.clone(),
+            subnet: n.subnet.0.clone(),
+        }
     });
 
-    let names: BTreeSet<&str> = raw.security_groups.0.iter().map(|(n, _)| n.0.as_str()).collect();
+    let names: BTreeSet<&str> = raw
+        .security_groups
+        .0
+        .iter()
+        .map(|(n, _)| n.0.as_str())
+        .collect();
     let mut groups = Vec::new();
     for (name, g) in &raw.security_groups.0 {
         if name.0 == NAT_GROUP {
             problems.at(
                 0,
                 vec![key("network"), key("security_groups"), key(&name.0)],
-                format!("security group name {NAT_GROUP:?} is reserved for the NAT instance's group"),
+                format!(
+                    "security group name {NAT_GROUP:?} is reserved for the NAT instance's group"
+                ),
             );
         }
         let mut ingress = Vec::new();
         for (i, rule) in g.ingress.iter().enumerate() {
-            let at = vec![key("network"), key("security_groups"), key(&name.0), key("ingress"), PathSeg::Index(i)];
+            let at = vec![
+                key("network"),
+                key("security_groups"),
+                key(&name.0),
+                key("ingress"),
+                PathSeg::Index(i),
+            ];
             let to_port = rule.to_port.unwrap_or(rule.port).0;
             if to_port < rule.port.0 {
-                problems.at(0, at.clone(), format!("security group {name}: to_port {to_port} is below port {}", rule.port.0));
+                problems.at(
+                    0,
+                    at.clone(),
+                    format!(
+                        "security group {name}: to_port {to_port} is below port {}",
+                        rule.port.0
+                    ),
+                );
             }
             let source = match (&rule.cidr, &rule.from) {
                 (Some(c), None) => IngressSource::Cidr(c.clone()),
@@ -647,7 +773,14 @@ fn validate_network(raw: &RawNetwork, problems: &mut Problems) -> Network {
                     if !names.contains(from.0.as_str()) {
                         let mut p = at.clone();
                         p.push(key("from"));
-                        problems.at(0, p, format!("security group {name}: no security group named {:?} to allow from", from.0));
+                        problems.at(
+                            0,
+                            p,
+                            format!(
+                                "security group {name}: no security group named {:?} to allow from",
+                                from.0
+                            ),
+                        );
                     }
                     IngressSource::Group(from.0.clone())
                 }
@@ -656,20 +789,42 @@ fn validate_network(raw: &RawNetwork, problems: &mut Problems) -> Network {
                     continue;
                 }
             };
-            ingress.push(Ingress { protocol: rule.protocol.0.clone(), from_port: rule.port.0, to_port, source });
+            ingress.push(Ingress {
+                protocol: rule.protocol.0.clone(),
+                from_port: rule.port.0,
+                to_port,
+                source,
+            });
         }
-        let description = g.description.as_ref().map_or_else(|| format!("ctl: {name}"), |d| d.0.clone());
-        groups.push(SecurityGroup { name: name.0.clone(), description, ingress });
+        let description = g
+            .description
+            .as_ref()
+            .map_or_else(|| format!("ctl: {name}"), |d| d.0.clone());
+        groups.push(SecurityGroup {
+            name: name.0.clone(),
+            description,
+            ingress,
+        });
     }
 
-    Network { vpc_cidr: vpc.clone(), subnets, nat, s3_endpoint: raw.s3_endpoint, security_groups: groups }
+    Network {
+        vpc_cidr: vpc.clone(),
+        subnets,
+        nat,
+        s3_endpoint: raw.s3_endpoint,
+        security_groups: groups,
+    }
 }
 
 /// The security group ctl creates for the NAT instance (not declarable).
 pub const NAT_GROUP: &str = "nat";
 
 fn show(path: &[PathSeg]) -> String {
-    path.iter().map(ToString::to_string).collect::<String>().trim_start_matches('.').to_string()
+    path.iter()
+        .map(ToString::to_string)
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_string()
 }
 
 fn range(c: &Cidr) -> (u128, u128) {
@@ -678,7 +833,11 @@ fn range(c: &Cidr) -> (u128, u128) {
         IpAddr::V6(a) => (u128::from(a), 128),
     };
     let host = width - u32::from(c.prefix_len());
-    let size = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
+    let size = if host >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << host) - 1
+    };
     (bits, bits.saturating_add(size))
 }
 
@@ -773,23 +932,92 @@ mod tests {
     fn fails_at(text: &str, line: usize, col: usize, needle: &str) {
         let err = load(text).expect_err("must fail");
         let at = format!("test.yaml:{line}:{col}: ");
-        assert!(err.contains(&at) && err.contains(needle), "expected {at}…{needle}… in:\n{err}");
+        assert!(
+            err.contains(&at) && err.contains(needle),
+            "expected {at}…{needle}… in:\n{err}"
+        );
     }
 
     #[test]
     fn errors_are_located() {
-        fails_at(&edit("vpc_cidr: 10.20.0.0/16", "vpc_cidr: 10.20.0.0/33"), 5, 13, "invalid CIDR");
-        fails_at(&edit("10.20.10.0/24", "10.21.10.0/24"), 9, 32, "not inside vpc_cidr 10.20.0.0/16");
-        fails_at(&edit("10.20.11.0/24", "10.20.10.128/25"), 10, 32, "overlaps subnet private-a");
-        fails_at(&edit("subnet: private-a, count", "subnet: private-x, count"), 18, 22, "no subnet named \"private-x\"");
-        fails_at(&edit("count: 3,", "count: 3, public_ip: true,"), 18, 54, "public_ip is not possible in private subnet");
-        fails_at(&edit("allocated_storage: 20\n", "allocated_storage: 20\n  backup_retention_period: 36\n"), 24, 28, "1 to 35 days");
-        fails_at(&edit("allocated_storage: 20\n", "allocated_storage: 20\n  backup_retention_period: 0\n"), 24, 28, "1 to 35 days");
-        fails_at(&edit("from: api", "from: apx"), 15, 47, "no security group named \"apx\"");
-        fails_at(&edit("[private-a, private-b]", "[private-a, public-a]"), 24, 24, "is public");
-        fails_at(&edit("subnet: public-a }", "subnet: private-a }"), 11, 62, "needs a public subnet");
-        fails_at(&edit("security_group: api,", "security_group: web,"), 17, 88, "no security group named \"web\"");
-        fails_at(&edit(&format!("api, kms_key: {KEY}"), "api, kms_key: alias/x"), 17, 102, "kms_key \"alias/x\" is invalid");
+        fails_at(
+            &edit("vpc_cidr: 10.20.0.0/16", "vpc_cidr: 10.20.0.0/33"),
+            5,
+            13,
+            "invalid CIDR",
+        );
+        fails_at(
+            &edit("10.20.10.0/24", "10.21.10.0/24"),
+            9,
+            32,
+            "not inside vpc_cidr 10.20.0.0/16",
+        );
+        fails_at(
+            &edit("10.20.11.0/24", "10.20.10.128/25"),
+            10,
+            32,
+            "overlaps subnet private-a",
+        );
+        fails_at(
+            &edit("subnet: private-a, count", "subnet: private-x, count"),
+            18,
+            22,
+            "no subnet named \"private-x\"",
+        );
+        fails_at(
+            &edit("count: 3,", "count: 3, public_ip: true,"),
+            18,
+            54,
+            "public_ip is not possible in private subnet",
+        );
+        fails_at(
+            &edit(
+                "allocated_storage: 20\n",
+                "allocated_storage: 20\n  backup_retention_period: 36\n",
+            ),
+            24,
+            28,
+            "1 to 35 days",
+        );
+        fails_at(
+            &edit(
+                "allocated_storage: 20\n",
+                "allocated_storage: 20\n  backup_retention_period: 0\n",
+            ),
+            24,
+            28,
+            "1 to 35 days",
+        );
+        fails_at(
+            &edit("from: api", "from: apx"),
+            15,
+            47,
+            "no security group named \"apx\"",
+        );
+        fails_at(
+            &edit("[private-a, private-b]", "[private-a, public-a]"),
+            24,
+            24,
+            "is public",
+        );
+        fails_at(
+            &edit("subnet: public-a }", "subnet: private-a }"),
+            11,
+            62,
+            "needs a public subnet",
+        );
+        fails_at(
+            &edit("security_group: api,", "security_group: web,"),
+            17,
+            88,
+            "no security group named \"web\"",
+        );
+        fails_at(
+            &edit(&format!("api, kms_key: {KEY}"), "api, kms_key: alias/x"),
+            17,
+            102,
+            "kms_key \"alias/x\" is invalid",
+        );
     }
 
     fn c(s: &str) -> Cidr {
@@ -811,9 +1039,15 @@ mod tests {
     fn kms_key_references() {
         let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
         assert_eq!(kms_key_id(id).as_deref(), Some(id));
-        assert_eq!(kms_key_id(&format!("arn:aws:kms:us-east-1:123456789012:key/{id}")).as_deref(), Some(id));
+        assert_eq!(
+            kms_key_id(&format!("arn:aws:kms:us-east-1:123456789012:key/{id}")).as_deref(),
+            Some(id)
+        );
         assert_eq!(kms_key_id("alias/foo"), None);
-        assert_eq!(kms_key_id("arn:aws:kms:us-east-1:123456789012:alias/foo"), None);
+        assert_eq!(
+            kms_key_id("arn:aws:kms:us-east-1:123456789012:alias/foo"),
+            None
+        );
         assert_eq!(kms_key_id("1234abcd"), None);
     }
 }

@@ -44,12 +44,25 @@ fn three_node_cluster_applies_through_a_standby() {
     let leader_addr = nodes[0].addr.clone();
 
     // Every node joins and auto-unseals; every server becomes a voter.
-    let servers = wait(90, "3 raft voters", || {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let servers = loop {
         for n in nodes.iter_mut() {
             n.assert_running();
         }
-        raft_servers(&leader_addr, &token).filter(|s| s.len() == 3 && s.iter().all(|x| x["voter"] == true))
-    });
+        let servers = raft_servers(&leader_addr, &token);
+        if let Some(s) = servers.as_ref().filter(|s| s.len() == 3 && s.iter().all(|x| x["voter"] == true)) {
+            break s.clone();
+        }
+        if std::time::Instant::now() > deadline {
+            let tail = |n: &BaoNode| n.log_text().lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            panic!(
+                "timed out waiting for 3 raft voters; last configuration: {servers:?}\n--- node-2\n{}\n--- node-3\n{}",
+                tail(&nodes[1]),
+                tail(&nodes[2])
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     for n in nodes.iter_mut() {
         let status = wait(60, &format!("{} unsealed", n.addr), || n.seal_status().filter(|s| s["sealed"] == false));
         assert_eq!(status["type"], "awskms", "{status}");

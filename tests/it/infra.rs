@@ -22,19 +22,32 @@ const AMI: &str = "ami-1e749f67";
 const OTHER_AMI: &str = "ami-03cf127a";
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn aws(moto: &str, env: &str) -> Aws {
-    let conn = AwsConnection::Account { region: "us-east-1".into(), endpoint: Some(moto.to_string()) };
-    runtime().block_on(Aws::connect(&conn, env)).expect("connect to moto")
+    let conn = AwsConnection::Account {
+        region: "us-east-1".into(),
+        endpoint: Some(moto.to_string()),
+    };
+    runtime()
+        .block_on(Aws::connect(&conn, env))
+        .expect("connect to moto")
 }
 
 /// A KMS key created directly in moto (the KMS kinds are another part of the issue).
 fn kms_key(aws: &Aws) -> String {
     runtime().block_on(async {
         let kms = aws_sdk_kms::Client::new(&aws.sdk);
-        let key = kms.create_key().description("ctl infra test").send().await.expect("CreateKey");
+        let key = kms
+            .create_key()
+            .description("ctl infra test")
+            .send()
+            .await
+            .expect("CreateKey");
         key.key_metadata().expect("metadata").key_id().to_string()
     })
 }
@@ -47,7 +60,12 @@ struct Decl<'a> {
 }
 
 fn body(d: &Decl<'_>) -> String {
-    let Decl { moto, key, db, api_ami } = d;
+    let Decl {
+        moto,
+        key,
+        db,
+        api_ami,
+    } = d;
     format!(
         r#"aws: {{ region: us-east-1, endpoint: "{moto}" }}
 network:
@@ -90,25 +108,42 @@ fn changes(plan: &Value) -> Vec<Value> {
 #[track_caller]
 fn apply(sc: &Scenario) {
     let out = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
-    assert_eq!(out.status, 0, "apply failed:\n{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.status, 0,
+        "apply failed:\n{}\n{}",
+        out.stdout, out.stderr
+    );
 }
 
 #[track_caller]
 fn assert_no_changes(sc: &Scenario) {
     let out = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
-    assert_eq!(out.status, 0, "expected no changes:\n{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.status, 0,
+        "expected no changes:\n{}\n{}",
+        out.stdout, out.stderr
+    );
 }
 
 fn tag_filter(env: &str) -> aws_sdk_ec2::types::Filter {
-    aws_sdk_ec2::types::Filter::builder().name("tag:ctl-environment").values(env).build()
+    aws_sdk_ec2::types::Filter::builder()
+        .name("tag:ctl-environment")
+        .values(env)
+        .build()
 }
 
 fn address_filter(address: &str) -> aws_sdk_ec2::types::Filter {
-    aws_sdk_ec2::types::Filter::builder().name("tag:ctl-address").values(address).build()
+    aws_sdk_ec2::types::Filter::builder()
+        .name("tag:ctl-address")
+        .values(address)
+        .build()
 }
 
 fn running() -> aws_sdk_ec2::types::Filter {
-    aws_sdk_ec2::types::Filter::builder().name("instance-state-name").values("running").build()
+    aws_sdk_ec2::types::Filter::builder()
+        .name("instance-state-name")
+        .values("running")
+        .build()
 }
 
 async fn instance(aws: &Aws, env: &str, address: &str) -> aws_sdk_ec2::types::Instance {
@@ -120,7 +155,12 @@ async fn instance(aws: &Aws, env: &str, address: &str) -> aws_sdk_ec2::types::In
         .send()
         .await
         .expect("DescribeInstances");
-    let all: Vec<_> = out.reservations().iter().flat_map(|r| r.instances()).cloned().collect();
+    let all: Vec<_> = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .cloned()
+        .collect();
     assert_eq!(all.len(), 1, "exactly one running instance at {address}");
     all[0].clone()
 }
@@ -140,17 +180,33 @@ async fn group_id(aws: &Aws, env: &str, address: &str) -> aws_sdk_ec2::types::Se
 #[test]
 fn infra_apply_from_nothing_drift_and_replace() {
     let stack = stack(BaoVersion::V2_6);
-    let moto = stack.moto_endpoint.clone().expect("the shared stack runs moto");
+    let moto = stack
+        .moto_endpoint
+        .clone()
+        .expect("the shared stack runs moto");
     let env = unique("infra");
     let db = unique("db");
     let aws = aws(&moto, &env);
     let key = kms_key(&aws);
-    let decl = Decl { moto: &moto, key: &key, db: &db, api_ami: AMI };
+    let decl = Decl {
+        moto: &moto,
+        key: &key,
+        db: &db,
+        api_ami: AMI,
+    };
     let sc = Scenario::new(stack, &env, &body(&decl));
 
     let first = plan_json(&sc);
-    let mut planned: Vec<String> =
-        changes(&first).iter().map(|c| format!("{} {}", c["action"].as_str().unwrap(), c["address"].as_str().unwrap())).collect();
+    let mut planned: Vec<String> = changes(&first)
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["action"].as_str().unwrap(),
+                c["address"].as_str().unwrap()
+            )
+        })
+        .collect();
     planned.sort();
     let expected = [
         "create instance.api.0",
@@ -175,7 +231,10 @@ fn infra_apply_from_nothing_drift_and_replace() {
 
     let t = Instant::now();
     apply(&sc);
-    eprintln!("infra: apply from nothing took {:.1}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "infra: apply from nothing took {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     assert_no_changes(&sc);
 
     // What landed in moto.
@@ -195,11 +254,24 @@ fn infra_apply_from_nothing_drift_and_replace() {
         for address in ["instance.api.0", "instance.openbao.0", "instance.openbao.1"] {
             let i = instance(&aws, &env, address).await;
             assert_eq!(i.key_name(), None, "{address}: no key pair");
-            let vol = i.block_device_mappings()[0].ebs().unwrap().volume_id().unwrap().to_string();
+            let vol = i.block_device_mappings()[0]
+                .ebs()
+                .unwrap()
+                .volume_id()
+                .unwrap()
+                .to_string();
             let v = ec2.describe_volumes().volume_ids(vol).send().await.unwrap();
             let v = &v.volumes()[0];
-            assert_eq!(v.encrypted(), Some(true), "{address}: root volume encrypted");
-            assert!(v.kms_key_id().unwrap_or_default().contains(&key), "{address}: with the declared key: {:?}", v.kms_key_id());
+            assert_eq!(
+                v.encrypted(),
+                Some(true),
+                "{address}: root volume encrypted"
+            );
+            assert!(
+                v.kms_key_id().unwrap_or_default().contains(&key),
+                "{address}: with the declared key: {:?}",
+                v.kms_key_id()
+            );
             let ud = ec2
                 .describe_instance_attribute()
                 .instance_id(i.instance_id().unwrap())
@@ -208,11 +280,20 @@ fn infra_apply_from_nothing_drift_and_replace() {
                 .await
                 .unwrap();
             use base64::Engine as _;
-            let text = base64::engine::general_purpose::STANDARD.decode(ud.user_data().unwrap().value().unwrap()).unwrap();
+            let text = base64::engine::general_purpose::STANDARD
+                .decode(ud.user_data().unwrap().value().unwrap())
+                .unwrap();
             let text = String::from_utf8(text).unwrap();
-            assert!(text.contains(&format!("ctl-address={address}")), "{address}: rendered user data: {text}");
+            assert!(
+                text.contains(&format!("ctl-address={address}")),
+                "{address}: rendered user data: {text}"
+            );
             let public = i.public_ip_address().is_some();
-            assert_eq!(public, address == "instance.api.0", "{address}: public IP only on the API host");
+            assert_eq!(
+                public,
+                address == "instance.api.0",
+                "{address}: public IP only on the API host"
+            );
         }
 
         // OpenBao's port only from the API's group; the API's 443 from anywhere.
@@ -220,9 +301,19 @@ fn infra_apply_from_nothing_drift_and_replace() {
         let bao_group = group_id(&aws, &env, "network.security_group.openbao").await;
         let perms = bao_group.ip_permissions();
         assert_eq!(perms.len(), 1, "{perms:?}");
-        assert_eq!((perms[0].from_port(), perms[0].to_port()), (Some(8200), Some(8200)));
-        assert!(perms[0].ip_ranges().is_empty(), "no CIDR may reach 8200: {perms:?}");
-        let sources: Vec<_> = perms[0].user_id_group_pairs().iter().filter_map(|p| p.group_id()).collect();
+        assert_eq!(
+            (perms[0].from_port(), perms[0].to_port()),
+            (Some(8200), Some(8200))
+        );
+        assert!(
+            perms[0].ip_ranges().is_empty(),
+            "no CIDR may reach 8200: {perms:?}"
+        );
+        let sources: Vec<_> = perms[0]
+            .user_id_group_pairs()
+            .iter()
+            .filter_map(|p| p.group_id())
+            .collect();
         assert_eq!(sources, vec![api_group.group_id().unwrap()]);
         let api_perms = api_group.ip_permissions();
         assert_eq!(api_perms.len(), 1);
@@ -241,25 +332,59 @@ fn infra_apply_from_nothing_drift_and_replace() {
         let private = &tables.route_tables()[0];
         let nat_eni = nat.network_interfaces()[0].network_interface_id().unwrap();
         assert!(
-            private.routes().iter().any(|r| r.destination_cidr_block() == Some("0.0.0.0/0") && r.network_interface_id() == Some(nat_eni)),
+            private
+                .routes()
+                .iter()
+                .any(|r| r.destination_cidr_block() == Some("0.0.0.0/0")
+                    && r.network_interface_id() == Some(nat_eni)),
             "{:?}",
             private.routes()
         );
-        assert_eq!(private.associations().iter().filter(|a| a.subnet_id().is_some()).count(), 2);
-        let eps = ec2.describe_vpc_endpoints().filters(tag_filter(&env)).send().await.unwrap();
+        assert_eq!(
+            private
+                .associations()
+                .iter()
+                .filter(|a| a.subnet_id().is_some())
+                .count(),
+            2
+        );
+        let eps = ec2
+            .describe_vpc_endpoints()
+            .filters(tag_filter(&env))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(eps.vpc_endpoints().len(), 1);
-        assert_eq!(eps.vpc_endpoints()[0].route_table_ids(), &[private.route_table_id().unwrap().to_string()]);
-        assert_eq!(eps.vpc_endpoints()[0].service_name(), Some("com.amazonaws.us-east-1.s3"));
+        assert_eq!(
+            eps.vpc_endpoints()[0].route_table_ids(),
+            &[private.route_table_id().unwrap().to_string()]
+        );
+        assert_eq!(
+            eps.vpc_endpoints()[0].service_name(),
+            Some("com.amazonaws.us-east-1.s3")
+        );
 
         let rds = rds_client(&aws);
-        let out = rds.describe_db_instances().db_instance_identifier(&db).send().await.unwrap();
+        let out = rds
+            .describe_db_instances()
+            .db_instance_identifier(&db)
+            .send()
+            .await
+            .unwrap();
         let d = &out.db_instances()[0];
         assert_eq!(d.storage_encrypted(), Some(true));
-        assert!(d.kms_key_id().unwrap_or_default().contains(&key), "{:?}", d.kms_key_id());
+        assert!(
+            d.kms_key_id().unwrap_or_default().contains(&key),
+            "{:?}",
+            d.kms_key_id()
+        );
         assert_eq!(d.backup_retention_period(), Some(30));
         assert_eq!(d.publicly_accessible(), Some(false));
         assert_eq!(d.engine(), Some("postgres"));
-        assert_eq!(d.db_subnet_group().and_then(|g| g.db_subnet_group_name()), Some(format!("{env}-{db}").as_str()));
+        assert_eq!(
+            d.db_subnet_group().and_then(|g| g.db_subnet_group_name()),
+            Some(format!("{env}-{db}").as_str())
+        );
     });
 
     // Drift 1: someone turns SourceDestCheck back on.
@@ -268,7 +393,11 @@ fn infra_apply_from_nothing_drift_and_replace() {
         ec2_client(&aws)
             .modify_instance_attribute()
             .instance_id(nat.instance_id().unwrap())
-            .source_dest_check(aws_sdk_ec2::types::AttributeBooleanValue::builder().value(true).build())
+            .source_dest_check(
+                aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                    .value(true)
+                    .build(),
+            )
             .send()
             .await
             .expect("ModifyInstanceAttribute");
@@ -279,7 +408,18 @@ fn infra_apply_from_nothing_drift_and_replace() {
     assert_eq!(drift[0]["action"], "update");
     let fields = drift[0]["fields"].as_array().unwrap();
     assert_eq!(fields.len(), 1, "{fields:#?}");
-    assert_eq!((&fields[0]["field"], &fields[0]["before"], &fields[0]["after"]), (&Value::from("source_dest_check"), &Value::from(true), &Value::from(false)));
+    assert_eq!(
+        (
+            &fields[0]["field"],
+            &fields[0]["before"],
+            &fields[0]["after"]
+        ),
+        (
+            &Value::from("source_dest_check"),
+            &Value::from(true),
+            &Value::from(false)
+        )
+    );
     let text = sc.ctl(&["plan", "-e", &sc.env_file()]);
     assert!(text.stdout.contains("source_dest_check"), "{}", text.stdout);
     apply(&sc);
@@ -303,22 +443,49 @@ fn infra_apply_from_nothing_drift_and_replace() {
     let fields = drift[0]["fields"].as_array().unwrap();
     assert_eq!(fields.len(), 1, "{fields:#?}");
     assert_eq!(fields[0]["field"], "backup_retention_period");
-    assert_eq!((&fields[0]["before"], &fields[0]["after"]), (&Value::from(7), &Value::from(30)));
-    assert!(drift[0].get("destroys_data").is_none(), "an update loses no data");
+    assert_eq!(
+        (&fields[0]["before"], &fields[0]["after"]),
+        (&Value::from(7), &Value::from(30))
+    );
+    assert!(
+        drift[0].get("destroys_data").is_none(),
+        "an update loses no data"
+    );
     apply(&sc);
     assert_no_changes(&sc);
     runtime().block_on(async {
-        let out = rds_client(&aws).describe_db_instances().db_instance_identifier(&db).send().await.unwrap();
+        let out = rds_client(&aws)
+            .describe_db_instances()
+            .db_instance_identifier(&db)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(out.db_instances()[0].backup_retention_period(), Some(30));
     });
 
     // An immutable field (the AMI) replaces the instance, and only that one.
-    let old_api = runtime().block_on(instance(&aws, &env, "instance.api.0")).instance_id().unwrap().to_string();
-    sc.write_env(&body(&Decl { api_ami: OTHER_AMI, ..decl }));
+    let old_api = runtime()
+        .block_on(instance(&aws, &env, "instance.api.0"))
+        .instance_id()
+        .unwrap()
+        .to_string();
+    sc.write_env(&body(&Decl {
+        api_ami: OTHER_AMI,
+        ..decl
+    }));
     let replace = changes(&plan_json(&sc));
     assert_eq!(replace.len(), 1, "{replace:#?}");
-    assert_eq!((&replace[0]["address"], &replace[0]["action"]), (&Value::from("instance.api.0"), &Value::from("replace")));
-    let ami = replace[0]["fields"].as_array().unwrap().iter().find(|f| f["field"] == "ami").expect("ami field").clone();
+    assert_eq!(
+        (&replace[0]["address"], &replace[0]["action"]),
+        (&Value::from("instance.api.0"), &Value::from("replace"))
+    );
+    let ami = replace[0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["field"] == "ami")
+        .expect("ami field")
+        .clone();
     assert_eq!(ami["forces_replace"], true);
     apply(&sc);
     assert_no_changes(&sc);
@@ -327,12 +494,29 @@ fn infra_apply_from_nothing_drift_and_replace() {
     assert_eq!(new_api.image_id(), Some(OTHER_AMI));
 
     // Deleting the database is data loss: refused without the flag, before any call.
-    sc.write_env(&body(&Decl { api_ami: OTHER_AMI, ..decl }).split("rds:\n").next().unwrap().to_string());
+    sc.write_env(
+        &body(&Decl {
+            api_ami: OTHER_AMI,
+            ..decl
+        })
+        .split("rds:\n")
+        .next()
+        .unwrap()
+        .to_string(),
+    );
     let refused = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
     assert_eq!(refused.status, 1, "{}\n{}", refused.stdout, refused.stderr);
-    assert!(refused.stderr.contains("--allow-destroy=rds.instance"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--allow-destroy=rds.instance"),
+        "{}",
+        refused.stderr
+    );
     runtime().block_on(async {
-        let out = rds_client(&aws).describe_db_instances().db_instance_identifier(&db).send().await;
+        let out = rds_client(&aws)
+            .describe_db_instances()
+            .db_instance_identifier(&db)
+            .send()
+            .await;
         assert!(out.is_ok(), "the database is still there");
     });
     sc.assert_no_canary();
@@ -349,9 +533,11 @@ fn infra_bad_input_is_located_and_makes_no_api_call() {
         format!("network:\n  vpc_cidr: 10.0.0.0/16\n{subnets}  security_groups:\n    api: {{ ingress: [ {{ port: 443, cidr: 0.0.0.0/0 }} ] }}\n")
     };
     let ok_subnets = "  public_subnets: [ { name: pub, cidr: 10.0.0.0/24, az: us-east-1a } ]\n  private_subnets: [ { name: priv, cidr: 10.0.1.0/24, az: us-east-1a } ]\n";
-    let inst = |extra: &str| format!("instances:\n  api: {{ subnet: priv, instance_type: t3.small, ami: ami-1, security_group: api, kms_key: {key}{extra} }}\n");
+    let inst = |extra: &str| {
+        format!("instances:\n  api: {{ subnet: priv, instance_type: t3.small, ami: ami-1, security_group: api, kms_key: {key}{extra} }}\n")
+    };
     let cases: Vec<(&str, String, &str)> = vec![
-        ("invalid cidr", net("  public_subnets: [ { name: pub, cidr: 10.0.0.300/24, az: us-east-1a } ]\n"), "test.yaml:8:"),
+        ("invalid cidr", net("  public_subnets: [ { name: pub, cidr: 10.0.0.300/24, az: us-east-1a } ]\n"), "test.yaml:7:40"),
         ("outside the vpc", net("  public_subnets: [ { name: pub, cidr: 10.1.0.0/24, az: us-east-1a } ]\n"), "not inside vpc_cidr"),
         (
             "overlap",
@@ -377,7 +563,11 @@ fn infra_bad_input_is_located_and_makes_no_api_call() {
             "openbao:\n  address: {address}\n  token_env: NOPE_TOKEN\naws: {{ region: us-east-1, endpoint: \"{address}\" }}\n{body}"
         );
         std::fs::write(&file, text).unwrap();
-        let cmds: &[&str] = if *what == "missing template" { &["plan"] } else { &["validate", "plan"] };
+        let cmds: &[&str] = if *what == "missing template" {
+            &["plan"]
+        } else {
+            &["validate", "plan"]
+        };
         for cmd in cmds {
             let out = std::process::Command::new(env!("CARGO_BIN_EXE_ctl"))
                 .args([cmd, "-e", file.to_str().unwrap()])
@@ -386,11 +576,20 @@ fn infra_bad_input_is_located_and_makes_no_api_call() {
                 .unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(1), "{what}/{cmd}: {stderr}");
-            assert!(stderr.contains("test.yaml:"), "{what}/{cmd}: names the file: {stderr}");
-            assert!(stderr.contains(expect), "{what}/{cmd}: expected {expect:?} in {stderr}");
+            assert!(
+                stderr.contains("test.yaml:"),
+                "{what}/{cmd}: names the file: {stderr}"
+            );
+            assert!(
+                stderr.contains(expect),
+                "{what}/{cmd}: expected {expect:?} in {stderr}"
+            );
         }
     }
-    assert!(listener.accept().is_err(), "ctl contacted a server despite invalid input");
+    assert!(
+        listener.accept().is_err(),
+        "ctl contacted a server despite invalid input"
+    );
 }
 
 /// An unreachable AWS endpoint: a clear, bounded failure naming the endpoint, nothing half
@@ -398,7 +597,10 @@ fn infra_bad_input_is_located_and_makes_no_api_call() {
 #[test]
 fn infra_unreachable_endpoint_fails_cleanly_then_converges() {
     let stack = stack(BaoVersion::V2_6);
-    let moto = stack.moto_endpoint.clone().expect("the shared stack runs moto");
+    let moto = stack
+        .moto_endpoint
+        .clone()
+        .expect("the shared stack runs moto");
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
@@ -420,17 +622,70 @@ network:
     let t = Instant::now();
     let out = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
     let took = t.elapsed();
-    eprintln!("infra: unreachable endpoint failed after {:.1}s", took.as_secs_f64());
+    eprintln!(
+        "infra: unreachable endpoint failed after {:.1}s",
+        took.as_secs_f64()
+    );
     assert_eq!(out.status, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains(&closed), "the error names the endpoint: {}", out.stderr);
-    assert!(took < Duration::from_secs(60), "retries are bounded: {took:?}");
+    // Whichever service is read first, the error says where it tried to connect.
+    let host_port = closed.trim_start_matches("http://");
+    assert!(
+        out.stderr.contains(host_port),
+        "the error names the endpoint: {}",
+        out.stderr
+    );
+    assert!(
+        took < Duration::from_secs(60),
+        "retries are bounded: {took:?}"
+    );
 
     sc.write_env(&small(&moto));
     apply(&sc);
     assert_no_changes(&sc);
     let aws = aws(&moto, &env);
     runtime().block_on(async {
+        let vpcs = ec2_client(&aws)
+            .describe_vpcs()
+            .filters(tag_filter(&env))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            vpcs.vpcs().len(),
+            1,
+            "exactly one VPC: no duplicate from the failed attempt"
+        );
+    });
+}
+
+/// An instance whose boot artifact does not verify is not planned for launch.
+#[test]
+fn infra_refuses_to_launch_unverified_artifacts() {
+    let stack = stack(BaoVersion::V2_6);
+    let moto = stack.moto_endpoint.clone().expect("the shared stack runs moto");
+    let env = unique("infra-art");
+    let key = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    let body = format!(
+        r#"aws: {{ region: us-east-1, endpoint: "{moto}" }}
+network:
+  vpc_cidr: 10.60.0.0/16
+  public_subnets: [ {{ name: public-a, cidr: 10.60.0.0/24, az: us-east-1a }} ]
+  security_groups:
+    api: {{ ingress: [ {{ port: 443, cidr: 0.0.0.0/0 }} ] }}
+instances:
+  api: {{ subnet: public-a, instance_type: t3.small, ami: {AMI}, security_group: api, kms_key: {key}, artifacts: [caddy] }}
+"#
+    );
+    let sc = Scenario::new(stack, &env, &body);
+    let out = sc.ctl(&["plan", "-e", &sc.env_file()]);
+    assert_eq!(out.status, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("instance.api.0: refusing to launch"), "{}", out.stderr);
+    assert!(out.stderr.contains("artifacts"), "says why: {}", out.stderr);
+    let applied = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
+    assert_eq!(applied.status, 1);
+    let aws = aws(&moto, &env);
+    runtime().block_on(async {
         let vpcs = ec2_client(&aws).describe_vpcs().filters(tag_filter(&env)).send().await.unwrap();
-        assert_eq!(vpcs.vpcs().len(), 1, "exactly one VPC: no duplicate from the failed attempt");
+        assert!(vpcs.vpcs().is_empty(), "nothing was created");
     });
 }

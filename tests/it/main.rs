@@ -5,6 +5,7 @@ mod alarms;
 mod artifacts;
 mod cluster;
 mod dev_stack;
+mod faults;
 mod gitops;
 mod harness;
 mod infra;
