@@ -185,3 +185,61 @@ pub fn desired(env: &Environment) -> Vec<Resource> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Kind;
+
+    #[test]
+    fn expansion_links_alarms_to_topic_and_health_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prod.yaml");
+        std::fs::write(
+            &path,
+            "openbao: { address: 'http://127.0.0.1:8200', token_env: T }\naws: { region: us-east-1 }\nalarms:
+  sns: { topic: oncall, webhook: 'https://hooks.example.com/x' }
+  alarms:
+    - { name: hz, kind: route53_health, threshold: 1, period: 60, evaluation_periods: 3, datapoints_to_alarm: 2,
+        runbook_url: 'https://r.example.com/hz', health_check: { fqdn: bao.example.com } }
+",
+        )
+        .unwrap();
+        let env = crate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let rs = desired(&env);
+        let kinds: Vec<(Kind, &str)> = rs.iter().map(|r| (r.kind, r.address.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (Kind::SnsTopic, "alarms.topic"),
+                (Kind::SnsSubscription, "alarms.subscription"),
+                (Kind::Route53HealthCheck, "alarms.health_check.hz"),
+                (Kind::MetricAlarm, "alarms.alarm.hz"),
+            ]
+        );
+        let alarm = &rs[3];
+        assert_eq!(alarm.name, "ctl-prod-hz");
+        assert_eq!(alarm.depends_on, [topic_address(), health_check_address("hz")]);
+        let a: MetricAlarmAttrs = crate::openbao::resources::from_attrs(&alarm.attrs).unwrap();
+        assert_eq!(
+            a.dimensions.get("HealthCheckId").map(String::as_str),
+            Some("@alarms.health_check.hz")
+        );
+        assert_eq!(
+            (a.statistic.as_str(), a.comparison_operator.as_str()),
+            ("Minimum", "LessThanThreshold")
+        );
+        assert_eq!(
+            (a.alarm_actions.clone(), a.ok_actions.clone()),
+            (vec!["oncall".to_string()], vec!["oncall".to_string()])
+        );
+        assert!(a
+            .description
+            .starts_with("managed by ctl: alarms.alarm.hz. Runbook: https://r.example.com/hz"));
+        let hc: HealthCheckAttrs = crate::openbao::resources::from_attrs(&rs[2].attrs).unwrap();
+        assert_eq!(
+            (hc.check_type.as_str(), hc.port, hc.resource_path.as_str()),
+            ("HTTPS", 443, "/healthz")
+        );
+    }
+}

@@ -641,11 +641,24 @@ use InstanceStateName as InstanceState;
 /// Refuse to plan the launch (create, replace, re-create) of an instance whose declared boot
 /// artifacts do not verify against their pins ([`crate::artifacts::verify_pinned`]). Each
 /// artifact is verified once.
-pub async fn check_boot_artifacts(aws: &Aws, env: &Environment, changes: &[Change]) -> Result<(), AwsError> {
+pub async fn check_boot_artifacts(
+    aws: &Aws,
+    env: &Environment,
+    changes: &[Change],
+) -> Result<(), AwsError> {
     let mut verified: Vec<String> = Vec::new();
     for c in changes {
-        let launches = matches!(c.action, crate::diff::Action::Create | crate::diff::Action::Replace);
-        let Some(after) = c.after.as_ref().filter(|_| launches && c.kind == Kind::Instance) else { continue };
+        let launches = matches!(
+            c.action,
+            crate::diff::Action::Create | crate::diff::Action::Replace
+        );
+        let Some(after) = c
+            .after
+            .as_ref()
+            .filter(|_| launches && c.kind == Kind::Instance)
+        else {
+            continue;
+        };
         let a: InstanceAttrs = from_attrs(&after.address, &after.attrs)?;
         for name in &a.artifacts {
             if verified.contains(name) {
@@ -653,7 +666,9 @@ pub async fn check_boot_artifacts(aws: &Aws, env: &Environment, changes: &[Chang
             }
             crate::artifacts::verify_pinned(aws, env, name)
                 .await
-                .map_err(|e| AwsError::Other(format!("{}: refusing to launch: boot {e}", c.address)))?;
+                .map_err(|e| {
+                    AwsError::Other(format!("{}: refusing to launch: boot {e}", c.address))
+                })?;
             verified.push(name.clone());
         }
     }

@@ -91,6 +91,9 @@ pub struct ListenerConfig {
     pub address: String,
     /// Always `true` for the dev stack (loopback only).
     pub tls_disable: bool,
+    /// `host:port` the cluster (raft) listener binds; OpenBao's default is the API port + 1,
+    /// which must then match `cluster_addr`. Omitted from the output when `None`.
+    pub cluster_address: Option<String>,
     /// Omitted from the output when `None`.
     pub tls_cert_file: Option<String>,
     /// Omitted from the output when `None`.
@@ -188,6 +191,7 @@ mod tests {
             listener: ListenerConfig {
                 address: "127.0.0.1:8200".into(),
                 tls_disable: true,
+                cluster_address: None,
                 tls_cert_file: None,
                 tls_key_file: None,
             },

@@ -215,6 +215,7 @@ impl Stack {
                 listener: ListenerConfig {
                     address: format!("127.0.0.1:{}", ports[0]),
                     tls_disable: true,
+                    cluster_address: None,
                     tls_cert_file: None,
                     tls_key_file: None,
                 },

@@ -93,6 +93,13 @@ pub fn server_config(env: &Environment, node: usize) -> Result<ServerConfig, Ren
     let api = &cluster.api_addresses[node - 1];
     let id = node_id(node);
     let tls = api.starts_with("https://");
+    let listen = cluster.listen_address.clone().unwrap_or_else(|| host_port(api).to_string());
+    let cluster_addr = &cluster.cluster_addresses[node - 1];
+    // The cluster listener binds the listen host on the port of this node's cluster address.
+    let cluster_listen = match (listen.rsplit_once(':'), host_port(cluster_addr).rsplit_once(':')) {
+        (Some((host, _)), Some((_, port))) => Some(format!("{host}:{port}")),
+        _ => None,
+    };
     Ok(ServerConfig {
         storage: RaftStorageConfig {
             path: format!("{}/{id}", cluster.data_dir.trim_end_matches('/')),
@@ -107,13 +114,14 @@ pub fn server_config(env: &Environment, node: usize) -> Result<ServerConfig, Ren
                 .collect(),
         },
         listener: ListenerConfig {
-            address: cluster.listen_address.clone().unwrap_or_else(|| host_port(api).to_string()),
+            address: listen,
             tls_disable: !tls,
+            cluster_address: cluster_listen,
             tls_cert_file: cluster.tls_cert_file.clone(),
             tls_key_file: cluster.tls_key_file.clone(),
         },
         api_addr: api.clone(),
-        cluster_addr: cluster.cluster_addresses[node - 1].clone(),
+        cluster_addr: cluster_addr.clone(),
         awskms: awskms(env, cluster)?,
         audit: cluster.audit_file.as_ref().map(|f| AuditFileConfig {
             path: AUDIT_PATH.to_string(),
@@ -215,6 +223,7 @@ openbao_cluster:
         assert!(hcl.contains("leader_api_addr = \"https://10.0.3.10:8200\""), "{hcl}");
         assert!(!hcl.contains("leader_api_addr = \"https://10.0.2.10:8200\""), "{hcl}");
         assert!(hcl.contains("address     = \"0.0.0.0:8200\""), "{hcl}");
+        assert!(hcl.contains("cluster_address = \"0.0.0.0:8201\""), "{hcl}");
         assert!(hcl.contains("tls_disable = false"), "{hcl}");
         assert!(hcl.contains("tls_cert_file = \"/etc/openbao/tls.crt\""), "{hcl}");
         assert!(hcl.contains("seal \"awskms\" {"), "{hcl}");

@@ -662,7 +662,10 @@ network:
 #[test]
 fn infra_refuses_to_launch_unverified_artifacts() {
     let stack = stack(BaoVersion::V2_6);
-    let moto = stack.moto_endpoint.clone().expect("the shared stack runs moto");
+    let moto = stack
+        .moto_endpoint
+        .clone()
+        .expect("the shared stack runs moto");
     let env = unique("infra-art");
     let key = "1234abcd-12ab-34cd-56ef-1234567890ab";
     let body = format!(
@@ -679,13 +682,22 @@ instances:
     let sc = Scenario::new(stack, &env, &body);
     let out = sc.ctl(&["plan", "-e", &sc.env_file()]);
     assert_eq!(out.status, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("instance.api.0: refusing to launch"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("instance.api.0: refusing to launch"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("artifacts"), "says why: {}", out.stderr);
     let applied = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
     assert_eq!(applied.status, 1);
     let aws = aws(&moto, &env);
     runtime().block_on(async {
-        let vpcs = ec2_client(&aws).describe_vpcs().filters(tag_filter(&env)).send().await.unwrap();
+        let vpcs = ec2_client(&aws)
+            .describe_vpcs()
+            .filters(tag_filter(&env))
+            .send()
+            .await
+            .unwrap();
         assert!(vpcs.vpcs().is_empty(), "nothing was created");
     });
 }
