@@ -279,13 +279,17 @@ impl Bao {
             path: path.trim_start_matches('/').to_string(),
             body: body.map(|b| serde_json::to_vec(b).expect("JSON value serializes")),
         };
+        let is_write = matches!(endpoint.method, RequestMethod::POST | RequestMethod::PUT);
         let mut attempt = 0;
         loop {
             let outcome = endpoint.clone().with_middleware(&middle).exec(client.http()).await;
             let transient = match &outcome {
                 Ok(_) => false,
                 Err(HttpError::ServerResponseError { code, content }) => {
-                    *code == 429 || (*code >= 500 && *code != 501) || kv_upgrading(*code, content.as_deref())
+                    *code == 429
+                        || (*code >= 500 && *code != 501)
+                        || kv_upgrading(*code, content.as_deref())
+                        || (is_write && route_not_yet_known(*code, content.as_deref()))
                 }
                 Err(HttpError::RequestError { .. } | HttpError::ResponseError { .. }) => true,
                 Err(_) => false,
@@ -352,7 +356,16 @@ fn parse_body(
 /// A new KV v2 mount answers 400 "Upgrading from non-versioned to versioned data" for a
 /// moment after it is enabled; that is transient, not a client error.
 pub fn kv_upgrading(code: u16, content: Option<&str>) -> bool {
-    code == 400 && content.is_some_and(|c| c.contains("Upgrading from non-versioned to versioned data"))
+    // The active node says "Upgrading from non-versioned to versioned data", a standby
+    // "Waiting for the primary to upgrade from non-versioned to versioned data".
+    code == 400 && content.is_some_and(|c| c.contains("non-versioned to versioned data"))
+}
+
+/// A write into a namespace or mount created a moment ago, sent to a standby that has not
+/// seen it yet, answers 404 "no handler for route": transient for writes (reads keep their
+/// 404 = absent meaning).
+fn route_not_yet_known(code: u16, content: Option<&str>) -> bool {
+    code == 404 && content.is_some_and(|c| c.contains("no handler for route"))
 }
 
 /// OpenBao's `{"errors": [...]}` strings; never the rest of the body.

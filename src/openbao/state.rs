@@ -11,8 +11,20 @@ pub const STATE_MOUNT: &str = "ctl-state";
 pub async fn ensure_mount(bao: &Bao) -> Result<(), BaoError> {
     let body = json!({"type": "kv", "options": {"version": "2"}, "description": format!("{MOUNT_MARKER}state (apply locks, audit journal)")});
     match bao.write(None, format!("sys/mounts/{STATE_MOUNT}"), &body).await {
-        Err(e) if e.is_already_in_use() => Ok(()),
-        other => other.map(drop),
+        Err(e) if e.is_already_in_use() => return Ok(()),
+        other => other.map(drop)?,
+    }
+    // A new mount is not usable at once everywhere: a standby may not route it yet (404) and
+    // KV v2 upgrades its storage first (400, retried by the client). Wait until it answers.
+    let started = std::time::Instant::now();
+    loop {
+        if bao.read(None, format!("{STATE_MOUNT}/config")).await?.is_some() {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            return Err(BaoError::Other(format!("the new {STATE_MOUNT}/ mount did not become usable within 30s")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 

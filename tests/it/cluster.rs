@@ -14,13 +14,9 @@ fn raft_servers(addr: &str, token: &str) -> Option<Vec<Value>> {
     body["data"]["config"]["servers"].as_array().cloned()
 }
 
-// Fails today, and not because of the cluster: through a standby, the `ctl-state/` KV v2 mount
-// that the apply lock enables is not usable at once (first `404 no handler for route`, then `400
-// Waiting for the primary to upgrade from non-versioned to versioned data`), and
-// src/openbao/state.rs + lock.rs do not wait for it. Everything up to the apply (rendered configs,
-// retry_join, 3 voters, auto-unseal on every node, a standby identified) passes.
+// The apply goes through a standby: it must forward writes, and ctl must wait out a new
+// mount's route/upgrade delay there (src/openbao/state.rs) and KV v2's upgrade.
 #[test]
-#[ignore = "apply lock: ctl-state mount not yet usable through a standby (see comment)"]
 fn three_node_cluster_applies_through_a_standby() {
     let s = stack(BaoVersion::V2_6);
     let moto = s.moto_endpoint.clone().expect("the 2.6 stack runs moto");
