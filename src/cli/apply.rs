@@ -117,6 +117,10 @@ async fn apply_locked(
                     list.join("\n")
                 );
             }
+            // Boot artifacts are checked again now: the bucket may have changed since the plan.
+            if let Some(aws) = &session.aws {
+                crate::aws::ec2::check_boot_artifacts(aws, &loaded.env, &plan.changes).await?;
+            }
             plan
         }
         None => {
