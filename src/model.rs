@@ -146,38 +146,10 @@ impl Kind {
             Kind::Subnet => &KindSpec { replace_on: &["vpc", "cidr", "az"], data_loss_on_delete: false },
             Kind::InternetGateway => &KindSpec { replace_on: &[], data_loss_on_delete: false },
             Kind::RouteTable => &KindSpec { replace_on: &["vpc"], data_loss_on_delete: false },
-            Kind::NatInstance => &KindSpec {
-                replace_on: &[
-                    "ami",
-                    "subnet",
-                    "instance_type",
-                    "key_name",
-                    "public_ip",
-                    "root_volume_encrypted",
-                    "root_volume_kms_key",
-                    "root_volume_size",
-                    "user_data_sha256",
-                    "user_data",
-                ],
-                data_loss_on_delete: false,
-            },
+            Kind::NatInstance => &INSTANCE_SPEC,
             Kind::VpcEndpoint => &KindSpec { replace_on: &["vpc", "service_name", "type"], data_loss_on_delete: false },
             Kind::SecurityGroup => &KindSpec { replace_on: &["vpc", "group_name", "description"], data_loss_on_delete: false },
-            Kind::Instance => &KindSpec {
-                replace_on: &[
-                    "ami",
-                    "subnet",
-                    "instance_type",
-                    "key_name",
-                    "public_ip",
-                    "root_volume_encrypted",
-                    "root_volume_kms_key",
-                    "root_volume_size",
-                    "user_data_sha256",
-                    "user_data",
-                ],
-                data_loss_on_delete: false,
-            },
+            Kind::Instance => &INSTANCE_SPEC,
             Kind::DbSubnetGroup => &KindSpec { replace_on: &["name"], data_loss_on_delete: false },
             Kind::DbInstance => &KindSpec {
                 replace_on: &["identifier", "engine", "storage_encrypted", "kms_key_id", "subnet_group"],
@@ -195,6 +167,23 @@ impl Kind {
         }
     }
 }
+
+/// EC2 instances, the NAT instance included: what they boot from and how is immutable.
+const INSTANCE_SPEC: KindSpec = KindSpec {
+    replace_on: &[
+        "ami",
+        "subnet",
+        "instance_type",
+        "key_name",
+        "public_ip",
+        "root_volume_encrypted",
+        "root_volume_kms_key",
+        "root_volume_size",
+        "user_data_sha256",
+        "user_data",
+    ],
+    data_loss_on_delete: false,
+};
 
 /// Where a resource lives in OpenBao: the root namespace or a workspace namespace.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
@@ -216,6 +205,19 @@ impl Scope {
 /// Attribute values: a flat JSON object with a fixed key order per kind. Durations are
 /// canonical strings ("1h30m"), lists that are sets are sorted, so equal means equal.
 pub type Attrs = Map<String, Value>;
+
+/// A typed attribute struct (of any provider) as a flat attribute map.
+pub fn to_attrs<T: Serialize>(value: &T) -> Attrs {
+    match serde_json::to_value(value).expect("attribute structs serialize") {
+        Value::Object(map) => map,
+        _ => unreachable!("attribute structs are objects"),
+    }
+}
+
+/// A typed attribute struct back from a resource's attributes.
+pub fn from_attrs<T: serde::de::DeserializeOwned>(attrs: &Attrs) -> Result<T, serde_json::Error> {
+    serde_json::from_value(Value::Object(attrs.clone()))
+}
 
 /// One resource, desired or live.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]

@@ -7,7 +7,7 @@
 
 use crate::config::{AlarmKind, Environment};
 use crate::model::{Address, Resource, Scope};
-use crate::openbao::resources::to_attrs;
+use crate::model::to_attrs;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -220,7 +220,7 @@ mod tests {
         let alarm = &rs[3];
         assert_eq!(alarm.name, "ctl-prod-hz");
         assert_eq!(alarm.depends_on, [topic_address(), health_check_address("hz")]);
-        let a: MetricAlarmAttrs = crate::openbao::resources::from_attrs(&alarm.attrs).unwrap();
+        let a: MetricAlarmAttrs = crate::model::from_attrs(&alarm.attrs).unwrap();
         assert_eq!(
             a.dimensions.get("HealthCheckId").map(String::as_str),
             Some("@alarms.health_check.hz")
@@ -236,7 +236,7 @@ mod tests {
         assert!(a
             .description
             .starts_with("managed by ctl: alarms.alarm.hz. Runbook: https://r.example.com/hz"));
-        let hc: HealthCheckAttrs = crate::openbao::resources::from_attrs(&rs[2].attrs).unwrap();
+        let hc: HealthCheckAttrs = crate::model::from_attrs(&rs[2].attrs).unwrap();
         assert_eq!(
             (hc.check_type.as_str(), hc.port, hc.resource_path.as_str()),
             ("HTTPS", 443, "/healthz")

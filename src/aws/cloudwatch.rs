@@ -13,7 +13,7 @@ use crate::alarms::mute::{self, Mute, MUTED_UNTIL_TAG, MUTE_REASON_TAG};
 use crate::alarms::resources::*;
 use crate::diff::{Action, Change};
 use crate::model::{Address, Kind, Observed, Resource, Scope, Unmanaged};
-use crate::openbao::resources::{from_attrs, to_attrs};
+use crate::model::{from_attrs, to_attrs};
 use aws_sdk_cloudwatch::types::{
     ComparisonOperator, Dimension, Metric, MetricAlarm, MetricDataQuery, MetricDatum, MetricStat, Statistic, Tag,
 };

@@ -1,20 +1,15 @@
 //! Shared by the network, EC2 and RDS kinds: SDK clients with bounded retries and timeouts,
-//! ownership tags, and errors that name the endpoint.
-//!
-//! (A private tag helper: the shared `aws::tags` module did not exist when this was written.)
+//! ownership tags (built on [`super::tags`]), and errors that name the endpoint.
 
 use super::{Aws, AwsError};
 use crate::model::{Address, Attrs};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::time::Duration;
 
-pub const MANAGED_BY: &str = "managed-by";
-pub const MANAGED_BY_VALUE: &str = "ctl";
-pub const ENVIRONMENT: &str = "ctl-environment";
-pub const ADDRESS: &str = "ctl-address";
+pub use super::tags::{ADDRESS_KEY as ADDRESS, ENVIRONMENT_KEY as ENVIRONMENT, MANAGED_BY_KEY as MANAGED_BY, MANAGED_BY_VALUE};
+pub use crate::model::to_attrs;
 
 /// At most this many attempts per call (the SDK's standard retry with backoff), so an
 /// unreachable endpoint fails within seconds rather than hanging.
@@ -82,49 +77,22 @@ pub fn code<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &E) -
 
 /// The ownership tags of `address` in this environment, plus a Name tag for humans.
 pub fn tag_pairs(aws: &Aws, address: &Address) -> Vec<(String, String)> {
-    vec![
-        (MANAGED_BY.into(), MANAGED_BY_VALUE.into()),
-        (ENVIRONMENT.into(), aws.environment.clone()),
-        (ADDRESS.into(), address.to_string()),
-        ("Name".into(), format!("{}/{}", aws.environment, address)),
-    ]
+    let mut tags = super::tags::ownership_tags(&aws.environment, address);
+    tags.push(("Name".into(), format!("{}/{}", aws.environment, address)));
+    tags
 }
 
 /// Whether tags (as key/value pairs) say: managed by ctl, this environment. Returns the address.
-pub fn owned_address<'a>(
-    aws: &Aws,
-    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> Option<Address> {
-    let mut managed = false;
-    let mut env = false;
-    let mut address = None;
-    for (k, v) in tags {
-        match k {
-            MANAGED_BY => managed = v == MANAGED_BY_VALUE,
-            ENVIRONMENT => env = v == aws.environment,
-            ADDRESS => address = Some(Address::new(v)),
-            _ => {}
-        }
-    }
-    if managed && env {
-        address
-    } else {
-        None
-    }
-}
-
-/// A typed attribute struct as a flat attribute map.
-pub fn to_attrs<T: Serialize>(value: &T) -> Attrs {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::Object(map)) => map,
-        _ => Attrs::new(),
+pub fn owned_address<'a>(aws: &Aws, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Address> {
+    match super::tags::owner(tags, &aws.environment) {
+        super::tags::Owner::Ours(address) => Some(address),
+        _ => None,
     }
 }
 
 /// A typed attribute struct from a resource's attributes.
 pub fn from_attrs<T: DeserializeOwned>(address: &Address, attrs: &Attrs) -> Result<T, AwsError> {
-    serde_json::from_value(serde_json::Value::Object(attrs.clone()))
-        .map_err(|e| AwsError::Other(format!("{address}: malformed attributes: {e}")))
+    crate::model::from_attrs(attrs).map_err(|e| AwsError::Other(format!("{address}: malformed attributes: {e}")))
 }
 
 /// Sorted and deduplicated.

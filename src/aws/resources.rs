@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-pub use crate::openbao::resources::{from_attrs, to_attrs};
+pub use crate::model::{from_attrs, to_attrs};
 
 /// Attribute-key prefix of key policy statements.
 pub const STATEMENT_PREFIX: &str = "policy.";

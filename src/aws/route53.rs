@@ -6,7 +6,7 @@ use super::{Aws, AwsError};
 use crate::alarms::resources::*;
 use crate::diff::{Action, Change};
 use crate::model::{Address, Kind, Observed, Resource, Scope};
-use crate::openbao::resources::{from_attrs, to_attrs};
+use crate::model::{from_attrs, to_attrs};
 use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType, Tag, TagResourceType};
 use std::collections::BTreeMap;
 

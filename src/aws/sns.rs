@@ -10,7 +10,7 @@ use super::{Aws, AwsError};
 use crate::alarms::resources::*;
 use crate::diff::{Action, Change};
 use crate::model::{Kind, Observed, Resource, Scope, Unmanaged};
-use crate::openbao::resources::{from_attrs, to_attrs};
+use crate::model::{from_attrs, to_attrs};
 use aws_sdk_sns::types::Tag;
 use std::collections::BTreeMap;
 

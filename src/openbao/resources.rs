@@ -3,8 +3,8 @@
 //! both go through the same struct (same fields, same order, same normalisation), equal
 //! means equal and the diff engine only ever sees an ordered attribute map.
 
+pub use crate::model::{from_attrs, to_attrs};
 use crate::model::{Address, Attrs, Kind, Resource, Scope};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -80,17 +80,6 @@ pub struct QuotaAttrs {
     pub rate: f64,
     pub interval: String,
     pub block_interval: String,
-}
-
-pub fn to_attrs<T: Serialize>(value: &T) -> Attrs {
-    match serde_json::to_value(value).expect("attribute structs serialize") {
-        serde_json::Value::Object(map) => map,
-        _ => unreachable!("attribute structs are objects"),
-    }
-}
-
-pub fn from_attrs<T: DeserializeOwned>(attrs: &Attrs) -> Result<T, serde_json::Error> {
-    serde_json::from_value(serde_json::Value::Object(attrs.clone()))
 }
 
 /// Canonical duration text from seconds, shared by both sides.
