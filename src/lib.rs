@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod desired;
 pub mod dev;
+pub mod dr;
 pub mod diff;
 pub mod execute;
 pub mod logging;

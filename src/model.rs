@@ -90,6 +90,38 @@ pub enum Kind {
     Route53HealthCheck,
 }
 
+impl Kind {
+    /// Every kind, in declaration order (for exhaustiveness checks in tests).
+    pub const ALL: &'static [Kind] = &[
+        Kind::Namespace,
+        Kind::KvMount,
+        Kind::Policy,
+        Kind::AuthMount,
+        Kind::AppRole,
+        Kind::TransitMount,
+        Kind::TransitKey,
+        Kind::RateLimitQuota,
+        Kind::Vpc,
+        Kind::Subnet,
+        Kind::InternetGateway,
+        Kind::RouteTable,
+        Kind::NatInstance,
+        Kind::VpcEndpoint,
+        Kind::SecurityGroup,
+        Kind::Instance,
+        Kind::DbSubnetGroup,
+        Kind::DbInstance,
+        Kind::KmsKey,
+        Kind::KmsAlias,
+        Kind::IamRole,
+        Kind::IamInstanceProfile,
+        Kind::MetricAlarm,
+        Kind::SnsTopic,
+        Kind::SnsSubscription,
+        Kind::Route53HealthCheck,
+    ];
+}
+
 /// The provider that observes and applies a kind.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Provider {

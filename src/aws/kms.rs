@@ -414,3 +414,43 @@ async fn delete_alias(c: &Client, r: &Resource) -> Result<(), AwsError> {
         Err(e) => Err(AwsError::api(SERVICE, "DeleteAlias", e)),
     }
 }
+
+/// Whether a key can still wrap and unwrap OpenBao's root key, for `ctl dr rebuild`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyUsability {
+    Enabled { arn: String },
+    /// Exists but cannot be used; the reason says what to do.
+    Unusable(String),
+    Missing(String),
+}
+
+/// DescribeKey `key_id` and judge whether it is usable.
+pub async fn key_usability(aws: &Aws, key_id: &str) -> Result<KeyUsability, AwsError> {
+    let client = Client::new(&aws.sdk);
+    let described = match client.describe_key().key_id(key_id).send().await {
+        Ok(d) => d,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found_exception()) => {
+            return Ok(KeyUsability::Missing(format!(
+                "KMS key {key_id} does not exist in this account/region; restore access to it (it may live in another account) before rebuilding"
+            )))
+        }
+        Err(e) => return Err(AwsError::api("kms", "DescribeKey", e)),
+    };
+    let Some(meta) = described.key_metadata() else {
+        return Ok(KeyUsability::Missing(format!("KMS key {key_id}: DescribeKey returned no metadata")));
+    };
+    Ok(match meta.key_state() {
+        Some(KeyState::Enabled) => KeyUsability::Enabled { arn: meta.arn().unwrap_or(key_id).to_string() },
+        Some(KeyState::PendingDeletion) => KeyUsability::Unusable(format!(
+            "KMS key {key_id} is pending deletion{}; run `aws kms cancel-key-deletion --key-id {key_id}` and `aws kms enable-key --key-id {key_id}`",
+            meta.deletion_date().map(|d| format!(" (scheduled for {d})")).unwrap_or_default()
+        )),
+        Some(KeyState::Disabled) => {
+            KeyUsability::Unusable(format!("KMS key {key_id} is disabled; run `aws kms enable-key --key-id {key_id}`"))
+        }
+        other => KeyUsability::Unusable(format!(
+            "KMS key {key_id} is in state {}; it must be Enabled",
+            other.map(|s| s.as_str().to_string()).unwrap_or_else(|| "unknown".into())
+        )),
+    })
+}

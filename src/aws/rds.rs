@@ -424,3 +424,55 @@ async fn delete(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<()
         ))),
     }
 }
+
+/// What `ctl dr rebuild` asserts about a restored DB instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protection {
+    pub storage_encrypted: bool,
+    pub kms_key_id: Option<String>,
+    pub backup_retention_period: i32,
+}
+
+/// Whether the DB instance `identifier` exists.
+pub async fn instance_exists(aws: &Aws, identifier: &str) -> Result<bool, AwsError> {
+    Ok(protection(aws, identifier).await?.is_some())
+}
+
+/// Encryption and retention of `identifier`; `None` if it does not exist.
+pub async fn protection(aws: &Aws, identifier: &str) -> Result<Option<Protection>, AwsError> {
+    let rds = aws_sdk_rds::Client::new(&aws.sdk);
+    match rds.describe_db_instances().db_instance_identifier(identifier).send().await {
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_db_instance_not_found_fault()) => Ok(None),
+        Err(e) => Err(api(aws, "rds", "DescribeDBInstances", e)),
+        Ok(out) => Ok(out.db_instances().first().map(|db| Protection {
+            storage_encrypted: db.storage_encrypted().unwrap_or(false),
+            kms_key_id: db.kms_key_id().map(str::to_string),
+            backup_retention_period: db.backup_retention_period().unwrap_or(0),
+        })),
+    }
+}
+
+/// Restore the desired DB instance `r` from the manual snapshot `snapshot` into its subnet
+/// group, tagged as ctl's. Settings a restore does not take (retention) are converged by the
+/// following apply of the same address. "Already exists" is success (a resumed restore).
+pub async fn restore_from_snapshot(aws: &Aws, r: &Resource, snapshot: &str) -> Result<(), AwsError> {
+    let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
+    let rds = aws_sdk_rds::Client::new(&aws.sdk);
+    let group = format!("{}-{}", aws.environment, a.identifier);
+    let restored = rds
+        .restore_db_instance_from_db_snapshot()
+        .db_instance_identifier(&a.identifier)
+        .db_snapshot_identifier(snapshot)
+        .db_instance_class(&a.instance_class)
+        .db_subnet_group_name(group)
+        .publicly_accessible(a.publicly_accessible)
+        .copy_tags_to_snapshot(true)
+        .set_tags(Some(tags(aws, r.address.as_str())))
+        .send()
+        .await;
+    match restored {
+        Ok(_) => Ok(()),
+        Err(e) if common::code(&e) == Some("DBInstanceAlreadyExists") => Ok(()),
+        Err(e) => Err(api(aws, "rds", "RestoreDBInstanceFromDBSnapshot", e)),
+    }
+}

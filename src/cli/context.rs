@@ -32,7 +32,7 @@ pub fn load(args: &EnvArgs) -> anyhow::Result<Loaded> {
     Ok(Loaded { env, desired })
 }
 
-fn templates_dir(args: &EnvArgs, env: &Environment) -> PathBuf {
+pub fn templates_dir(args: &EnvArgs, env: &Environment) -> PathBuf {
     args.templates.clone().unwrap_or_else(|| env.dir.join("..").join("templates"))
 }
 

@@ -11,6 +11,8 @@ pub mod bench_backtest;
 pub mod bench_verify;
 pub mod context;
 pub mod dev;
+pub mod dr;
+pub mod dr_drill;
 pub mod lock;
 pub mod plan;
 pub mod render;
@@ -94,6 +96,9 @@ pub enum Command {
     /// Boot artifacts in S3: publish (upload + sidecar + pin) and verify against the pins.
     #[command(subcommand)]
     Artifacts(artifacts::ArtifactsCommand),
+    /// Disaster recovery: snapshot, rebuild from a snapshot, the generated runbook, drills.
+    #[command(subcommand)]
+    Dr(dr::DrCommand),
     /// Render generated files (boot scripts) to stdout.
     #[command(subcommand)]
     Render(artifacts::RenderCommand),
@@ -158,6 +163,7 @@ async fn run(command: Command) -> CmdResult {
         Command::Alarms(cmd) => alarms::run(cmd).await,
         Command::Artifacts(cmd) => artifacts::run(cmd).await,
         Command::Render(cmd) => artifacts::render(cmd).await,
+        Command::Dr(cmd) => dr::run(cmd).await,
     }
 }
 

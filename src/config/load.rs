@@ -142,6 +142,7 @@ pub(crate) fn load(path: &Path) -> Result<Environment, ConfigErrors> {
     let infra = super::network::validate(path, raw.network.as_ref(), &raw.instances, raw.rds.as_ref(), &mut problems);
     let artifacts = raw.artifacts.as_ref().map(|a| super::artifacts::resolve(a, path, &sources, &mut problems));
     let alarms = raw.alarms.as_ref().and_then(|a| super::alarms::validate(a, aws.is_some(), &mut problems));
+    let dr = raw.dr.as_ref().map(|d| super::dr::validate(d, aws.is_some(), &mut problems));
     let env_name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let kms_iam = super::infra::validate(
         &env_name,
@@ -165,6 +166,7 @@ pub(crate) fn load(path: &Path) -> Result<Environment, ConfigErrors> {
             artifacts,
             kms_iam,
             alarms,
+            dr,
             source_digest: digest(&sources),
             sources: sorted_paths(&sources),
         }),

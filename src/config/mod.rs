@@ -30,6 +30,7 @@
 mod alarms;
 mod artifacts;
 mod cidr;
+mod dr;
 mod duration;
 mod error;
 mod fast;
@@ -47,6 +48,7 @@ mod tests;
 pub use alarms::{Alarm, AlarmKind, AlarmsConfig, HealthCheck};
 pub use artifacts::{check_artifact_name, check_artifact_token, object_key, sidecar_key, Artifact, Artifacts};
 pub use cidr::{Cidr, ParseCidrError};
+pub use dr::Dr;
 pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ConfigErrors};
 pub use infra::{iam_name, IamRole, KmsIam, KmsKey, KmsPlugin, OpenbaoCluster, ServicePrincipal};
@@ -90,6 +92,8 @@ pub struct Environment {
     pub kms_iam: KmsIam,
     /// CloudWatch alarms, their SNS topic and Route 53 health checks (`alarms:`).
     pub alarms: Option<AlarmsConfig>,
+    /// Where disaster-recovery snapshots go (`dr:`).
+    pub dr: Option<Dr>,
     /// SHA-256 (hex) over every source file: for each, in sorted order of its path relative to
     /// [`Environment::dir`], `"<relative path>\0<bytes>\0"`.
     pub source_digest: String,

@@ -37,6 +37,8 @@ pub(crate) struct RawEnv {
     pub openbao_cluster: Option<super::infra::RawCluster>,
     #[serde(default)]
     pub alarms: Option<super::alarms::RawAlarms>,
+    #[serde(default)]
+    pub dr: Option<super::dr::RawDr>,
 }
 
 /// How to reach OpenBao; which combination is set is checked after parsing.

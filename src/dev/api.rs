@@ -151,3 +151,25 @@ pub(crate) async fn unseal(
     let status: SealStatus = resp.json().await.map_err(|e| http_err("PUT", &url, e))?;
     Ok(status.sealed)
 }
+
+/// `PUT /v1/sys/init` for a server that is about to receive a snapshot: one recovery share
+/// (auto-unseal) or one key share (shamir). Only the root token is kept; it is valid until the
+/// restore replaces it.
+pub async fn init_throwaway(addr: &str, auto_unseal: bool) -> Result<Sensitive<String>, DevError> {
+    let body = if auto_unseal {
+        serde_json::json!({ "recovery_shares": 1, "recovery_threshold": 1 })
+    } else {
+        serde_json::json!({ "secret_shares": 1, "secret_threshold": 1 })
+    };
+    let init = init(&client(), addr, body).await?;
+    init.expose()
+        .get("root_token")
+        .and_then(Value::as_str)
+        .map(|t| Sensitive::new(t.to_string()))
+        .ok_or_else(|| DevError::Api {
+            method: "PUT",
+            url: url(addr, "sys/init"),
+            status: 200,
+            errors: "response has no root_token".into(),
+        })
+}

@@ -24,7 +24,7 @@ mod server_config;
 mod stack;
 mod tools;
 
-pub use api::{health_status, seal_status, SealStatus};
+pub use api::{health_status, init_throwaway, seal_status, SealStatus};
 pub use kms::{create_unseal_key, UNSEAL_KEY_ALIAS};
 pub use process::pid_alive;
 pub use server_config::{
@@ -32,7 +32,7 @@ pub use server_config::{
     ServerConfigV27,
 };
 pub use server_config::render_text;
-pub use stack::{connection, Stack, StackState, INIT_FILE, ROOT_TOKEN_FILE, STACK_FILE};
+pub use stack::{connection, respawn_empty, wipe_bao_data, Stack, StackState, INIT_FILE, ROOT_TOKEN_FILE, STACK_FILE};
 pub use tools::Tools;
 
 use serde::{Deserialize, Serialize};

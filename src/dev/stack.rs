@@ -76,6 +76,14 @@ impl StackState {
         process::pid_matches(self.bao_pid, &["server", &config_arg])
     }
 
+    /// Stops the bao process recorded here (if it is still ours); moto keeps running.
+    pub async fn stop_bao(&self) {
+        if self.bao_alive() {
+            let mut bao = Proc::adopt("bao", self.bao_bin.clone(), self.bao_pid, PathBuf::new());
+            bao.stop(STOP_GRACE).await;
+        }
+    }
+
     /// `None` when the stack has no moto.
     pub fn moto_alive(&self) -> Option<bool> {
         let pid = self.moto_pid?;
@@ -90,16 +98,48 @@ impl StackState {
     /// Stops the processes recorded here (SIGTERM, SIGKILL after 10 s): bao first, then moto.
     /// Pids that are gone or now belong to another program are left alone.
     pub async fn stop(&self) {
-        if self.bao_alive() {
-            let mut bao = Proc::adopt("bao", self.bao_bin.clone(), self.bao_pid, PathBuf::new());
-            bao.stop(STOP_GRACE).await;
-        }
+        self.stop_bao().await;
         if let (Some(true), Some(pid)) = (self.moto_alive(), self.moto_pid) {
             let bin = self.moto_bin.clone().unwrap_or_default();
             let mut moto = Proc::adopt("moto", bin, pid, PathBuf::new());
             moto.stop(STOP_GRACE).await;
         }
     }
+}
+
+/// Disaster: stops the stack's bao and deletes its raft data. Config, tokens, moto stay.
+pub async fn wipe_bao_data(dir: &Path) -> Result<StackState, DevError> {
+    let state = StackState::load(dir)?;
+    state.stop_bao().await;
+    let raft = dir.join(RAFT_DIR);
+    if raft.exists() {
+        std::fs::remove_dir_all(&raft).map_err(|e| DevError::io(format!("cannot remove {}", raft.display()), e))?;
+    }
+    Ok(state)
+}
+
+/// Recovery: starts the stack's bao again on EMPTY raft storage, with the same config (same
+/// address, same seal key), detached, and does not initialize it. A bao still running there is
+/// stopped first. The root token file is left alone: after a snapshot restore the
+/// pre-disaster token is valid again.
+pub async fn respawn_empty(dir: &Path) -> Result<StackState, DevError> {
+    let mut state = wipe_bao_data(dir).await?;
+    let raft = dir.join(RAFT_DIR);
+    std::fs::create_dir_all(&raft).map_err(|e| DevError::io(format!("cannot create {}", raft.display()), e))?;
+    set_mode(&raft, 0o700)?;
+    let mut bao = spawn_bao(&state.bao_bin, &state.config_file, dir, true)?;
+    let client = api::client();
+    if let Err(e) = wait_listener(&client, &mut bao, &state.bao_addr).await {
+        bao.stop(STOP_GRACE).await;
+        return Err(e);
+    }
+    bao.release();
+    state.bao_pid = bao.pid;
+    state.started_at = rfc3339_now();
+    state.detached = true;
+    let json = serde_json::to_vec_pretty(&state).expect("StackState serializes");
+    write_file_atomic(&dir.join(STACK_FILE), &json, 0o644)?;
+    Ok(state)
 }
 
 /// For code that talks to the dev stack: `(bao address, root token file)` of the stack in

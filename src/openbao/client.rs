@@ -193,6 +193,16 @@ impl Bao {
         &self.address
     }
 
+    /// The shared HTTP connection pool, for the few calls that stream bodies (raft snapshots).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http.http
+    }
+
+    /// The token this client sends, for those same streaming calls.
+    pub(crate) fn token(&self) -> &str {
+        &self.inner.settings.token
+    }
+
     /// A vaultrs client for `namespace` (root when `None`) sharing this connection pool.
     pub fn scoped(&self, namespace: Option<&str>) -> Scoped<'_> {
         let mut middle = self.inner.middle.clone();

@@ -7,6 +7,7 @@ pub mod client;
 pub mod journal;
 pub mod lock;
 pub mod observe;
+pub mod raft;
 pub mod resources;
 pub mod state;
 pub mod token;

@@ -1,0 +1,529 @@
+//! `ctl dr rebuild`: execute [`STEPS`] in order, resumably.
+//!
+//! After each step the state file (`<state_dir>/<env>-<manifest id>.json`) records it as done
+//! with its timing; a re-run with the same manifest skips those and continues at the first
+//! unfinished step. Every step is also idempotent on its own (converging steps re-plan; the
+//! restore step recognises a server the killed run had already initialized), so a step that
+//! was interrupted half-way is simply run again.
+
+use super::manifest::Manifest;
+use super::snapshot::SNAPSHOT_FILE;
+use super::steps::{Step, StepId, STEPS};
+use super::DrError;
+use crate::artifacts::{hash, s3, sidecar};
+use crate::aws::kms::KeyUsability;
+use crate::aws::Aws;
+use crate::config::{Connection, Environment};
+use crate::diff::Action;
+use crate::execute::{self, Status};
+use crate::model::{Kind, Provider, Resource};
+use crate::openbao::Bao;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+/// How long a server may take to answer, and to come back unsealed after a restore.
+const SERVER_WAIT: Duration = Duration::from_secs(300);
+const POLL: Duration = Duration::from_millis(200);
+
+pub struct Options {
+    /// Where the state file and the downloaded snapshot live.
+    pub state_dir: PathBuf,
+    /// Ignore a previous run's state and start at the first step.
+    pub fresh: bool,
+    pub parallelism: usize,
+    /// Workspaces `verify` checks (0 = all).
+    pub verify_sample: usize,
+}
+
+/// What the caller is told as the rebuild goes (the CLI prints it; the drill collects it).
+pub enum Event<'a> {
+    /// A step finished in an earlier run.
+    AlreadyDone { index: usize, step: &'static Step, secs: f64 },
+    Start { index: usize, step: &'static Step },
+    Done { index: usize, step: &'static Step, secs: f64, detail: &'a str },
+}
+
+/// The state file.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    manifest_id: String,
+    environment: String,
+    first_started_unix: u64,
+    runs: u32,
+    done: Vec<DoneStep>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DoneStep {
+    slug: String,
+    secs: f64,
+    detail: String,
+}
+
+/// A finished rebuild.
+#[derive(Debug)]
+pub struct Summary {
+    /// (slug, seconds, detail, done in an earlier run)
+    pub steps: Vec<(&'static str, f64, String, bool)>,
+    /// Wall time of this run.
+    pub this_run: Duration,
+    /// Recovery time: the sum of every step's time, across resumed runs (the time a rebuild
+    /// takes when nobody interrupts it).
+    pub rto: Duration,
+    /// Wall time since the first attempt started (includes time between attempts).
+    pub since_first_attempt: Duration,
+    /// Recovery point: how old the snapshot was when this rebuild started; writes made after
+    /// it were not in the snapshot.
+    pub rpo: Duration,
+    pub runs: u32,
+}
+
+fn state_path(opts: &Options, env: &Environment, manifest: &Manifest) -> PathBuf {
+    opts.state_dir.join(format!("{}-{}.json", env.name, manifest.id()))
+}
+
+/// The private working directory of this manifest's rebuild (downloaded snapshot).
+fn work_dir(opts: &Options, env: &Environment, manifest: &Manifest) -> PathBuf {
+    opts.state_dir.join(format!("{}-{}.work", env.name, manifest.id()))
+}
+
+/// Which steps a previous run finished (for `--dry-run`).
+pub fn finished_steps(opts: &Options, env: &Environment, manifest: &Manifest) -> Vec<String> {
+    load_state(&state_path(opts, env, manifest)).map(|s| s.done.into_iter().map(|d| d.slug).collect()).unwrap_or_default()
+}
+
+fn load_state(path: &Path) -> Option<State> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn save_state(path: &Path, state: &State) -> Result<(), DrError> {
+    let tmp = path.with_extension("json.tmp");
+    let json = serde_json::to_vec_pretty(state).expect("state serializes");
+    std::fs::write(&tmp, json).map_err(|e| DrError::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| DrError::io(format!("writing {}", path.display()), e))
+}
+
+/// Everything the steps share.
+struct Ctx<'a> {
+    env: &'a Environment,
+    desired: &'a [Resource],
+    manifest: &'a Manifest,
+    aws: Option<&'a Aws>,
+    opts: &'a Options,
+    work: PathBuf,
+}
+
+/// Run the rebuild. `connect` builds the operator's OpenBao client (called once OpenBao is up).
+pub async fn run(
+    env: &Environment,
+    desired: &[Resource],
+    manifest: &Manifest,
+    aws: Option<&Aws>,
+    opts: &Options,
+    connect: &(dyn Fn() -> Result<Bao, DrError> + Sync),
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Summary, DrError> {
+    if manifest.environment != env.name {
+        return Err(DrError::Refused(format!(
+            "the manifest is for environment {:?}, not {:?}",
+            manifest.environment, env.name
+        )));
+    }
+    std::fs::create_dir_all(&opts.state_dir).map_err(|e| DrError::io(format!("creating {}", opts.state_dir.display()), e))?;
+    let path = state_path(opts, env, manifest);
+    let now = super::now_unix();
+    let mut state = match load_state(&path) {
+        Some(s) if !opts.fresh && s.manifest_id == manifest.id() => s,
+        _ => State { manifest_id: manifest.id(), environment: env.name.clone(), first_started_unix: now, ..State::default() },
+    };
+    state.runs += 1;
+    save_state(&path, &state)?;
+    let ctx = Ctx { env, desired, manifest, aws, opts, work: work_dir(opts, env, manifest) };
+    let started = Instant::now();
+    let mut steps = Vec::new();
+    for (index, step) in STEPS.iter().enumerate() {
+        if let Some(done) = state.done.iter().find(|d| d.slug == step.slug) {
+            on_event(Event::AlreadyDone { index, step, secs: done.secs });
+            steps.push((step.slug, done.secs, done.detail.clone(), true));
+            continue;
+        }
+        on_event(Event::Start { index, step });
+        let t = Instant::now();
+        let detail = run_step(&ctx, step, connect).await?;
+        let secs = t.elapsed().as_secs_f64();
+        on_event(Event::Done { index, step, secs, detail: &detail });
+        state.done.push(DoneStep { slug: step.slug.to_string(), secs, detail: detail.clone() });
+        save_state(&path, &state)?;
+        steps.push((step.slug, secs, detail, false));
+    }
+    std::fs::remove_dir_all(&ctx.work).ok();
+    let rto = Duration::from_secs_f64(steps.iter().map(|s| s.1).sum());
+    Ok(Summary {
+        steps,
+        this_run: started.elapsed(),
+        rto,
+        since_first_attempt: Duration::from_secs(super::now_unix().saturating_sub(state.first_started_unix)),
+        rpo: Duration::from_secs(state.first_started_unix.saturating_sub(manifest.openbao.taken_unix)),
+        runs: state.runs,
+    })
+}
+
+async fn run_step(ctx: &Ctx<'_>, step: &Step, connect: &(dyn Fn() -> Result<Bao, DrError> + Sync)) -> Result<String, DrError> {
+    match step.id {
+        StepId::Kms => check_seal_key(ctx).await,
+        StepId::Snapshot => fetch_snapshot(ctx).await,
+        StepId::Network | StepId::Iam | StepId::Compute | StepId::Alarms => converge_aws(ctx, step.kinds).await,
+        StepId::Artifacts => verify_artifacts(ctx).await,
+        StepId::Rds => restore_databases(ctx).await,
+        StepId::OpenbaoStart => start_openbao(ctx).await,
+        StepId::OpenbaoRestore => restore_openbao(ctx, connect).await,
+        StepId::Workspaces => converge_openbao(ctx, &connect()?).await,
+        StepId::Verify => verify(ctx, &connect()?).await,
+    }
+}
+
+fn aws<'a>(ctx: &Ctx<'a>) -> Result<&'a Aws, DrError> {
+    ctx.aws.ok_or_else(|| DrError::Refused(format!("{}: no aws: section; a rebuild needs AWS", ctx.env.file.display())))
+}
+
+async fn check_seal_key(ctx: &Ctx<'_>) -> Result<String, DrError> {
+    let Some(seal) = &ctx.manifest.seal else {
+        return Ok("no seal key in the manifest (shamir): the unseal keys are needed by hand".into());
+    };
+    match crate::aws::kms::key_usability(aws(ctx)?, &seal.kms_key_id).await? {
+        KeyUsability::Enabled { arn } => Ok(format!("seal key {arn} is enabled")),
+        KeyUsability::Unusable(reason) | KeyUsability::Missing(reason) => Err(DrError::Refused(format!(
+            "{reason}. The snapshot's root key is wrapped by this key: nothing was touched."
+        ))),
+    }
+}
+
+/// Download the pinned snapshot version into the work dir, hashing it, and check it against
+/// the manifest and the sidecar.
+async fn fetch_snapshot(ctx: &Ctx<'_>) -> Result<String, DrError> {
+    let snap = &ctx.manifest.openbao;
+    let client = s3::client(aws(ctx)?);
+    let url = format!("s3://{}/{}", snap.bucket, snap.key);
+    let side = s3::get(&client, &snap.bucket, &snap.sidecar_key, None).await?;
+    let side = side
+        .collect()
+        .await
+        .map_err(|e| DrError::Other(format!("reading s3://{}/{}: {e}", snap.bucket, snap.sidecar_key)))?
+        .into_bytes();
+    let parsed = sidecar::parse(&side, SNAPSHOT_FILE).map_err(|e| {
+        DrError::Refused(format!("s3://{}/{}: {e}; refusing to restore", snap.bucket, snap.sidecar_key))
+    })?;
+    if parsed.sha256 != snap.sha256 {
+        return Err(DrError::Refused(format!(
+            "sidecar mismatch: s3://{}/{} says {}, the manifest says {}; refusing to restore (nothing was touched)",
+            snap.bucket, snap.sidecar_key, parsed.sha256, snap.sha256
+        )));
+    }
+    std::fs::create_dir_all(&ctx.work).map_err(|e| DrError::io(format!("creating {}", ctx.work.display()), e))?;
+    set_private(&ctx.work)?;
+    let file = ctx.work.join(SNAPSHOT_FILE);
+    let body = s3::get(&client, &snap.bucket, &snap.key, snap.version_id.as_deref()).await?;
+    let got = download(body.into_async_read(), &file, snap.size).await.map_err(|e| match e {
+        hash::HashError::TooLarge { .. } => {
+            DrError::Refused(format!("{url} is larger than the {} bytes the manifest records; refusing to restore", snap.size))
+        }
+        other => DrError::Other(format!("downloading {url}: {other}")),
+    })?;
+    if got.sha256 != snap.sha256 || got.size != snap.size {
+        std::fs::remove_file(&file).ok();
+        return Err(DrError::Refused(format!(
+            "snapshot mismatch: {url} has sha256 {} ({} bytes), the manifest and sidecar say {} ({} bytes); refusing to restore",
+            got.sha256, got.size, snap.sha256, snap.size
+        )));
+    }
+    Ok(format!("{} bytes, sha256 {}… matches manifest and sidecar", got.size, &got.sha256[..12]))
+}
+
+/// Write `reader` to `file` (0600) while hashing it, reading at most `limit` bytes.
+async fn download<R: tokio::io::AsyncRead + Unpin>(mut reader: R, file: &Path, limit: u64) -> Result<hash::Hashed, hash::HashError> {
+    use sha2::{Digest, Sha256};
+    use tokio::io::AsyncReadExt;
+    let werr = |source| hash::HashError::Read { read: 0, source };
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true).mode(0o600);
+    let mut out = opts.open(file).await.map_err(werr)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; hash::BUFFER];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).await.map_err(|source| hash::HashError::Read { read: total, source })?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > limit {
+            return Err(hash::HashError::TooLarge { limit, read: total });
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).await.map_err(werr)?;
+    }
+    out.flush().await.map_err(werr)?;
+    Ok(hash::Hashed { sha256: hex::encode(hasher.finalize()), size: total })
+}
+
+fn set_private(dir: &Path) -> Result<(), DrError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| DrError::io(format!("securing {}", dir.display()), e))
+}
+
+/// Plan/apply restricted to `kinds`: creates, updates and replaces; never deletes.
+async fn converge_aws(ctx: &Ctx<'_>, kinds: &[Kind]) -> Result<String, DrError> {
+    let desired: Vec<Resource> = ctx.desired.iter().filter(|r| kinds.contains(&r.kind)).cloned().collect();
+    if desired.is_empty() {
+        return Ok("nothing declared".into());
+    }
+    let aws = aws(ctx)?;
+    let live = crate::aws::observe(aws).await?;
+    let resources: Vec<Resource> = live.resources.into_iter().filter(|r| kinds.contains(&r.kind)).collect();
+    let unmanaged: Vec<_> = live.unmanaged.into_iter().filter(|u| kinds.contains(&u.kind)).collect();
+    let diff = crate::diff::diff(&desired, &resources, &unmanaged);
+    if let Some(c) = diff.conflicts.first() {
+        return Err(DrError::Refused(format!("{} conflicts with an object ctl does not manage: {}", c.address, c.message)));
+    }
+    crate::aws::ec2::check_boot_artifacts(aws, ctx.env, &diff.changes).await.map_err(|e| DrError::Refused(format!("{e:#}")))?;
+    execute_changes(ctx, diff, None).await
+}
+
+/// Plan/apply of every OpenBao resource.
+async fn converge_openbao(ctx: &Ctx<'_>, bao: &Bao) -> Result<String, DrError> {
+    let desired: Vec<Resource> = ctx.desired.iter().filter(|r| r.kind.provider() == Provider::OpenBao).cloned().collect();
+    let opts = crate::openbao::observe::ObserveOptions { environment: &ctx.env.name, only: None, parallelism: ctx.opts.parallelism };
+    let live = crate::openbao::observe::observe(bao, &opts).await?;
+    let diff = crate::diff::diff(&desired, &live.resources, &live.unmanaged);
+    if let Some(c) = diff.conflicts.first() {
+        return Err(DrError::Refused(format!("{} conflicts with an object ctl does not manage: {}", c.address, c.message)));
+    }
+    let workspaces = ctx.env.workspaces.len();
+    Ok(format!("{workspaces} workspaces: {}", execute_changes(ctx, diff, Some(bao)).await?))
+}
+
+async fn execute_changes(ctx: &Ctx<'_>, diff: crate::diff::Diff, bao: Option<&Bao>) -> Result<String, DrError> {
+    let unchanged = diff.unchanged;
+    let (changes, deletes): (Vec<_>, Vec<_>) = diff.changes.into_iter().partition(|c| c.action != Action::Delete);
+    let report = execute::execute(&changes, ctx.opts.parallelism, |change| async move {
+        match (change.kind.provider(), bao, ctx.aws) {
+            (Provider::OpenBao, Some(bao), _) => crate::openbao::apply::apply_change(bao, change).await.map_err(|e| e.to_string()),
+            (Provider::Aws, _, Some(aws)) => crate::aws::apply_change(aws, change).await.map_err(|e| e.to_string()),
+            _ => Err(format!("{}: no connection for this kind", change.address)),
+        }
+    }, |_| {})
+    .await;
+    let failed: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter_map(|o| match &o.status {
+            Status::Failed(e) => Some(format!("{} {}: {e}", o.action.verb(), o.address)),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(DrError::Other(format!("{} of {} changes failed (re-run to resume):\n  {}", failed.len(), changes.len(), failed.join("\n  "))));
+    }
+    let mut detail = format!("{} applied, {unchanged} already as declared", changes.len());
+    if !deletes.is_empty() {
+        detail.push_str(&format!(", {} deletes left for a normal plan/apply", deletes.len()));
+    }
+    Ok(detail)
+}
+
+async fn verify_artifacts(ctx: &Ctx<'_>) -> Result<String, DrError> {
+    let Some(artifacts) = &ctx.env.artifacts else { return Ok("nothing declared".into()) };
+    let aws = aws(ctx)?;
+    for item in &artifacts.items {
+        crate::artifacts::verify_pinned(aws, ctx.env, &item.name)
+            .await
+            .map_err(|e| DrError::Refused(format!("artifact {}: {e}", item.name)))?;
+    }
+    Ok(format!("{} verified against sidecar and pin", artifacts.items.len()))
+}
+
+async fn restore_databases(ctx: &Ctx<'_>) -> Result<String, DrError> {
+    let desired: Vec<&Resource> = ctx.desired.iter().filter(|r| r.kind == Kind::DbInstance).collect();
+    if desired.is_empty() {
+        return Ok("nothing declared".into());
+    }
+    let aws = aws(ctx)?;
+    let mut restored = Vec::new();
+    for r in &desired {
+        let id = &r.name;
+        if !crate::aws::rds::instance_exists(aws, id).await? {
+            let snap = ctx.manifest.rds.iter().find(|s| &s.instance == id).ok_or_else(|| {
+                DrError::Refused(format!(
+                    "DB instance {id} does not exist and the manifest has no snapshot of it; refusing to create an empty database"
+                ))
+            })?;
+            crate::aws::rds::restore_from_snapshot(aws, r, &snap.snapshot).await?;
+            restored.push(format!("{id} from {}", snap.snapshot));
+        }
+    }
+    let converged = converge_aws(ctx, &[Kind::DbInstance]).await?;
+    for r in &desired {
+        let want: crate::aws::rds::DbInstanceAttrs =
+            crate::model::from_attrs(&r.attrs).map_err(|e| DrError::Other(format!("{}: {e}", r.address)))?;
+        let got = crate::aws::rds::protection(aws, &r.name)
+            .await?
+            .ok_or_else(|| DrError::Other(format!("DB instance {} vanished after the restore", r.name)))?;
+        if !got.storage_encrypted || got.backup_retention_period != want.backup_retention_period {
+            return Err(DrError::Other(format!(
+                "DB instance {}: storage encrypted {}, backup retention {} days; declared: encrypted, {} days",
+                r.name, got.storage_encrypted, got.backup_retention_period, want.backup_retention_period
+            )));
+        }
+    }
+    Ok(format!(
+        "{}; encrypted, retention asserted; {converged}",
+        if restored.is_empty() { "all present".to_string() } else { format!("restored {}", restored.join(", ")) }
+    ))
+}
+
+fn bao_address(env: &Environment) -> Result<String, DrError> {
+    Ok(match &env.openbao {
+        Connection::Server { address, .. } => address.clone(),
+        Connection::DevStack { dir } => crate::dev::StackState::load(dir)?.bao_addr,
+    })
+}
+
+async fn start_openbao(ctx: &Ctx<'_>) -> Result<String, DrError> {
+    match &ctx.env.openbao {
+        Connection::DevStack { dir } => {
+            let state = crate::dev::StackState::load(dir)?;
+            if let (Some(seal), Some(key)) = (&ctx.manifest.seal, &state.kms_key_id) {
+                if &seal.kms_key_id != key {
+                    return Err(DrError::Refused(format!(
+                        "the dev stack in {} seals with KMS key {key}, the snapshot with {}",
+                        dir.display(),
+                        seal.kms_key_id
+                    )));
+                }
+            }
+            if state.bao_alive() {
+                let status = crate::dev::seal_status(&state.bao_addr).await?;
+                if !status.initialized {
+                    return Ok(format!("bao already running at {} (not initialized)", state.bao_addr));
+                }
+            }
+            let state = crate::dev::respawn_empty(dir).await?;
+            Ok(format!("bao started on empty storage at {} (pid {})", state.bao_addr, state.bao_pid))
+        }
+        Connection::Server { address, .. } => {
+            wait_for(address, "to answer", |s| s.is_some()).await?;
+            Ok(format!("{address} answers"))
+        }
+    }
+}
+
+/// Poll `sys/seal-status` until `ok` holds.
+async fn wait_for(addr: &str, what: &str, ok: impl Fn(Option<&crate::dev::SealStatus>) -> bool) -> Result<(), DrError> {
+    let deadline = Instant::now() + SERVER_WAIT;
+    loop {
+        let status = crate::dev::seal_status(addr).await.ok();
+        if ok(status.as_ref()) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(DrError::Other(format!("OpenBao at {addr} did not {what} within {} s", SERVER_WAIT.as_secs())));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn restore_openbao(ctx: &Ctx<'_>, connect: &(dyn Fn() -> Result<Bao, DrError> + Sync)) -> Result<String, DrError> {
+    let addr = bao_address(ctx.env)?;
+    let file = ctx.work.join(SNAPSHOT_FILE);
+    let snap = &ctx.manifest.openbao;
+    let on_disk = hash::hash_async(
+        tokio::fs::File::open(&file).await.map_err(|e| DrError::io(format!("opening {} (re-run from the snapshot step with --fresh)", file.display()), e))?,
+        Some(snap.size),
+    )
+    .await
+    .map_err(|e| DrError::Other(format!("{}: {e}", file.display())))?;
+    if on_disk.sha256 != snap.sha256 {
+        return Err(DrError::Refused(format!("{} changed since it was verified; refusing to restore", file.display())));
+    }
+    let mut status = crate::dev::seal_status(&addr).await?;
+    if status.initialized {
+        // A killed earlier run may have restored already (then the operator token works), or
+        // only initialized the throw-away cluster (then, on the dev stack, start over empty).
+        if let Ok(bao) = connect() {
+            if bao.get(None, "auth/token/lookup-self").await.is_ok() {
+                return Ok("already restored by an earlier run (operator token valid)".into());
+            }
+        }
+        match &ctx.env.openbao {
+            Connection::DevStack { dir } => {
+                crate::dev::respawn_empty(dir).await?;
+                status = crate::dev::seal_status(&addr).await?;
+            }
+            Connection::Server { .. } => {
+                return Err(DrError::Refused(format!(
+                    "OpenBao at {addr} is already initialized but the operator token does not work: empty its raft storage and restart it, then re-run"
+                )))
+            }
+        }
+    }
+    let auto_unseal = ctx.manifest.seal.is_some();
+    let _ = status;
+    let token = crate::dev::init_throwaway(&addr, auto_unseal).await?;
+    wait_for(&addr, "become unsealed after init", |s| s.is_some_and(|s| s.initialized && !s.sealed)).await?;
+    let throwaway = Bao::connect(&addr, &token)?;
+    // The fresh cluster needs a moment to elect itself before it accepts a restore.
+    let deadline = Instant::now() + SERVER_WAIT;
+    loop {
+        match throwaway.raft_snapshot_restore_force(&file).await {
+            Ok(()) => break,
+            Err(e) if Instant::now() < deadline && matches!(e.status(), Some(500..=503) | None) => {
+                tracing::debug!(error = %e, "restore not accepted yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    drop(token);
+    wait_for(&addr, "come back unsealed after the restore", |s| s.is_some_and(|s| s.initialized && !s.sealed)).await?;
+    let operator = connect()?;
+    let deadline = Instant::now() + SERVER_WAIT;
+    loop {
+        match operator.get(None, "auth/token/lookup-self").await {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "operator token not accepted yet");
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => return Err(DrError::Other(format!("after the restore the operator token does not work: {e}"))),
+        }
+    }
+    let sealed_by = if auto_unseal { "unsealed by KMS" } else { "unseal with the pre-disaster keys" };
+    Ok(format!("{} bytes restored, {sealed_by}, operator token valid", snap.size))
+}
+
+async fn verify(ctx: &Ctx<'_>, bao: &Bao) -> Result<String, DrError> {
+    let candidates: Vec<_> =
+        ctx.env.workspaces.iter().filter(|w| w.approle.as_ref().is_some_and(|a| !a.roles.is_empty())).collect();
+    if candidates.len() < 2 {
+        return Ok(format!("skipped: {} workspaces with an AppRole (isolation needs two)", candidates.len()));
+    }
+    let n = if ctx.opts.verify_sample == 0 { candidates.len() } else { ctx.opts.verify_sample.clamp(2, candidates.len()) };
+    let step = candidates.len() as f64 / n as f64;
+    let sample: Vec<_> = (0..n).map(|i| candidates[(i as f64 * step) as usize]).collect();
+    let mut failures = Vec::new();
+    for (i, ws) in sample.iter().enumerate() {
+        let other = sample[(i + 1) % sample.len()];
+        match crate::openbao::verify::verify_workspace(bao, ws, other).await {
+            Ok(p) if p.own_read && p.cross_status == 403 => {}
+            Ok(p) => failures.push(format!("{}: own read {}, {}'s KV HTTP {}", ws.name, p.own_read, other.name, p.cross_status)),
+            Err(e) => failures.push(format!("{}: {e}", ws.name)),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(DrError::Other(format!("verify failed for {} of {n} workspaces:\n  {}", failures.len(), failures.join("\n  "))));
+    }
+    Ok(format!("{n} workspaces: own KV readable, other workspace 403"))
+}
