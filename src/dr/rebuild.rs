@@ -144,7 +144,7 @@ pub async fn run(
     let started = Instant::now();
     let mut steps = Vec::new();
     for (index, step) in STEPS.iter().enumerate() {
-        if let Some(done) = state.done.iter().find(|d| d.slug == step.slug) {
+        if let Some(done) = state.done.iter().find(|d| d.slug == step.slug && !step.recheck) {
             on_event(Event::AlreadyDone { index, step, secs: done.secs });
             steps.push((step.slug, done.secs, done.detail.clone(), true));
             continue;
@@ -153,9 +153,11 @@ pub async fn run(
         let t = Instant::now();
         let detail = run_step(&ctx, step, connect).await?;
         let secs = t.elapsed().as_secs_f64();
-        on_event(Event::Done { index, step, secs, detail: &detail });
+        // Recorded before it is reported: a step shown as done is one a resumed run skips.
+        state.done.retain(|d| d.slug != step.slug);
         state.done.push(DoneStep { slug: step.slug.to_string(), secs, detail: detail.clone() });
         save_state(&path, &state)?;
+        on_event(Event::Done { index, step, secs, detail: &detail });
         steps.push((step.slug, secs, detail, false));
     }
     std::fs::remove_dir_all(&ctx.work).ok();
@@ -471,8 +473,11 @@ async fn restore_openbao(ctx: &Ctx<'_>, connect: &(dyn Fn() -> Result<Bao, DrErr
     }
     let auto_unseal = ctx.manifest.seal.is_some();
     let _ = status;
+    let t = Instant::now();
     let token = crate::dev::init_throwaway(&addr, auto_unseal).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), "initialized");
     wait_for(&addr, "become unsealed after init", |s| s.is_some_and(|s| s.initialized && !s.sealed)).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), "unsealed");
     let throwaway = Bao::connect(&addr, &token)?;
     // The fresh cluster needs a moment to elect itself before it accepts a restore.
     let deadline = Instant::now() + SERVER_WAIT;
@@ -487,7 +492,9 @@ async fn restore_openbao(ctx: &Ctx<'_>, connect: &(dyn Fn() -> Result<Bao, DrErr
         }
     }
     drop(token);
+    tracing::debug!(elapsed = ?t.elapsed(), "restored");
     wait_for(&addr, "come back unsealed after the restore", |s| s.is_some_and(|s| s.initialized && !s.sealed)).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), "unsealed after the restore");
     let operator = connect()?;
     let deadline = Instant::now() + SERVER_WAIT;
     loop {

@@ -5,6 +5,7 @@ mod alarms;
 mod artifacts;
 mod cluster;
 mod dev_stack;
+mod dr;
 mod faults;
 mod gitops;
 mod harness;
