@@ -7,6 +7,7 @@
 #   make build      cargo build (debug: one profile for everything)
 #   make demo       venv + build, `ctl dev up`, plan / apply / plan --detailed-exitcode
 #   make test       venv, then cargo test --all-targets against the venv binaries
+#   make drill      `ctl dr drill`: private stack, snapshot, destroy, rebuild, count lost versions
 #   make down       stop the dev stack (keeps its data)
 #   make clean-dev  stop the dev stack and delete .ctl/dev
 
@@ -38,7 +39,7 @@ STAMP_262  := $(VENV)/.stamp-openbao-2.6.2
 STAMP_272  := $(VENV)/.stamp-openbao-2.7.2
 STAMP_MOTO := $(VENV)/.stamp-moto
 
-.PHONY: venv build demo test down clean-dev
+.PHONY: venv build demo test drill down clean-dev
 
 venv: $(STAMP_262) $(STAMP_272) $(STAMP_MOTO)
 
@@ -91,6 +92,10 @@ test: venv
 	CTL_BAO_272_BIN=$(abspath $(BAO_272_BIN)) \
 	CTL_MOTO_BIN=$(abspath $(MOTO_BIN)) \
 	  $(CARGO) test --all-targets
+
+drill: venv build
+	CTL_BAO_BIN=$(abspath $(BAO_262_BIN)) CTL_MOTO_BIN=$(abspath $(MOTO_BIN)) \
+	  $(CTL) dr drill --workspaces $(or $(WORKSPACES),20) --versions $(or $(VERSIONS),200)
 
 down:
 	@if [ -x $(CTL) ]; then $(CTL) dev down --dir $(DEV_DIR); else echo "no $(CTL); run 'make build'"; fi

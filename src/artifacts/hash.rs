@@ -1,4 +1,4 @@
-//! Streaming SHA-256 in constant memory: one 1 MiB buffer, filled completely before each
+//! Streaming SHA-256 in constant memory: two 1 MiB buffers, each filled completely before its
 //! hash update, whatever the size of the input; an optional size limit stops reading as soon
 //! as the input is longer than declared.
 
@@ -25,31 +25,46 @@ pub enum HashError {
 }
 
 /// Hash everything `reader` yields; fails once more than `limit` bytes have been read.
+///
+/// Two buffers: while one full buffer is hashed, the next is being read (a file read runs on
+/// tokio's blocking pool, a network body is driven by the connection task), so throughput is
+/// that of the slower of the two instead of their sum.
 pub async fn hash_async<R: AsyncRead + Unpin>(mut reader: R, limit: Option<u64>) -> Result<Hashed, HashError> {
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; BUFFER];
+    let mut current = vec![0u8; BUFFER];
+    let mut next = vec![0u8; BUFFER];
     let mut total: u64 = 0;
+    let mut filled = fill(&mut reader, &mut current, total).await?;
     loop {
-        let mut filled = 0;
-        while filled < buffer.len() {
-            let n = reader
-                .read(&mut buffer[filled..])
-                .await
-                .map_err(|source| HashError::Read { read: total + filled as u64, source })?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
         total += filled as u64;
         if let Some(limit) = limit.filter(|limit| total > *limit) {
             return Err(HashError::TooLarge { limit, read: total });
         }
-        hasher.update(&buffer[..filled]);
-        if filled < buffer.len() {
+        if filled < current.len() {
+            hasher.update(&current[..filled]);
             return Ok(Hashed { sha256: hex::encode(hasher.finalize()), size: total });
         }
+        // The read is polled first, so it is in flight before the hashing runs.
+        let (read, ()) = tokio::join!(fill(&mut reader, &mut next, total), async { hasher.update(&current[..]) });
+        filled = read?;
+        std::mem::swap(&mut current, &mut next);
     }
+}
+
+/// Read until `buffer` is full or the input ends; returns the bytes read.
+async fn fill<R: AsyncRead + Unpin>(reader: &mut R, buffer: &mut [u8], before: u64) -> Result<usize, HashError> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let n = reader
+            .read(&mut buffer[filled..])
+            .await
+            .map_err(|source| HashError::Read { read: before + filled as u64, source })?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
 }
 
 /// The SHA-256 (lowercase hex) of `bytes`.
