@@ -37,6 +37,9 @@ pub enum DrCommand {
         /// Workspaces the verify step checks (0 = all).
         #[arg(long, default_value_t = 10)]
         verify_sample: usize,
+        /// Dev stack: replace an OpenBao that is running with live data by the snapshot.
+        #[arg(long)]
+        replace_live_openbao: bool,
     },
     /// Render runbooks/disaster_recovery.md from the same step list `rebuild` executes.
     Runbook {
@@ -57,8 +60,14 @@ pub enum DrCommand {
 pub async fn run(cmd: DrCommand) -> CmdResult {
     match cmd {
         DrCommand::Snapshot { env, out_dir } => snapshot(env, out_dir).await,
-        DrCommand::Rebuild { env, from, dry_run, state_dir, fresh, verify_sample } => {
-            let opts = rebuild::Options { state_dir, fresh, parallelism: usize::from(env.parallelism), verify_sample };
+        DrCommand::Rebuild { env, from, dry_run, state_dir, fresh, verify_sample, replace_live_openbao } => {
+            let opts = rebuild::Options {
+                state_dir,
+                fresh,
+                parallelism: usize::from(env.parallelism),
+                verify_sample,
+                replace_live: replace_live_openbao,
+            };
             rebuild_cmd(env, &from, dry_run, opts).await
         }
         DrCommand::Runbook { env, out, check } => runbook(env, out, check),

@@ -132,7 +132,7 @@ async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &P
     drop(session);
 
     // 5. Rebuild.
-    let opts = rebuild::Options { state_dir: dr_dir.clone(), fresh: true, parallelism: args.parallelism, verify_sample: 10 };
+    let opts = rebuild::Options { state_dir: dr_dir.clone(), fresh: true, parallelism: args.parallelism, verify_sample: 10, replace_live: false };
     let env = &loaded.env;
     let connect = || context::connect(env).map_err(|e| DrError::Other(format!("{e:#}")));
     let mut lines = String::new();

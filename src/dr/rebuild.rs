@@ -35,6 +35,9 @@ pub struct Options {
     pub parallelism: usize,
     /// Workspaces `verify` checks (0 = all).
     pub verify_sample: usize,
+    /// Dev stack only: replace an OpenBao that is running with live data (the operator token
+    /// works) by the snapshot. Without it such a rebuild is refused.
+    pub replace_live: bool,
 }
 
 /// What the caller is told as the rebuild goes (the CLI prints it; the drill collects it).
@@ -141,6 +144,7 @@ pub async fn run(
     state.runs += 1;
     save_state(&path, &state)?;
     let ctx = Ctx { env, desired, manifest, aws, opts, work: work_dir(opts, env, manifest) };
+    preflight(&ctx, &state, connect).await?;
     let started = Instant::now();
     let mut steps = Vec::new();
     for (index, step) in STEPS.iter().enumerate() {
@@ -393,6 +397,23 @@ fn bao_address(env: &Environment) -> Result<String, DrError> {
     })
 }
 
+/// Before any step: a dev-stack OpenBao that is running with live data (the operator token
+/// works) is not replaced by an older snapshot unless asked to.
+async fn preflight(ctx: &Ctx<'_>, state: &State, connect: &(dyn Fn() -> Result<Bao, DrError> + Sync)) -> Result<(), DrError> {
+    let Connection::DevStack { dir } = &ctx.env.openbao else { return Ok(()) };
+    if ctx.opts.replace_live || state.done.iter().any(|d| d.slug == "openbao-restore") {
+        return Ok(());
+    }
+    let Ok(stack) = crate::dev::StackState::load(dir) else { return Ok(()) };
+    if stack.bao_alive() && operator_token_works(connect).await {
+        return Err(DrError::Refused(format!(
+            "OpenBao at {} is running with live data (the operator token works); the rebuild would replace it with the snapshot of {}. Pass --replace-live-openbao if that is what you want; nothing was touched.",
+            stack.bao_addr, ctx.manifest.created_at
+        )));
+    }
+    Ok(())
+}
+
 async fn start_openbao(ctx: &Ctx<'_>) -> Result<String, DrError> {
     match &ctx.env.openbao {
         Connection::DevStack { dir } => {
@@ -419,6 +440,13 @@ async fn start_openbao(ctx: &Ctx<'_>) -> Result<String, DrError> {
             wait_for(address, "to answer", |s| s.is_some()).await?;
             Ok(format!("{address} answers"))
         }
+    }
+}
+
+async fn operator_token_works(connect: &(dyn Fn() -> Result<Bao, DrError> + Sync)) -> bool {
+    match connect() {
+        Ok(bao) => bao.get(None, "auth/token/lookup-self").await.is_ok(),
+        Err(_) => false,
     }
 }
 
@@ -454,10 +482,8 @@ async fn restore_openbao(ctx: &Ctx<'_>, connect: &(dyn Fn() -> Result<Bao, DrErr
     if status.initialized {
         // A killed earlier run may have restored already (then the operator token works), or
         // only initialized the throw-away cluster (then, on the dev stack, start over empty).
-        if let Ok(bao) = connect() {
-            if bao.get(None, "auth/token/lookup-self").await.is_ok() {
-                return Ok("already restored by an earlier run (operator token valid)".into());
-            }
+        if operator_token_works(connect).await {
+            return Ok("already restored by an earlier run (operator token valid)".into());
         }
         match &ctx.env.openbao {
             Connection::DevStack { dir } => {

@@ -133,9 +133,14 @@ rds:
             .expect("put sidecar");
     };
 
+    // A rebuild against the healthy stack would throw away live data: refused without a flag.
+    let out = sc.ctl(&["dr", "rebuild", "-e", &e, "--from", &manifest]);
+    out.assert_status(1);
+    assert!(out.stderr.contains("running with live data") && out.stderr.contains("--replace-live-openbao"), "{}", out.stderr);
+
     // Fault: the sidecar no longer matches → refused, nothing touched.
     put_sidecar(format!("{}  raft.snap\n", "0".repeat(64)));
-    let out = sc.ctl(&["dr", "rebuild", "-e", &e, "--from", &manifest]);
+    let out = sc.ctl(&["dr", "rebuild", "-e", &e, "--from", &manifest, "--replace-live-openbao"]);
     out.assert_status(1);
     assert!(out.stderr.contains("sidecar mismatch") && out.stderr.contains("refusing to restore"), "{}", out.stderr);
     let still = kv_get(&state, &stack.bao_bin, &stack.token_file, &ns, 2);
@@ -192,7 +197,7 @@ rds:
         );
     }
     assert!(out.stdout.contains("openbao-restore") && out.stdout.contains("unsealed by KMS"), "{}", out.stdout);
-    assert!(out.stdout.contains("in 4 run(s)") && out.stdout.contains("RTO") && out.stdout.contains("RPO"), "{}", out.stdout);
+    assert!(out.stdout.contains("in 5 run(s)") && out.stdout.contains("RTO") && out.stdout.contains("RPO"), "{}", out.stdout);
 
     let state = ctl::dev::StackState::load(&stack.dir).unwrap();
     for (version, want) in [(1, &v1), (2, &v2)] {
