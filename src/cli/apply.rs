@@ -124,6 +124,11 @@ async fn apply_locked(
             plan
         }
         None => {
+            // Our own namespaces left tainted by an interrupted rollback would block the plan.
+            let cleared = crate::openbao::apply::resume_stuck_deletions(&session.bao, &loaded.env.name).await?;
+            if !cleared.is_empty() {
+                println!("Finished {} interrupted namespace deletion(s): {}", cleared.len(), cleared.join(", "));
+            }
             let plan = context::plan_with(loaded, session, args.env.parallelism).await?;
             print!("{}", render::text::render(&plan, super::color_enabled_stdout()));
             check_guards(&plan, &args.allow_destroy)?;

@@ -209,6 +209,20 @@ async fn delete(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
     Ok(())
 }
 
+/// Resume the deletion of this environment's own namespaces that OpenBao left tainted (a
+/// creation rolled back, or a deletion, interrupted by a leader crash: the new leader does not
+/// pick it up). Re-issuing the DELETE finishes it. Returns the namespaces cleared.
+pub async fn resume_stuck_deletions(bao: &Bao, environment: &str) -> Result<Vec<String>, BaoError> {
+    let (_, unmanaged) = super::observe::namespaces(bao, environment).await?;
+    let mut cleared = Vec::new();
+    for u in unmanaged.into_iter().filter(|u| u.reason == super::observe::STUCK_DELETION) {
+        tracing::warn!(namespace = %u.path, "resuming an interrupted deletion of one of ctl's namespaces");
+        delete_namespace(bao, &u.path).await?;
+        cleared.push(u.path);
+    }
+    Ok(cleared)
+}
+
 /// Namespace deletion is asynchronous in OpenBao: wait until it is really gone, so a
 /// following create of the same name (a replace, or the next apply) does not collide.
 async fn delete_namespace(bao: &Bao, path: &str) -> Result<(), BaoError> {

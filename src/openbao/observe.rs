@@ -54,6 +54,11 @@ pub async fn observe(bao: &Bao, opts: &ObserveOptions<'_>) -> Result<Observed, B
 }
 
 /// All namespaces at the root, split into ctl's (for this environment) and the rest.
+/// The reason given for one of this environment's own namespaces that OpenBao left tainted
+/// (its rollback or deletion was interrupted, e.g. by a leader crash); `ctl apply` resumes the
+/// deletion ([`super::apply::resume_stuck_deletions`]) and then creates it again.
+pub const STUCK_DELETION: &str = "deletion in progress (ctl's own, interrupted; `ctl apply` resumes it)";
+
 pub async fn namespaces(
     bao: &Bao,
     environment: &str,
@@ -74,7 +79,11 @@ pub async fn namespaces(
             .and_then(|m| serde_json::from_value(m.clone()).ok())
             .unwrap_or_default();
         let tainted = ns.get("tainted").and_then(Value::as_bool).unwrap_or(false);
-        let reason = if tainted {
+        let ours = meta.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+            && meta.get("environment").map(String::as_str) == Some(environment);
+        let reason = if tainted && ours {
+            Some(STUCK_DELETION.to_string())
+        } else if tainted {
             Some("deletion in progress".to_string())
         } else if meta.get(MANAGED_BY_KEY).map(String::as_str) != Some(MANAGED_BY_VALUE) {
             Some(format!("custom_metadata has no {MANAGED_BY_KEY}: {MANAGED_BY_VALUE}"))

@@ -507,6 +507,28 @@ impl Scenario {
         out
     }
 
+    /// Starts `ctl` with `args` in the scenario dir without waiting (for tests that act while it
+    /// runs). Its stdout and stderr go to `<name>.stdout` / `<name>.stderr` in the scenario dir
+    /// (files, not pipes: a long plan would fill a pipe nobody reads yet and stall the child;
+    /// being in the scenario dir, they are searched for canaries too).
+    pub fn ctl_spawn(&self, name: &str, args: &[&str]) -> std::process::Child {
+        let file = |ext: &str| std::fs::File::create(self.dir.path().join(format!("{name}.{ext}"))).expect("output file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctl"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(file("stdout"))
+            .stderr(file("stderr"));
+        scrub_env(&mut cmd);
+        cmd.spawn().expect("spawn ctl")
+    }
+
+    /// What a [`Scenario::ctl_spawn`]ed run called `name` wrote: (stdout, stderr).
+    pub fn spawned_output(&self, name: &str) -> (String, String) {
+        let read = |ext: &str| std::fs::read_to_string(self.dir.path().join(format!("{name}.{ext}"))).unwrap_or_default();
+        (read("stdout"), read("stderr"))
+    }
+
     /// Registers a value that must never appear in `ctl`'s output or in any file it leaves
     /// under the scenario dir.
     pub fn canary(&self, value: impl Into<String>) {

@@ -90,6 +90,14 @@ impl BaoNode {
         }
     }
 
+    /// SIGKILL (a crash, not a shutdown); reaped.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
