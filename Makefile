@@ -10,6 +10,7 @@
 #   make drill      `ctl dr drill`: private stack, snapshot, destroy, rebuild, count lost versions
 #   make down       stop the dev stack (keeps its data)
 #   make clean-dev  stop the dev stack and delete .ctl/dev
+#   make fuzz       cargo-fuzz targets in fuzz/ (not part of test; needs `cargo install cargo-fuzz`)
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -39,7 +40,7 @@ STAMP_262  := $(VENV)/.stamp-openbao-2.6.2
 STAMP_272  := $(VENV)/.stamp-openbao-2.7.2
 STAMP_MOTO := $(VENV)/.stamp-moto
 
-.PHONY: venv build demo test drill down clean-dev
+.PHONY: venv build demo test drill down clean-dev fuzz
 
 venv: $(STAMP_262) $(STAMP_272) $(STAMP_MOTO)
 
@@ -103,3 +104,21 @@ down:
 clean-dev:
 	@if [ -x $(CTL) ]; then $(CTL) dev down --dir $(DEV_DIR) --purge; fi
 	rm -rf $(DEV_DIR)
+
+# Each target for FUZZ_TIME seconds, one job, under nice. Stable toolchain: RUSTC_BOOTSTRAP=1 for
+# the -Z flags cargo-fuzz passes, no sanitizer; --dev with the fuzzed crates optimized (see
+# fuzz/Cargo.toml). Own target dir, so the main build's is not invalidated. New inputs go to
+# fuzz/corpus/<target>, crashes to fuzz/artifacts/<target>.
+FUZZ_TIME       ?= 600
+FUZZ_TARGETS    ?= config_loader sidecar_parser
+FUZZ_TARGET_DIR ?= $(abspath fuzz/target)
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz not found: cargo install cargo-fuzz" >&2; exit 1; }
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$t; \
+	  dict=; if [ -f $$t.dict ]; then dict=-dict=$$t.dict; fi; \
+	  RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) nice $(CARGO) fuzz run --dev --sanitizer none \
+	    --target-dir $(FUZZ_TARGET_DIR) $$t corpus/$$t seeds/$$t -- \
+	    -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 $$dict; \
+	done

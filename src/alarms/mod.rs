@@ -6,7 +6,7 @@
 //! - [`resources`]: the kinds' attribute structs and desired expansion (the provider code is in
 //!   `aws::cloudwatch`, `aws::sns`, `aws::route53`);
 //! - [`tune`]: the surgical YAML edit of a threshold;
-//! - [`chart`]: the SVG chart;
+//! - [`chart`]: the SVG or PNG chart;
 //! - [`mute`]: mute records kept in the alarm's tags.
 
 pub mod backtest;

@@ -3,7 +3,13 @@
 //! Subscriptions carry no tags: the https subscription on this environment's (owned) topic is
 //! ctl's. A subscription still `PendingConfirmation` (real SNS, until the endpoint confirms;
 //! moto confirms at once) has no ARN: it counts as present, and deleting it is a no-op that
-//! SNS cleans up itself after 3 days.
+//! SNS cleans up itself after 3 days. While it is pending the endpoint receives no alarms:
+//! [`webhook_state`] tells (`ctl alarms status`), and `plan`'s observation warns.
+//!
+//! moto cannot produce the pending state (5.2: Subscribe always stores a confirmed
+//! subscription with an ARN and `PendingConfirmation: false`, SetSubscriptionAttributes refuses
+//! that attribute, ConfirmSubscription is a stub), so its parsing is unit-tested on the SDK's
+//! types and the integration tests see only the confirmed state.
 
 use super::cloudwatch::{owner, ownership_tags};
 use super::{Aws, AwsError};
@@ -11,8 +17,127 @@ use crate::alarms::resources::*;
 use crate::diff::{Action, Change};
 use crate::model::{Kind, Observed, Resource, Scope, Unmanaged};
 use crate::model::{from_attrs, to_attrs};
-use aws_sdk_sns::types::Tag;
-use std::collections::BTreeMap;
+use aws_sdk_sns::types::{Subscription, Tag};
+use std::collections::{BTreeMap, HashMap};
+
+/// What ListSubscriptionsByTopic says instead of an ARN until the endpoint confirms.
+pub const PENDING_CONFIRMATION: &str = "PendingConfirmation";
+
+/// The webhook subscription of the alarms' topic, as `ctl alarms status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookState {
+    /// The topic does not exist (not applied yet).
+    NoTopic,
+    /// The topic has no https subscription.
+    NotSubscribed,
+    /// Subscribed, but the endpoint has not confirmed: SNS delivers nothing to it yet.
+    PendingConfirmation {
+        endpoint: String,
+    },
+    Confirmed {
+        endpoint: String,
+    },
+}
+
+impl WebhookState {
+    /// One line for a person. Only the endpoint's origin is shown: webhook paths often carry
+    /// a token.
+    pub fn describe(&self) -> String {
+        match self {
+            WebhookState::NoTopic => "(topic not created)".into(),
+            WebhookState::NotSubscribed => "(not subscribed)".into(),
+            WebhookState::PendingConfirmation { endpoint } => format!(
+                "{}: PendingConfirmation: receives no alarms until the endpoint confirms (by visiting the SubscribeURL of the SubscriptionConfirmation message SNS posted to it)",
+                origin(endpoint)
+            ),
+            WebhookState::Confirmed { endpoint } => format!("{}: confirmed", origin(endpoint)),
+        }
+    }
+}
+
+/// `scheme://host[:port]` of a URL (the URL itself if it does not parse).
+fn origin(endpoint: &str) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(u) if u.has_host() => u.origin().ascii_serialization(),
+        _ => "(unparsable endpoint)".into(),
+    }
+}
+
+/// The https subscription that is the webhook: the one to `endpoint` if there is one, else the
+/// first https one (the endpoint was changed out of band).
+pub fn webhook_subscription<'a>(subs: &'a [Subscription], endpoint: &str) -> Option<&'a Subscription> {
+    let https = || subs.iter().filter(|s| s.protocol() == Some("https"));
+    https()
+        .find(|s| s.endpoint() == Some(endpoint))
+        .or_else(|| https().next())
+}
+
+/// Whether a listed subscription is still waiting for its endpoint: no ARN yet.
+pub fn listed_as_pending(s: &Subscription) -> bool {
+    s.subscription_arn() == Some(PENDING_CONFIRMATION)
+}
+
+/// GetSubscriptionAttributes' `PendingConfirmation` (for a subscription created with
+/// ReturnSubscriptionArn, whose ARN is known before confirmation).
+pub fn attributes_say_pending(attributes: &HashMap<String, String>) -> bool {
+    attributes
+        .get("PendingConfirmation")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+async fn subscriptions_by_topic(c: &aws_sdk_sns::Client, topic_arn: &str) -> Result<Vec<Subscription>, AwsError> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = c
+            .list_subscriptions_by_topic()
+            .topic_arn(topic_arn)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(api("ListSubscriptionsByTopic"))?;
+        out.extend(page.subscriptions().iter().cloned());
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// Whether a subscription is pending: listed without an ARN, or its attributes say so.
+async fn is_pending(c: &aws_sdk_sns::Client, s: &Subscription) -> Result<bool, AwsError> {
+    if listed_as_pending(s) {
+        return Ok(true);
+    }
+    let Some(arn) = s.subscription_arn().filter(|a| a.starts_with("arn:")) else {
+        return Ok(false);
+    };
+    let out = c
+        .get_subscription_attributes()
+        .subscription_arn(arn)
+        .send()
+        .await
+        .map_err(api("GetSubscriptionAttributes"))?;
+    Ok(out.attributes().is_some_and(attributes_say_pending))
+}
+
+/// The webhook subscription of topic `topic` (by name) to `endpoint`.
+pub async fn webhook_state(aws: &Aws, topic: &str, endpoint: &str) -> Result<WebhookState, AwsError> {
+    let c = client(aws);
+    let Some(arn) = topics(aws).await?.get(topic).cloned() else {
+        return Ok(WebhookState::NoTopic);
+    };
+    let subs = subscriptions_by_topic(&c, &arn).await?;
+    let Some(s) = webhook_subscription(&subs, endpoint) else {
+        return Ok(WebhookState::NotSubscribed);
+    };
+    let endpoint = s.endpoint().unwrap_or_default().to_string();
+    Ok(if is_pending(&c, s).await? {
+        WebhookState::PendingConfirmation { endpoint }
+    } else {
+        WebhookState::Confirmed { endpoint }
+    })
+}
 
 pub fn client(aws: &Aws) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::new(&aws.sdk)
@@ -81,13 +206,15 @@ pub async fn observe(aws: &Aws, observed: &mut Observed) -> Result<BTreeMap<Stri
         }
     }
     for (name, arn) in &owned {
-        let subs = c
-            .list_subscriptions_by_topic()
-            .topic_arn(arn)
-            .send()
-            .await
-            .map_err(api("ListSubscriptionsByTopic"))?;
-        if let Some(s) = subs.subscriptions().iter().find(|s| s.protocol() == Some("https")) {
+        let subs = subscriptions_by_topic(&c, arn).await?;
+        if let Some(s) = subs.iter().find(|s| s.protocol() == Some("https")) {
+            if listed_as_pending(s) {
+                tracing::warn!(
+                    "{}: the webhook {} is PendingConfirmation: it receives no alarms until it confirms",
+                    subscription_address(),
+                    origin(s.endpoint().unwrap_or_default())
+                );
+            }
             let attrs = SnsSubscriptionAttrs {
                 topic: name.clone(),
                 protocol: "https".into(),
@@ -217,5 +344,77 @@ pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
             "{}: {kind:?} is not an SNS kind",
             change.address
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(protocol: &str, endpoint: &str, arn: &str) -> Subscription {
+        Subscription::builder()
+            .protocol(protocol)
+            .endpoint(endpoint)
+            .subscription_arn(arn)
+            .topic_arn("arn:aws:sns:us-east-1:123456789012:oncall")
+            .build()
+    }
+
+    const HOOK: &str = "https://hooks.example.com/T000/secret-token";
+
+    #[test]
+    fn pending_is_the_placeholder_arn() {
+        let pending = sub("https", HOOK, "PendingConfirmation");
+        let confirmed = sub(
+            "https",
+            HOOK,
+            "arn:aws:sns:us-east-1:123456789012:oncall:6b0e71bd-7e97-4d97-80ce-4a0994e55286",
+        );
+        assert!(listed_as_pending(&pending));
+        assert!(!listed_as_pending(&confirmed));
+        assert!(!listed_as_pending(&Subscription::builder().build()));
+    }
+
+    #[test]
+    fn pending_from_attributes() {
+        let attrs = |v: &str| HashMap::from([("PendingConfirmation".to_string(), v.to_string())]);
+        assert!(attributes_say_pending(&attrs("true")));
+        assert!(!attributes_say_pending(&attrs("false")));
+        assert!(!attributes_say_pending(&HashMap::new()));
+    }
+
+    #[test]
+    fn the_webhook_is_the_https_subscription_to_the_endpoint() {
+        let subs = [
+            sub("email", "oncall@example.com", "PendingConfirmation"),
+            sub("https", "https://old.example.com/x", "arn:aws:sns:us-east-1:1:t:a"),
+            sub("https", HOOK, "PendingConfirmation"),
+        ];
+        let s = webhook_subscription(&subs, HOOK).unwrap();
+        assert_eq!(s.endpoint(), Some(HOOK));
+        assert!(listed_as_pending(s));
+        // Endpoint changed out of band: the https one is still the webhook.
+        let s = webhook_subscription(&subs, "https://new.example.com/").unwrap();
+        assert_eq!(s.endpoint(), Some("https://old.example.com/x"));
+        assert!(webhook_subscription(&subs[..1], HOOK).is_none());
+    }
+
+    #[test]
+    fn describe_shows_the_origin_only() {
+        let pending = WebhookState::PendingConfirmation { endpoint: HOOK.into() }.describe();
+        assert!(
+            pending.starts_with("https://hooks.example.com: PendingConfirmation: receives no alarms"),
+            "{pending}"
+        );
+        let confirmed = WebhookState::Confirmed {
+            endpoint: "https://127.0.0.1:9443/hook?token=x".into(),
+        }
+        .describe();
+        assert_eq!(confirmed, "https://127.0.0.1:9443: confirmed");
+        for s in [&pending, &confirmed] {
+            assert!(!s.contains("secret-token") && !s.contains("token=x"), "{s}");
+        }
+        assert_eq!(WebhookState::NotSubscribed.describe(), "(not subscribed)");
+        assert_eq!(WebhookState::NoTopic.describe(), "(topic not created)");
     }
 }

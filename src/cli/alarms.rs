@@ -21,7 +21,8 @@ use std::process::ExitCode;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AlarmsCommand {
-    /// Every declared alarm: state, threshold, last state change, muted until.
+    /// Every declared alarm: state, threshold, last state change, muted until; and whether the
+    /// webhook subscription is confirmed (a PendingConfirmation endpoint receives no alarms).
     Status {
         #[command(flatten)]
         env: EnvArgs,
@@ -90,12 +91,20 @@ pub struct Window {
     /// Days of history to replay.
     #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=455))]
     pub days: u32,
-    /// Also draw the metric, both thresholds and the would-be ALARM periods to this SVG file.
-    #[arg(long, value_name = "FILE.svg")]
+    /// Also draw the metric, both thresholds and the would-be ALARM periods to this file:
+    /// SVG or PNG, by its extension.
+    #[arg(long, value_name = "FILE.svg|FILE.png", value_parser = chart_file)]
     pub chart: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--chart`: the extension is checked while parsing arguments, before any AWS call.
+fn chart_file(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    chart::Format::of(&path).map_err(|e| e.to_string())?;
+    Ok(path)
 }
 
 pub async fn run(cmd: AlarmsCommand) -> CmdResult {
@@ -446,5 +455,9 @@ async fn status(args: &EnvArgs) -> CmdResult {
         let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", line.join("  ").trim_end());
     }
+    let webhook = crate::aws::sns::webhook_state(&aws, &cfg.topic, &cfg.webhook)
+        .await
+        .with_context(|| format!("reading the subscriptions of topic {}", cfg.topic))?;
+    println!("\nwebhook ({}): {}", cfg.topic, webhook.describe());
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! CloudWatch alarms as code against the shared stack's moto: apply → empty plan → out-of-band
 //! threshold change shows exactly that field → apply; 14 days of 1-minute metric data and the
 //! backtest numbers against the engine's; `tune` touches only the threshold's bytes; the SVG
-//! chart; mute → status → expiry restored by apply; unmute.
+//! and PNG charts; mute → status → expiry restored by apply; unmute.
 
 use crate::harness::{stack, unique, Scenario};
 use ctl::alarms::backtest::{self, Comparison, MissingData, Rule, Series, Statistic};
@@ -163,8 +163,23 @@ fn alarms_apply_drift_mute_and_expiry() {
     ] {
         assert!(first.stdout.contains(address), "{address} missing:\n{}", first.stdout);
     }
+    let webhook_line = |sc: &Scenario| {
+        let out = sc.ctl(&["alarms", "status", "-e", &sc.env_file()]);
+        assert_eq!(out.status, 0, "status failed: {}", out.stderr);
+        let prefix = format!("webhook ({}): ", n.topic);
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("{}", out.stdout));
+        line[prefix.len()..].to_string()
+    };
+    assert_eq!(webhook_line(&sc), "(topic not created)");
     apply(&sc);
     assert_no_changes(&sc);
+    // moto confirms https subscriptions at once (it cannot show PendingConfirmation: see
+    // `aws::sns`), so only the confirmed state is seen here; only the origin is printed.
+    assert_eq!(webhook_line(&sc), "https://127.0.0.1:9: confirmed");
 
     // Ownership tags on the alarm; every alarm notifies the one topic.
     let aws = aws(&moto, &env);
@@ -378,6 +393,27 @@ fn backtest_tune_and_chart_against_seeded_metrics() {
     );
     assert!(svg.contains("proposed threshold 12") && svg.contains("current threshold 5"));
 
+    // Any other extension is refused while parsing the arguments: before the environment file
+    // is even read (this one does not exist), so before any AWS call.
+    let out = sc.ctl(&[
+        "alarms",
+        "backtest",
+        "api-5xx",
+        "--threshold",
+        "12",
+        "--chart",
+        &sc.path("api.jpg"),
+        "-e",
+        "no-such-env.yaml",
+    ]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unsupported chart format .jpg") && out.stderr.contains(".svg or .png"),
+        "{}",
+        out.stderr
+    );
+    assert!(!std::path::Path::new(&sc.path("api.jpg")).exists());
+
     // Text report side by side.
     let out = sc.ctl(&[
         "alarms",
@@ -405,9 +441,27 @@ fn backtest_tune_and_chart_against_seeded_metrics() {
         ]
     );
 
-    // recommend: percentiles computed client-side.
-    let out = sc.ctl(&["alarms", "recommend", "api-5xx", "--json", "-e", &sc.env_file()]);
+    // recommend: percentiles computed client-side; its chart as PNG this time.
+    let png_chart = sc.path("api.png");
+    let out = sc.ctl(&[
+        "alarms",
+        "recommend",
+        "api-5xx",
+        "--json",
+        "--chart",
+        &png_chart,
+        "-e",
+        &sc.env_file(),
+    ]);
     assert_eq!(out.status, 0, "{}", out.stderr);
+    let bytes = std::fs::read(&png_chart).expect("PNG chart written");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let info = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .expect("PNG header")
+        .info()
+        .clone();
+    assert_eq!((info.width, info.height), ctl::alarms::chart::SIZE);
     let r: Value = serde_json::from_str(&out.stdout).unwrap();
     let p = ctl::alarms::recommend::percentiles(&series).unwrap();
     assert_eq!(r["percentiles"]["p99"], p.p99);
