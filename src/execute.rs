@@ -13,7 +13,69 @@ use crate::model::Address;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Push-back signals (429, 5xx) a transport saw; the executor reads it to adapt concurrency.
+#[derive(Debug, Default)]
+pub struct Pressure(AtomicU64);
+
+impl Pressure {
+    /// One throttled or failed-by-overload response.
+    pub fn note(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Additive-increase / multiplicative-decrease concurrency limit, as TCP does: new push-back
+/// halves the limit (at most once per [`Aimd::COOL_DOWN`], so one burst counts once); every
+/// settled change without new push-back grows it by 1/limit, i.e. by one per window of
+/// `limit` changes, up to the configured maximum.
+#[derive(Debug, Clone)]
+pub struct Aimd {
+    max: usize,
+    limit: f64,
+    lowest: usize,
+    seen: u64,
+    last_cut: Option<Instant>,
+}
+
+impl Aimd {
+    pub const COOL_DOWN: Duration = Duration::from_millis(250);
+
+    pub fn new(max: usize) -> Aimd {
+        let max = max.max(1);
+        Aimd { max, limit: max as f64, lowest: max, seen: 0, last_cut: None }
+    }
+
+    /// How many changes may run now.
+    pub fn limit(&self) -> usize {
+        self.limit as usize
+    }
+
+    /// The lowest the limit went.
+    pub fn lowest(&self) -> usize {
+        self.lowest
+    }
+
+    /// A change settled; `pressure` is the transport's push-back count at that moment.
+    pub fn settled(&mut self, pressure: u64, now: Instant) {
+        if pressure > self.seen {
+            self.seen = pressure;
+            if self.last_cut.is_none_or(|t| now.duration_since(t) >= Self::COOL_DOWN) {
+                self.limit = (self.limit / 2.0).max(1.0);
+                self.last_cut = Some(now);
+                self.lowest = self.lowest.min(self.limit());
+            }
+        } else {
+            self.limit = (self.limit + 1.0 / self.limit).min(self.max as f64);
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -36,6 +98,10 @@ pub struct Report {
     /// In the order the changes were given.
     pub outcomes: Vec<Outcome>,
     pub elapsed: Duration,
+    /// Push-back responses seen while executing (0 without a [`Pressure`] source).
+    pub throttled: u64,
+    /// The lowest concurrency the executor backed off to.
+    pub lowest_concurrency: usize,
 }
 
 impl Report {
@@ -87,9 +153,20 @@ pub fn dependencies(changes: &[Change]) -> Vec<Vec<usize>> {
 
 /// Run `apply` for every change, at most `parallelism` at a time, in dependency order.
 /// `on_done` is called after each change settles (for progress display).
-pub async fn execute<'c, F, Fut>(
+pub async fn execute<'c, F, Fut>(changes: &'c [Change], parallelism: usize, apply: F, on_done: impl FnMut(&Outcome)) -> Report
+where
+    F: Fn(&'c Change) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    execute_adaptive(changes, parallelism, None, apply, on_done).await
+}
+
+/// [`execute`], with the concurrency limit adapted ([`Aimd`]) to the push-back `pressure`
+/// counts: starts at `parallelism`, halves on new 429/5xx, grows back while none come.
+pub async fn execute_adaptive<'c, F, Fut>(
     changes: &'c [Change],
     parallelism: usize,
+    pressure: Option<&Pressure>,
     apply: F,
     mut on_done: impl FnMut(&Outcome),
 ) -> Report
@@ -98,6 +175,9 @@ where
     Fut: Future<Output = Result<(), String>>,
 {
     let started = Instant::now();
+    let base = pressure.map_or(0, Pressure::count);
+    let mut aimd = Aimd::new(parallelism);
+    aimd.settled(base, started);
     let deps = dependencies(changes);
     let mut waiting_on: Vec<usize> = deps.iter().map(Vec::len).collect();
     let mut dependents = vec![Vec::new(); changes.len()];
@@ -112,7 +192,7 @@ where
     let mut running = FuturesUnordered::new();
 
     loop {
-        while running.len() < parallelism.max(1) {
+        while running.len() < aimd.limit() {
             let Some(i) = ready.pop() else { break };
             let fut = apply(&changes[i]);
             running.push(async move {
@@ -122,6 +202,9 @@ where
             });
         }
         let Some((i, result, took)) = running.next().await else { break };
+        if let Some(p) = pressure {
+            aimd.settled(p.count(), Instant::now());
+        }
         elapsed[i] = took;
         let ok = result.is_ok();
         status[i] = Some(match result {
@@ -160,7 +243,12 @@ where
             outcome(changes, i, &status, &elapsed)
         })
         .collect();
-    Report { outcomes, elapsed: started.elapsed() }
+    Report {
+        outcomes,
+        elapsed: started.elapsed(),
+        throttled: pressure.map_or(0, |p| p.count() - base),
+        lowest_concurrency: aimd.lowest(),
+    }
 }
 
 fn outcome(changes: &[Change], i: usize, status: &[Option<Status>], elapsed: &[Duration]) -> Outcome {
@@ -169,6 +257,38 @@ fn outcome(changes: &[Change], i: usize, status: &[Option<Status>], elapsed: &[D
         action: changes[i].action,
         status: status[i].clone().expect("settled"),
         elapsed: elapsed[i],
+    }
+}
+
+#[cfg(test)]
+mod aimd_tests {
+    use super::*;
+
+    #[test]
+    fn halves_on_pushback_once_per_cool_down_and_grows_back() {
+        let t0 = Instant::now();
+        let mut a = Aimd::new(32);
+        a.settled(0, t0);
+        assert_eq!(a.limit(), 32, "no push-back: stays at the maximum");
+        a.settled(3, t0);
+        assert_eq!(a.limit(), 16);
+        a.settled(5, t0 + Duration::from_millis(10));
+        assert_eq!(a.limit(), 16, "the same burst inside the cool-down counts once");
+        a.settled(6, t0 + Aimd::COOL_DOWN + Duration::from_millis(10));
+        assert_eq!(a.limit(), 8);
+        // About one per window of `limit` settled changes without push-back (1/8 + 1/8.125 + …).
+        for _ in 0..9 {
+            a.settled(6, t0 + Duration::from_secs(1));
+        }
+        assert_eq!(a.limit(), 9);
+        assert_eq!(a.lowest(), 8);
+        let mut b = Aimd::new(1);
+        b.settled(1, t0);
+        assert_eq!(b.limit(), 1, "never below one");
+        for _ in 0..100 {
+            b.settled(1, t0);
+        }
+        assert_eq!(b.limit(), 1, "never above the maximum");
     }
 }
 

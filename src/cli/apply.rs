@@ -232,9 +232,10 @@ pub async fn apply_plan(session: &Session, plan: &Plan, parallelism: usize) -> R
     } else {
         ProgressBar::hidden()
     };
-    let report = execute::execute(
+    let report = execute::execute_adaptive(
         &plan.changes,
         parallelism,
+        Some(&session.bao.pressure),
         |change| apply_one(session, change),
         |outcome| {
             bar.inc(1);
@@ -255,6 +256,12 @@ fn print_report(report: &Report) {
             Status::Failed(e) => eprintln!("  ✗ {} {}: {e}", o.action.verb(), o.address),
             Status::Skipped { because } => eprintln!("  · {} {} skipped: {because} did not succeed", o.action.verb(), o.address),
         }
+    }
+    if report.throttled > 0 {
+        println!(
+            "OpenBao pushed back {} time(s) (429/5xx, each retried): concurrency backed off to {} at the lowest.",
+            report.throttled, report.lowest_concurrency
+        );
     }
     println!(
         "Applied {} of {} changes in {:.1}s ({} failed, {} skipped).",

@@ -16,6 +16,7 @@ pub mod dr_drill;
 pub mod lock;
 pub mod plan;
 pub mod render;
+pub mod schema;
 pub mod verify;
 
 use crate::logging::LogFormat;
@@ -102,6 +103,11 @@ pub enum Command {
     /// Render generated files (boot scripts) to stdout.
     #[command(subcommand)]
     Render(artifacts::RenderCommand),
+    /// Print the JSON Schema of environment or workspace files (for editors).
+    Schema {
+        #[arg(value_enum, default_value = "environment")]
+        kind: schema::SchemaKind,
+    },
 }
 
 /// Colour only for a terminal, and never when `NO_COLOR` is set (https://no-color.org).
@@ -164,6 +170,7 @@ async fn run(command: Command) -> CmdResult {
         Command::Artifacts(cmd) => artifacts::run(cmd).await,
         Command::Render(cmd) => artifacts::render(cmd).await,
         Command::Dr(cmd) => dr::run(cmd).await,
+        Command::Schema { kind } => schema::run(kind),
     }
 }
 

@@ -114,12 +114,17 @@ impl Problems {
 
 /// See [`super::load`].
 pub(crate) fn load(path: &Path) -> Result<Environment, ConfigErrors> {
+    let text =
+        read_text(path).map_err(|e| ConfigError::whole_file(path, format!("cannot read environment file: {e}")))?;
+    load_text(path, text)
+}
+
+/// See [`super::load_str`]: everything [`load`] does after reading the environment file.
+pub(crate) fn load_text(path: &Path, text: String) -> Result<Environment, ConfigErrors> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let text =
-        read_text(path).map_err(|e| ConfigError::whole_file(path, format!("cannot read environment file: {e}")))?;
     let raw: RawEnv = parse_yaml(path, &text)?;
     let rel = PathBuf::from(path.file_name().unwrap_or(path.as_os_str()));
     let mut sources = Sources { files: vec![Source { path: path.to_path_buf(), rel, text }], memo: Mutex::default() };

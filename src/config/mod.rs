@@ -69,6 +69,13 @@ pub fn load(path: &Path) -> Result<Environment, ConfigErrors> {
     load::load(path)
 }
 
+/// [`load`] with the environment file's text given instead of read: `path` names the file in
+/// error messages and anchors relative paths (`workspaces_dir`, `dev_stack`), which are read
+/// from the file system as usual. Same code path as [`load`] after the read (used by the fuzzer).
+pub fn load_str(path: &Path, text: &str) -> Result<Environment, ConfigErrors> {
+    load::load_text(path, text.to_string())
+}
+
 /// A loaded, validated environment.
 #[derive(Debug, Clone)]
 pub struct Environment {

@@ -174,6 +174,8 @@ pub struct Bao {
     inner: VaultClient,
     address: String,
     pub retry: RetryPolicy,
+    /// 429 and 5xx answers seen (each retried); the executor adapts its concurrency to it.
+    pub pressure: std::sync::Arc<crate::execute::Pressure>,
 }
 
 impl Bao {
@@ -186,7 +188,7 @@ impl Bao {
             .map_err(|e| BaoError::Config { address: address.into(), message: e.to_string() })?;
         let inner = VaultClient::new(settings)
             .map_err(|e| BaoError::Config { address: address.into(), message: e.to_string() })?;
-        Ok(Bao { inner, address: address.to_string(), retry: RetryPolicy::default() })
+        Ok(Bao { inner, address: address.to_string(), retry: RetryPolicy::default(), pressure: Default::default() })
     }
 
     pub fn address(&self) -> &str {
@@ -305,6 +307,11 @@ impl Bao {
                 Err(_) => false,
             };
             attempt += 1;
+            if let Err(HttpError::ServerResponseError { code, .. }) = &outcome {
+                if *code == 429 || (*code >= 500 && *code != 501) {
+                    self.pressure.note();
+                }
+            }
             if transient && attempt < self.retry.attempts {
                 let delay = self.retry.delay(attempt);
                 tracing::debug!(method = name, path, attempt, ?delay, "transient OpenBao error; retrying");

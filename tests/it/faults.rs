@@ -130,6 +130,10 @@ fn apply_through_5xx_429_and_resets_converges() {
     let apply = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve", "--parallelism", "4"]);
     assert_eq!(apply.status, 0, "{}\n{}", apply.stdout, apply.stderr);
     assert!(proxy.seen.load(Ordering::SeqCst) > 30, "the faults were really exercised");
+    // Adaptive concurrency: the push-back made the executor back off below --parallelism 4.
+    let backed_off = apply.stdout.lines().find(|l| l.starts_with("OpenBao pushed back")).unwrap_or_else(|| panic!("{}", apply.stdout));
+    let lowest: usize = backed_off.split("backed off to ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!(lowest < 4, "{backed_off}");
     let plan = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
     assert_eq!(plan.status, 0, "converged: {}", plan.stdout);
     for w in &ws {
