@@ -16,13 +16,10 @@ pub struct VerifyArgs {
 pub async fn run(args: VerifyArgs) -> CmdResult {
     let loaded = context::load(&args.env)?;
     let bao = context::connect(&loaded.env)?;
-    let candidates: Vec<_> = loaded.env.workspaces.iter().filter(|w| w.approle.as_ref().is_some_and(|a| !a.roles.is_empty())).collect();
-    if candidates.len() < 2 {
-        anyhow::bail!("verify needs at least two workspaces with an AppRole role (found {})", candidates.len());
+    let sample = crate::openbao::verify::sample(&loaded.env.workspaces, args.sample);
+    if sample.is_empty() {
+        anyhow::bail!("verify needs at least two workspaces with an AppRole role");
     }
-    let n = if args.sample == 0 { candidates.len() } else { args.sample.clamp(2, candidates.len()) };
-    let step = candidates.len() as f64 / n as f64;
-    let sample: Vec<_> = (0..n).map(|i| candidates[(i as f64 * step) as usize]).collect();
 
     let mut failures = 0;
     for (i, ws) in sample.iter().enumerate() {

@@ -538,14 +538,11 @@ async fn restore_openbao(ctx: &Ctx<'_>, connect: &(dyn Fn() -> Result<Bao, DrErr
 }
 
 async fn verify(ctx: &Ctx<'_>, bao: &Bao) -> Result<String, DrError> {
-    let candidates: Vec<_> =
-        ctx.env.workspaces.iter().filter(|w| w.approle.as_ref().is_some_and(|a| !a.roles.is_empty())).collect();
-    if candidates.len() < 2 {
-        return Ok(format!("skipped: {} workspaces with an AppRole (isolation needs two)", candidates.len()));
+    let sample = crate::openbao::verify::sample(&ctx.env.workspaces, ctx.opts.verify_sample);
+    if sample.is_empty() {
+        return Ok("skipped: fewer than two workspaces with an AppRole (isolation needs two)".into());
     }
-    let n = if ctx.opts.verify_sample == 0 { candidates.len() } else { ctx.opts.verify_sample.clamp(2, candidates.len()) };
-    let step = candidates.len() as f64 / n as f64;
-    let sample: Vec<_> = (0..n).map(|i| candidates[(i as f64 * step) as usize]).collect();
+    let n = sample.len();
     let mut failures = Vec::new();
     for (i, ws) in sample.iter().enumerate() {
         let other = sample[(i + 1) % sample.len()];

@@ -399,7 +399,7 @@ fn api_errors(content: Option<&str>) -> String {
     }
 }
 
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur: &dyn std::error::Error = e;
     let mut parts = vec![cur.to_string()];
     while let Some(next) = cur.source() {

@@ -2,7 +2,7 @@
 //! stream through a file in constant memory; the download is hashed on the way, so the caller
 //! gets the digest of exactly the bytes OpenBao sent.
 
-use super::client::BaoError;
+use super::client::{root_cause, BaoError};
 use super::Bao;
 use crate::artifacts::hash::Hashed;
 use sha2::{Digest, Sha256};
@@ -100,14 +100,6 @@ impl Bao {
             .unwrap_or_else(|| "no error message".into());
         Err(BaoError::Api { method, path: path.into(), namespace: None, status, errors })
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 async fn private_file(path: &Path) -> std::io::Result<tokio::fs::File> {

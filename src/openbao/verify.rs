@@ -27,6 +27,19 @@ fn random_value() -> Sensitive<String> {
     Sensitive::new(out)
 }
 
+/// Up to `n` workspaces with an AppRole role (0 = all), spread evenly over the sorted list;
+/// each is probed against the next one. Fewer than two candidates: an empty sample.
+pub fn sample(workspaces: &[Workspace], n: usize) -> Vec<&Workspace> {
+    let candidates: Vec<&Workspace> =
+        workspaces.iter().filter(|w| w.approle.as_ref().is_some_and(|a| !a.roles.is_empty())).collect();
+    if candidates.len() < 2 {
+        return Vec::new();
+    }
+    let n = if n == 0 { candidates.len() } else { n.clamp(2, candidates.len()) };
+    let step = candidates.len() as f64 / n as f64;
+    (0..n).map(|i| candidates[(i as f64 * step) as usize]).collect()
+}
+
 pub async fn verify_workspace(bao: &Bao, ws: &Workspace, other: &Workspace) -> Result<Probe, BaoError> {
     let approle = ws.approle.as_ref().ok_or_else(|| BaoError::Other(format!("{} has no AppRole", ws.name)))?;
     let role = approle.roles.keys().next().cloned().ok_or_else(|| BaoError::Other(format!("{} has no role", ws.name)))?;
