@@ -45,10 +45,12 @@ pub async fn verify_workspace(bao: &Bao, ws: &Workspace, other: &Workspace) -> R
     let role = approle.roles.keys().next().cloned().ok_or_else(|| BaoError::Other(format!("{} has no role", ws.name)))?;
     let ns = ws.namespace.as_str();
 
-    // Seed the probe as the operator (ctl's token), in both workspaces.
+    // Seed the probe as the operator (ctl's token), in both workspaces. `cas: 0` (create only)
+    // satisfies mounts with `cas_required`; a probe left by an interrupted run is removed first.
     let value = random_value();
     for w in [ws, other] {
-        let body = json!({"data": {"probe": value.expose()}});
+        bao.delete(Some(&w.namespace), format!("{}/metadata/{PROBE_PATH}", w.kv.path)).await?;
+        let body = json!({"options": {"cas": 0}, "data": {"probe": value.expose()}});
         bao.write(Some(&w.namespace), format!("{}/data/{PROBE_PATH}", w.kv.path), &body).await?;
     }
 

@@ -183,7 +183,10 @@ fn approle_isolation_wrapped_secret_ids_and_canaries() {
     let stack = stack(BaoVersion::V2_6);
     let a = unique("v");
     let b = unique("w");
-    let sc = Scenario::new(stack, &unique("env"), &env_body(&[&a, &b]));
+    // A third workspace whose KV requires check-and-set: the probe must still be writable.
+    let strict = unique("x");
+    let body = format!("{}  - {{ name: {strict}, class: std, kv: {{ cas_required: true }} }}\n", env_body(&[&a, &b]));
+    let sc = Scenario::new(stack, &unique("env"), &body);
     assert_eq!(sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]).status, 0);
 
     // Secrets the workloads store: they must never leave OpenBao through ctl.
