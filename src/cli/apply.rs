@@ -125,9 +125,13 @@ async fn apply_locked(
         }
         None => {
             // Our own namespaces left tainted by an interrupted rollback would block the plan.
-            let cleared = crate::openbao::apply::resume_stuck_deletions(&session.bao, &loaded.env.name).await?;
-            if !cleared.is_empty() {
-                println!("Finished {} interrupted namespace deletion(s): {}", cleared.len(), cleared.join(", "));
+            // If OpenBao does not finish one, the plan reports it as a conflict with the reason.
+            match crate::openbao::apply::resume_stuck_deletions(&session.bao, &loaded.env.name).await {
+                Ok(cleared) if !cleared.is_empty() => {
+                    println!("Finished {} interrupted namespace deletion(s): {}", cleared.len(), cleared.join(", "))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not finish an interrupted namespace deletion"),
             }
             let plan = context::plan_with(loaded, session, args.env.parallelism).await?;
             print!("{}", render::text::render(&plan, super::color_enabled_stdout()));

@@ -214,29 +214,60 @@ async fn delete(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
 /// pick it up). Re-issuing the DELETE finishes it. Returns the namespaces cleared.
 pub async fn resume_stuck_deletions(bao: &Bao, environment: &str) -> Result<Vec<String>, BaoError> {
     let (_, unmanaged) = super::observe::namespaces(bao, environment).await?;
+    let stuck_ones: Vec<String> =
+        unmanaged.into_iter().filter(|u| u.reason == super::observe::STUCK_DELETION).map(|u| u.path).collect();
+    // All at once; right after a failover the new leader may accept a DELETE and still not
+    // run it, so each is re-issued until the namespace is gone (or STUCK_DELETE_TIMEOUT).
+    let results = futures::future::join_all(stuck_ones.iter().map(|path| async move {
+        tracing::warn!(namespace = %path, "resuming an interrupted deletion of one of ctl's namespaces");
+        delete_namespace_until(bao, path, Some(REISSUE_STUCK_DELETE), STUCK_DELETE_TIMEOUT).await
+    }))
+    .await;
     let mut cleared = Vec::new();
-    for u in unmanaged.into_iter().filter(|u| u.reason == super::observe::STUCK_DELETION) {
-        tracing::warn!(namespace = %u.path, "resuming an interrupted deletion of one of ctl's namespaces");
-        delete_namespace(bao, &u.path).await?;
-        cleared.push(u.path);
+    let mut stuck = Vec::new();
+    for (path, result) in stuck_ones.into_iter().zip(results) {
+        match result {
+            Ok(()) => cleared.push(path),
+            Err(e) => stuck.push(e.to_string()),
+        }
     }
-    Ok(cleared)
+    if stuck.is_empty() {
+        Ok(cleared)
+    } else {
+        Err(BaoError::Other(stuck.join("; ")))
+    }
 }
 
 /// Namespace deletion is asynchronous in OpenBao: wait until it is really gone, so a
 /// following create of the same name (a replace, or the next apply) does not collide.
 async fn delete_namespace(bao: &Bao, path: &str) -> Result<(), BaoError> {
+    delete_namespace_until(bao, path, None, NAMESPACE_DELETE_TIMEOUT).await
+}
+
+/// How often a stuck (tainted) namespace's DELETE is sent again while waiting for it.
+const REISSUE_STUCK_DELETE: Duration = Duration::from_secs(5);
+/// How long ctl keeps trying to finish one such deletion before reporting it.
+const STUCK_DELETE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// DELETE `path` and wait until it is gone (at most `timeout`), sending the DELETE again every
+/// `reissue` if set.
+async fn delete_namespace_until(bao: &Bao, path: &str, reissue: Option<Duration>, timeout: Duration) -> Result<(), BaoError> {
     bao.delete(None, format!("sys/namespaces/{path}")).await?;
     let started = Instant::now();
+    let mut sent = Instant::now();
     let mut wait = Duration::from_millis(50);
     loop {
         if bao.read(None, format!("sys/namespaces/{path}")).await?.is_none() {
             return Ok(());
         }
-        if started.elapsed() > NAMESPACE_DELETE_TIMEOUT {
+        if reissue.is_some_and(|every| sent.elapsed() >= every) {
+            bao.delete(None, format!("sys/namespaces/{path}")).await?;
+            sent = Instant::now();
+        }
+        if started.elapsed() > timeout {
             return Err(BaoError::Other(format!(
                 "namespace {path} still exists {}s after DELETE; OpenBao is still removing it, re-run later",
-                NAMESPACE_DELETE_TIMEOUT.as_secs()
+                timeout.as_secs()
             )));
         }
         tokio::time::sleep(wait).await;
