@@ -30,16 +30,60 @@ fn prefix(environment: &str) -> String {
     format!("journal/{environment}/")
 }
 
+/// Change records per journal document. OpenBao refuses JSON bodies with more than about 1,000
+/// strings ("refused JSON input due to high complexity"; a record is 6), so a big apply (10,000
+/// workspaces are 50,000 changes) is written as several documents with consecutive keys, each
+/// carrying the same header. 150 records were accepted by 2.6.2, 300 refused.
+pub const CHANGES_PER_DOCUMENT: usize = 150;
+
 pub async fn record(bao: &Bao, environment: &str, entry: &Entry) -> Result<(), BaoError> {
     state::ensure_mount(bao).await?;
     let tag = entry.plan.as_deref().map(|p| &p[..p.len().min(12)]).unwrap_or("none");
     // Zero-padded milliseconds first: LIST returns keys sorted, so the journal reads in order.
     let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let key = format!("{}{millis:015}-{}-{}", prefix(environment), entry.event, tag);
-    let doc = serde_json::to_value(entry).expect("journal entry serializes");
-    match state::write_cas(bao, &key, 0, &doc).await? {
-        state::Cas::Written { .. } => Ok(()),
-        state::Cas::Lost => Err(BaoError::Other(format!("journal entry {key} already exists"))),
+    let base = format!("{}{millis:015}-{}-{}", prefix(environment), entry.event, tag);
+    for (i, doc) in split(entry).iter().enumerate() {
+        let key = if i == 0 { base.clone() } else { format!("{base}-part{:04}", i + 1) };
+        let doc = serde_json::to_value(doc).expect("journal entry serializes");
+        if let state::Cas::Lost = state::write_cas(bao, &key, 0, &doc).await? {
+            return Err(BaoError::Other(format!("journal entry {key} already exists")));
+        }
+    }
+    Ok(())
+}
+
+/// The documents one entry is written as: the header with at most [`CHANGES_PER_DOCUMENT`]
+/// change records each (at least one document, even without changes).
+fn split(entry: &Entry) -> Vec<Entry> {
+    if entry.changes.len() <= CHANGES_PER_DOCUMENT {
+        return vec![entry.clone()];
+    }
+    entry.changes.chunks(CHANGES_PER_DOCUMENT).map(|chunk| Entry { changes: chunk.to_vec(), ..entry.clone() }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_entries_are_split_into_documents_of_bounded_size() {
+        let change = |i: usize| ChangeRecord { address: format!("workspace.w{i}.namespace"), action: "create".into(), outcome: "done".into() };
+        let entry = Entry {
+            at: 1,
+            actor: "ci".into(),
+            event: "apply".into(),
+            plan: Some("abc".into()),
+            git_commit: None,
+            changes: (0..1201).map(change).collect(),
+        };
+        let docs = split(&entry);
+        let mut sizes = vec![CHANGES_PER_DOCUMENT; 1201 / CHANGES_PER_DOCUMENT];
+        sizes.push(1201 % CHANGES_PER_DOCUMENT);
+        assert_eq!(docs.iter().map(|d| d.changes.len()).collect::<Vec<_>>(), sizes);
+        assert!(docs.iter().all(|d| d.actor == "ci" && d.plan.as_deref() == Some("abc")));
+        let rejoined: Vec<_> = docs.into_iter().flat_map(|d| d.changes).collect();
+        assert_eq!(rejoined, entry.changes);
+        assert_eq!(split(&Entry { changes: vec![], ..entry }).len(), 1);
     }
 }
 
