@@ -55,10 +55,8 @@ impl DrError {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub(crate) fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
+/// Seconds since the Unix epoch (the same clock the lock and journal use).
+pub(crate) use crate::openbao::state::now_secs as now_unix;
 
 /// `20261123T151040Z`: sortable, and valid in S3 keys and RDS snapshot identifiers (lowercased).
 pub(crate) fn stamp(unix: u64) -> String {

@@ -252,9 +252,7 @@ async fn download<R: tokio::io::AsyncRead + Unpin>(mut reader: R, file: &Path, l
     use sha2::{Digest, Sha256};
     use tokio::io::AsyncReadExt;
     let werr = |source| hash::HashError::Read { read: 0, source };
-    let mut opts = tokio::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true).mode(0o600);
-    let mut out = opts.open(file).await.map_err(werr)?;
+    let mut out = crate::openbao::raft::private_file(file).await.map_err(werr)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; hash::BUFFER];
     let mut total = 0u64;

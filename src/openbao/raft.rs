@@ -102,7 +102,8 @@ impl Bao {
     }
 }
 
-async fn private_file(path: &Path) -> std::io::Result<tokio::fs::File> {
+/// Create (or truncate) `path` for writing with mode 0600.
+pub(crate) async fn private_file(path: &Path) -> std::io::Result<tokio::fs::File> {
     let mut opts = tokio::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true).mode(0o600);
     opts.open(path).await
