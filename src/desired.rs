@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 pub fn expand(env: &Environment, templates: &Templates) -> Result<Vec<Resource>, ConfigErrors> {
     let mut out = Vec::with_capacity(env.workspaces.len() * 6);
     let mut errors: Vec<ConfigError> = Vec::new();
-    for ws in &env.workspaces {
-        match workspace(&env.name, ws, templates) {
+    // Workspaces expand independently (policy rendering dominates): in parallel, in order.
+    for expanded in crate::par::map(&env.workspaces, |ws| workspace(&env.name, ws, templates)) {
+        match expanded {
             Ok(resources) => out.extend(resources),
             Err(e) => errors.extend(e.0),
         }

@@ -17,6 +17,7 @@ pub mod execute;
 pub mod logging;
 pub mod model;
 pub mod openbao;
+pub(crate) mod par;
 pub mod plan;
 pub mod render;
 pub mod secret;

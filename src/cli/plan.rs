@@ -34,11 +34,16 @@ pub fn validate(args: &EnvArgs) -> CmdResult {
         loaded.env.workspaces.len(),
         loaded.desired.len()
     );
+    // Freeing tens of thousands of resources one by one takes longer than validating them
+    // (~12% of a 10,000-workspace validate); the process exits right after, which frees it all.
+    std::mem::forget(loaded);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn run(args: PlanArgs) -> CmdResult {
-    let (loaded, _session, plan) = context::make_plan(&args.env).await?;
+    let started = std::time::Instant::now();
+    let (loaded, session, plan) = context::make_plan(&args.env).await?;
+    read_summary(&loaded, &session, started.elapsed());
     let plan = plan.bound_to(context::git_commit(&loaded.env.dir), args.max_age.0);
     if args.json {
         println!("{}", plan.to_json());
@@ -52,6 +57,17 @@ pub async fn run(args: PlanArgs) -> CmdResult {
         eprintln!("Saved plan to {} (apply with: ctl apply {} -e {})", out.display(), out.display(), args.env.env.display());
     }
     Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// One stderr line on what planning cost: the numbers to watch as an environment grows.
+fn read_summary(loaded: &context::Loaded, session: &context::Session, took: std::time::Duration) {
+    let workspaces = loaded.env.workspaces.len();
+    let requests = session.bao.requests();
+    let per_workspace = if workspaces == 0 { String::new() } else {
+        format!(" ({:.1} per workspace)", requests as f64 / workspaces as f64)
+    };
+    tracing::info!(workspaces, requests, took_ms = took.as_millis() as u64, "planned");
+    eprintln!("Planned {workspaces} workspace(s) in {:.1}s with {requests} OpenBao request(s){per_workspace}.", took.as_secs_f64());
 }
 
 #[derive(clap::Args, Debug)]

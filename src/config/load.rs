@@ -10,9 +10,6 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 use std::path::{Component, Path, PathBuf};
 
-/// Below this many workspace files, parse on the calling thread.
-const PARALLEL_THRESHOLD: usize = 64;
-
 /// One file read: its path as read, its path relative to the environment's dir, its text.
 pub(crate) struct Source {
     pub path: PathBuf,
@@ -300,7 +297,7 @@ fn read_workspace_dir(
     };
     let rel_dir = normalize(Path::new(ws_dir));
     let paths: Vec<PathBuf> = names.iter().map(|n| full.join(n)).collect();
-    let parsed = par_map(&paths, |path| parse_file(path));
+    let parsed = crate::par::map(&paths, |path| parse_file(path));
     let mut out = Vec::with_capacity(paths.len());
     for ((path, name), (text, result)) in paths.into_iter().zip(&names).zip(parsed) {
         let id = sources.files.len();
@@ -370,25 +367,6 @@ fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result
         return Ok(value);
     }
     serde_yaml::from_str(text).map_err(|e| ConfigError::from_yaml(path, &e))
-}
-
-/// `f` applied to every item, in order: on 2–4 threads when there are many items.
-pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if items.len() < PARALLEL_THRESHOLD {
-        return items.iter().map(f).collect();
-    }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4);
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            items.chunks(chunk).map(|c| scope.spawn(move || c.iter().map(f).collect::<Vec<R>>())).collect();
-        let mut out = Vec::with_capacity(items.len());
-        for handle in handles {
-            out.extend(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-        }
-        out
-    })
 }
 
 /// SHA-256 hex over `"<rel>\0<bytes>\0"` of every source, sorted by relative path.

@@ -8,7 +8,7 @@
 //! YAML paths of problems are only built when there is a problem: loading thousands of valid
 //! workspaces allocates nothing for error reporting.
 
-use super::load::{par_map, Problems, Sources};
+use super::load::{Problems, Sources};
 use super::names::{ClassName, MountPath};
 use super::raw::*;
 use super::{AppRole, Kv, Origin, PathSeg, Policy, Quota, Role, Transit, TransitKey, Workspace};
@@ -151,7 +151,7 @@ pub(crate) fn workspaces(
     for class in classes.values() {
         check_class(class, sources, problems);
     }
-    let merged = par_map(decls, |decl| {
+    let merged = crate::par::map(decls, |decl| {
         let mut found = Problems::default();
         let ws = workspace(decl, &classes, sources, &mut found);
         (ws, found)

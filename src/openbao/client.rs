@@ -176,6 +176,8 @@ pub struct Bao {
     pub retry: RetryPolicy,
     /// 429 and 5xx answers seen (each retried); the executor adapts its concurrency to it.
     pub pressure: std::sync::Arc<crate::execute::Pressure>,
+    /// HTTP requests sent, retries included (reported by `ctl plan`, read by benchmarks).
+    requests: std::sync::atomic::AtomicU64,
 }
 
 impl Bao {
@@ -188,11 +190,23 @@ impl Bao {
             .map_err(|e| BaoError::Config { address: address.into(), message: e.to_string() })?;
         let inner = VaultClient::new(settings)
             .map_err(|e| BaoError::Config { address: address.into(), message: e.to_string() })?;
-        Ok(Bao { inner, address: address.to_string(), retry: RetryPolicy::default(), pressure: Default::default() })
+        Ok(Bao {
+            inner,
+            address: address.to_string(),
+            retry: RetryPolicy::default(),
+            pressure: Default::default(),
+            requests: Default::default(),
+        })
     }
 
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// HTTP requests this client has sent so far, retries included (streamed raft snapshot
+    /// calls excepted).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The shared HTTP connection pool, for the few calls that stream bodies (raft snapshots).
@@ -294,6 +308,7 @@ impl Bao {
         let is_write = matches!(endpoint.method, RequestMethod::POST | RequestMethod::PUT);
         let mut attempt = 0;
         loop {
+            self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let outcome = endpoint.clone().with_middleware(&middle).exec(client.http()).await;
             let transient = match &outcome {
                 Ok(_) => false,
