@@ -122,5 +122,7 @@ pub fn workspace(environment: &str, ws: &Workspace, templates: &Templates) -> Re
             block_interval: q.block_interval.to_string(),
         }));
     }
+    // Sorted here, in parallel, so the environment-wide sort in `expand` meets long sorted runs.
+    out.sort_by(|a, b| a.address.cmp(&b.address));
     Ok(out)
 }
