@@ -13,8 +13,8 @@ use crate::config::{Environment, IngressSource, Network, NAT_GROUP};
 use crate::diff::{Action, Change};
 use crate::model::{Address, Kind, Resource, Scope};
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, Filter, IpPermission, IpRange, ResourceType, Tag, TagSpecification,
-    UserIdGroupPair, VpcEndpointType,
+    AttributeBooleanValue, Filter, InternetGateway, IpPermission, IpRange, ResourceType, RouteTable, Tag,
+    TagSpecification, UserIdGroupPair, VpcEndpoint, VpcEndpointType,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -645,104 +645,47 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
 // ---------------------------------------------------------------------------------------------
 // Look-ups by address (apply).
 
-pub async fn find_vpc(
-    aws: &Aws,
-    ec2: &aws_sdk_ec2::Client,
-    address: &str,
-) -> Result<Option<String>, AwsError> {
-    let out = ec2
-        .describe_vpcs()
-        .set_filters(Some(address_filters(aws, address)))
-        .send()
-        .await
-        .map_err(|e| api(aws, "ec2", "DescribeVpcs", e))?;
-    Ok(out
-        .vpcs()
-        .iter()
-        .find_map(|v| v.vpc_id())
-        .map(str::to_string))
+/// This environment's objects tagged with `address`, from one `Describe*` call.
+macro_rules! tagged {
+    ($aws:expr, $ec2:expr, $address:expr, $describe:ident, $op:literal, $list:ident) => {
+        $ec2.$describe()
+            .set_filters(Some(address_filters($aws, $address)))
+            .send()
+            .await
+            .map_err(|e| api($aws, "ec2", $op, e))?
+            .$list()
+            .to_vec()
+    };
 }
 
-pub async fn find_subnet(
-    aws: &Aws,
-    ec2: &aws_sdk_ec2::Client,
-    address: &str,
-) -> Result<Option<String>, AwsError> {
-    let out = ec2
-        .describe_subnets()
-        .set_filters(Some(address_filters(aws, address)))
-        .send()
-        .await
-        .map_err(|e| api(aws, "ec2", "DescribeSubnets", e))?;
-    Ok(out
-        .subnets()
-        .iter()
-        .find_map(|v| v.subnet_id())
-        .map(str::to_string))
+pub async fn find_vpc(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
+    let vpcs = tagged!(aws, ec2, address, describe_vpcs, "DescribeVpcs", vpcs);
+    Ok(vpcs.iter().find_map(|v| v.vpc_id()).map(str::to_string))
 }
 
-pub async fn find_group(
-    aws: &Aws,
-    ec2: &aws_sdk_ec2::Client,
-    address: &str,
-) -> Result<Option<String>, AwsError> {
-    let out = ec2
-        .describe_security_groups()
-        .set_filters(Some(address_filters(aws, address)))
-        .send()
-        .await
-        .map_err(|e| api(aws, "ec2", "DescribeSecurityGroups", e))?;
-    Ok(out
-        .security_groups()
-        .iter()
-        .find_map(|v| v.group_id())
-        .map(str::to_string))
+pub async fn find_subnet(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
+    let subnets = tagged!(aws, ec2, address, describe_subnets, "DescribeSubnets", subnets);
+    Ok(subnets.iter().find_map(|s| s.subnet_id()).map(str::to_string))
 }
 
-async fn find_igw(
-    aws: &Aws,
-    ec2: &aws_sdk_ec2::Client,
-    address: &str,
-) -> Result<Option<aws_sdk_ec2::types::InternetGateway>, AwsError> {
-    let out = ec2
-        .describe_internet_gateways()
-        .set_filters(Some(address_filters(aws, address)))
-        .send()
-        .await
-        .map_err(|e| api(aws, "ec2", "DescribeInternetGateways", e))?;
-    Ok(out.internet_gateways().first().cloned())
+pub async fn find_group(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
+    let groups = tagged!(aws, ec2, address, describe_security_groups, "DescribeSecurityGroups", security_groups);
+    Ok(groups.iter().find_map(|g| g.group_id()).map(str::to_string))
 }
 
-async fn find_table(
-    aws: &Aws,
-    ec2: &aws_sdk_ec2::Client,
-    address: &str,
-) -> Result<Option<aws_sdk_ec2::types::RouteTable>, AwsError> {
-    let out = ec2
-        .describe_route_tables()
-        .set_filters(Some(address_filters(aws, address)))
-        .send()
-        .await
-        .map_err(|e| api(aws, "ec2", "DescribeRouteTables", e))?;
-    Ok(out.route_tables().first().cloned())
+async fn find_igw(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<InternetGateway>, AwsError> {
+    Ok(tagged!(aws, ec2, address, describe_internet_gateways, "DescribeInternetGateways", internet_gateways)
+        .into_iter()
+        .next())
 }
 
-async fn find_endpoint(
-    aws: &Aws,
-    ec2: &aws_sdk_ec2::Client,
-    address: &str,
-) -> Result<Option<aws_sdk_ec2::types::VpcEndpoint>, AwsError> {
-    let out = ec2
-        .describe_vpc_endpoints()
-        .set_filters(Some(address_filters(aws, address)))
-        .send()
-        .await
-        .map_err(|e| api(aws, "ec2", "DescribeVpcEndpoints", e))?;
-    Ok(out
-        .vpc_endpoints()
-        .iter()
-        .find(|e| !matches!(e.state(), Some(s) if s.as_str().eq_ignore_ascii_case("deleted")))
-        .cloned())
+async fn find_table(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<RouteTable>, AwsError> {
+    Ok(tagged!(aws, ec2, address, describe_route_tables, "DescribeRouteTables", route_tables).into_iter().next())
+}
+
+async fn find_endpoint(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<VpcEndpoint>, AwsError> {
+    let endpoints = tagged!(aws, ec2, address, describe_vpc_endpoints, "DescribeVpcEndpoints", vpc_endpoints);
+    Ok(endpoints.into_iter().find(|e| !matches!(e.state(), Some(s) if s.as_str().eq_ignore_ascii_case("deleted"))))
 }
 
 /// The id an address refers to, or an error saying it does not exist (yet).
