@@ -358,6 +358,38 @@ fn owned(aws: &Aws, tags: &[Tag]) -> Option<Address> {
     )
 }
 
+/// The objects one `Describe*` call returns for `filters` (all pages are one here: ctl's own
+/// objects are few).
+macro_rules! described {
+    ($aws:expr, $ec2:expr, $filters:expr, $describe:ident, $op:literal, $list:ident) => {
+        $ec2.$describe()
+            .set_filters(Some($filters))
+            .send()
+            .await
+            .map_err(|e| api($aws, "ec2", $op, e))?
+            .$list()
+            .to_vec()
+    };
+}
+
+/// The objects carrying this environment's ownership tags, with their addresses; their ids are
+/// recorded in `ids`, so references between objects show as addresses.
+fn owned_with_ids<T>(
+    aws: &Aws,
+    ids: &mut Ids,
+    items: Vec<T>,
+    tags: fn(&T) -> &[Tag],
+    id: fn(&T) -> Option<&str>,
+) -> Vec<(Address, T)> {
+    let mut out = Vec::new();
+    for item in items {
+        let (Some(addr), Some(id)) = (owned(aws, tags(&item)), id(&item)) else { continue };
+        ids.0.insert(id.to_string(), addr.clone());
+        out.push((addr, item));
+    }
+    out
+}
+
 /// AWS ids of ctl's objects → their addresses, for showing references.
 #[derive(Default)]
 pub struct Ids(pub BTreeMap<String, Address>);
@@ -377,35 +409,19 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
     let mut ids = Ids::default();
     let mut found: Vec<Resource> = Vec::new();
 
-    let vpcs = ec2
-        .describe_vpcs()
-        .set_filters(Some(tag_filters(aws)))
-        .send()
-        .await
-        .map_err(|e| api(aws, "ec2", "DescribeVpcs", e))?;
-    let mut owned_vpcs = Vec::new();
-    for v in vpcs.vpcs() {
-        let (Some(addr), Some(id)) = (owned(aws, v.tags()), v.vpc_id()) else {
-            continue;
-        };
-        ids.0.insert(id.to_string(), addr.clone());
-        owned_vpcs.push((
-            addr,
-            id.to_string(),
-            v.cidr_block().unwrap_or_default().to_string(),
-        ));
-    }
-    for (addr, id, cidr) in owned_vpcs {
+    let vpcs = described!(aws, ec2, tag_filters(aws), describe_vpcs, "DescribeVpcs", vpcs);
+    for (addr, v) in owned_with_ids(aws, &mut ids, vpcs, |x| x.tags(), |x| x.vpc_id()) {
+        let (id, cidr) = (v.vpc_id().unwrap_or_default(), v.cidr_block().unwrap_or_default().to_string());
         let support = ec2
             .describe_vpc_attribute()
-            .vpc_id(&id)
+            .vpc_id(id)
             .attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsSupport)
             .send()
             .await
             .map_err(|e| api(aws, "ec2", "DescribeVpcAttribute", e))?;
         let hostnames = ec2
             .describe_vpc_attribute()
-            .vpc_id(&id)
+            .vpc_id(id)
             .attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames)
             .send()
             .await
@@ -424,76 +440,22 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
         found.push(resource(addr, Kind::Vpc, "vpc", to_attrs(&attrs), vec![]));
     }
 
-    let subnets = ec2
-        .describe_subnets()
-        .set_filters(Some(tag_filters(aws)))
-        .send()
-        .await
-        .map_err(|e| api(aws, "ec2", "DescribeSubnets", e))?;
-    let mut pending_subnets = Vec::new();
-    for s in subnets.subnets() {
-        let (Some(addr), Some(id)) = (owned(aws, s.tags()), s.subnet_id()) else {
-            continue;
-        };
-        ids.0.insert(id.to_string(), addr.clone());
-        pending_subnets.push((addr, s.clone()));
-    }
+    let subnets = described!(aws, ec2, tag_filters(aws), describe_subnets, "DescribeSubnets", subnets);
+    let pending_subnets = owned_with_ids(aws, &mut ids, subnets, |x| x.tags(), |x| x.subnet_id());
 
-    let igws = ec2
-        .describe_internet_gateways()
-        .set_filters(Some(tag_filters(aws)))
-        .send()
-        .await
-        .map_err(|e| api(aws, "ec2", "DescribeInternetGateways", e))?;
-    let mut pending_igws = Vec::new();
-    for g in igws.internet_gateways() {
-        let (Some(addr), Some(id)) = (owned(aws, g.tags()), g.internet_gateway_id()) else {
-            continue;
-        };
-        ids.0.insert(id.to_string(), addr.clone());
-        pending_igws.push((addr, g.clone()));
-    }
+    let igws = described!(aws, ec2, tag_filters(aws), describe_internet_gateways, "DescribeInternetGateways", internet_gateways);
+    let pending_igws = owned_with_ids(aws, &mut ids, igws, |x| x.tags(), |x| x.internet_gateway_id());
 
-    let groups = ec2
-        .describe_security_groups()
-        .set_filters(Some(tag_filters(aws)))
-        .send()
-        .await
-        .map_err(|e| api(aws, "ec2", "DescribeSecurityGroups", e))?;
-    let mut pending_groups = Vec::new();
-    for g in groups.security_groups() {
-        let (Some(addr), Some(id)) = (owned(aws, g.tags()), g.group_id()) else {
-            continue;
-        };
-        ids.0.insert(id.to_string(), addr.clone());
-        pending_groups.push((addr, g.clone()));
-    }
+    let groups = described!(aws, ec2, tag_filters(aws), describe_security_groups, "DescribeSecurityGroups", security_groups);
+    let pending_groups = owned_with_ids(aws, &mut ids, groups, |x| x.tags(), |x| x.group_id());
 
     // Instances (NAT and workload): their ids and primary network interfaces are route targets.
     let instances = super::ec2::observe(aws, &ec2, &mut ids).await?;
 
-    let tables = ec2
-        .describe_route_tables()
-        .set_filters(Some(tag_filters(aws)))
-        .send()
-        .await
-        .map_err(|e| api(aws, "ec2", "DescribeRouteTables", e))?;
-    let mut pending_tables = Vec::new();
-    for t in tables.route_tables() {
-        let (Some(addr), Some(id)) = (owned(aws, t.tags()), t.route_table_id()) else {
-            continue;
-        };
-        ids.0.insert(id.to_string(), addr.clone());
-        pending_tables.push((addr, t.clone()));
-    }
+    let tables = described!(aws, ec2, tag_filters(aws), describe_route_tables, "DescribeRouteTables", route_tables);
+    let pending_tables = owned_with_ids(aws, &mut ids, tables, |x| x.tags(), |x| x.route_table_id());
 
-    let endpoints = ec2
-        .describe_vpc_endpoints()
-        .set_filters(Some(tag_filters(aws)))
-        .send()
-        .await
-        .map_err(|e| api(aws, "ec2", "DescribeVpcEndpoints", e))?;
-    for e in endpoints.vpc_endpoints() {
+    for e in described!(aws, ec2, tag_filters(aws), describe_vpc_endpoints, "DescribeVpcEndpoints", vpc_endpoints) {
         let Some(addr) = owned(aws, e.tags()) else {
             continue;
         };
@@ -645,46 +607,33 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
 // ---------------------------------------------------------------------------------------------
 // Look-ups by address (apply).
 
-/// This environment's objects tagged with `address`, from one `Describe*` call.
-macro_rules! tagged {
-    ($aws:expr, $ec2:expr, $address:expr, $describe:ident, $op:literal, $list:ident) => {
-        $ec2.$describe()
-            .set_filters(Some(address_filters($aws, $address)))
-            .send()
-            .await
-            .map_err(|e| api($aws, "ec2", $op, e))?
-            .$list()
-            .to_vec()
-    };
-}
-
 pub async fn find_vpc(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
-    let vpcs = tagged!(aws, ec2, address, describe_vpcs, "DescribeVpcs", vpcs);
+    let vpcs = described!(aws, ec2, address_filters(aws, address), describe_vpcs, "DescribeVpcs", vpcs);
     Ok(vpcs.iter().find_map(|v| v.vpc_id()).map(str::to_string))
 }
 
 pub async fn find_subnet(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
-    let subnets = tagged!(aws, ec2, address, describe_subnets, "DescribeSubnets", subnets);
+    let subnets = described!(aws, ec2, address_filters(aws, address), describe_subnets, "DescribeSubnets", subnets);
     Ok(subnets.iter().find_map(|s| s.subnet_id()).map(str::to_string))
 }
 
 pub async fn find_group(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
-    let groups = tagged!(aws, ec2, address, describe_security_groups, "DescribeSecurityGroups", security_groups);
+    let groups = described!(aws, ec2, address_filters(aws, address), describe_security_groups, "DescribeSecurityGroups", security_groups);
     Ok(groups.iter().find_map(|g| g.group_id()).map(str::to_string))
 }
 
 async fn find_igw(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<InternetGateway>, AwsError> {
-    Ok(tagged!(aws, ec2, address, describe_internet_gateways, "DescribeInternetGateways", internet_gateways)
+    Ok(described!(aws, ec2, address_filters(aws, address), describe_internet_gateways, "DescribeInternetGateways", internet_gateways)
         .into_iter()
         .next())
 }
 
 async fn find_table(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<RouteTable>, AwsError> {
-    Ok(tagged!(aws, ec2, address, describe_route_tables, "DescribeRouteTables", route_tables).into_iter().next())
+    Ok(described!(aws, ec2, address_filters(aws, address), describe_route_tables, "DescribeRouteTables", route_tables).into_iter().next())
 }
 
 async fn find_endpoint(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<VpcEndpoint>, AwsError> {
-    let endpoints = tagged!(aws, ec2, address, describe_vpc_endpoints, "DescribeVpcEndpoints", vpc_endpoints);
+    let endpoints = described!(aws, ec2, address_filters(aws, address), describe_vpc_endpoints, "DescribeVpcEndpoints", vpc_endpoints);
     Ok(endpoints.into_iter().find(|e| !matches!(e.state(), Some(s) if s.as_str().eq_ignore_ascii_case("deleted"))))
 }
 
