@@ -39,7 +39,11 @@ async fn create(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
         Kind::Namespace => {
             let a: NamespaceAttrs = attrs(r)?;
             bao.write(None, format!("sys/namespaces/{}", a.path), &json!({"custom_metadata": a.custom_metadata}))
-                .await?;
+                .await
+                .map_err(|e| match e.to_string() {
+                    m if m.contains(STRAY_MOUNT) => BaoError::Other(format!("{m}; {CRASH_LEFTOVER_REMEDY}")),
+                    _ => e,
+                })?;
         }
         Kind::KvMount => {
             let a: KvMountAttrs = attrs(r)?;
@@ -234,7 +238,7 @@ pub async fn resume_stuck_deletions(bao: &Bao, environment: &str) -> Result<Vec<
     if stuck.is_empty() {
         Ok(cleared)
     } else {
-        Err(BaoError::Other(stuck.join("; ")))
+        Err(BaoError::Other(format!("{}; {CRASH_LEFTOVER_REMEDY}", stuck.join("; "))))
     }
 }
 
@@ -243,6 +247,16 @@ pub async fn resume_stuck_deletions(bao: &Bao, environment: &str) -> Result<Vec<
 async fn delete_namespace(bao: &Bao, path: &str) -> Result<(), BaoError> {
     delete_namespace_until(bao, path, None, NAMESPACE_DELETE_TIMEOUT).await
 }
+
+/// OpenBao's refusal to create a namespace whose mounts it still holds from before a crash.
+const STRAY_MOUNT: &str = "new namespace conflicts with existing mount";
+
+/// What clears OpenBao's crash leftovers (a namespace deletion the active node dropped, a
+/// stray mount of a deleted namespace): the next active node reloads the mount table from
+/// storage and re-runs interrupted deletions. Observed in `tests/it/cluster.rs`.
+pub const CRASH_LEFTOVER_REMEDY: &str = "this is an OpenBao leftover from a leader crash: \
+    step the active node down (`bao operator step-down`), wait for a new leader, re-run \
+    (runbooks/leader_failover.md)";
 
 /// How often a stuck (tainted) namespace's DELETE is sent again while waiting for it.
 const REISSUE_STUCK_DELETE: Duration = Duration::from_secs(5);

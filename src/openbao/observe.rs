@@ -57,7 +57,8 @@ pub async fn observe(bao: &Bao, opts: &ObserveOptions<'_>) -> Result<Observed, B
 /// The reason given for one of this environment's own namespaces that OpenBao left tainted
 /// (its rollback or deletion was interrupted, e.g. by a leader crash); `ctl apply` resumes the
 /// deletion ([`super::apply::resume_stuck_deletions`]) and then creates it again.
-pub const STUCK_DELETION: &str = "deletion in progress (ctl's own, interrupted; `ctl apply` resumes it)";
+pub const STUCK_DELETION: &str =
+    "deletion in progress (ctl's own, interrupted; `ctl apply` resumes it; if it stays, see runbooks/leader_failover.md)";
 
 pub async fn namespaces(
     bao: &Bao,

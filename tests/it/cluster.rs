@@ -3,7 +3,8 @@
 //! ctl's workspace apply pointed at a NON-leader node: the following plan must be empty.
 //! Then the leader is killed (SIGKILL) in the middle of an apply of many workspaces through that
 //! standby: the apply either finishes after the failover or stops with a clear error; a re-run
-//! converges, the plan after it is empty, and every namespace exists exactly once.
+//! converges (when OpenBao 2.6.2 leaves crash debris, after the runbook's step-down:
+//! runbooks/leader_failover.md), the plan after it is empty, and every namespace exists once.
 //! `CTL_LEADER_KILL_WORKSPACES` sets how many (default 120; the 1,000 is a manual run).
 
 use crate::harness::{stack, unique, Scenario};
@@ -182,10 +183,11 @@ fn three_node_cluster_applies_through_a_standby() {
         if again.status != 0 {
             // Sometimes OpenBao 2.6.2 never completes the deletion of a namespace tainted by the
             // crash, however often it is re-issued. ctl must then say exactly that, name it as
-            // a conflict and touch nothing else; it cannot converge past OpenBao.
+            // a conflict and touch nothing else, pointing at the remedy (a step-down).
             // Or, once deleted, OpenBao refuses to create it again because the crash left its
             // token mount in the root mount table ("new namespace conflicts with existing mount").
             let never_deleted = again.stderr.contains("still exists") && again.stderr.contains("after DELETE");
+            assert!(again.stderr.contains("bao operator step-down"), "names the remedy:\n{}", again.stderr);
             let stray_mount = again.stderr.contains("new namespace conflicts with existing mount");
             assert!(never_deleted || stray_mount, "not an OpenBao leftover:\n{}\n{}", again.stdout, again.stderr);
             if never_deleted {
@@ -210,10 +212,14 @@ fn three_node_cluster_applies_through_a_standby() {
                 Some(leader_of(&standby_addr)).filter(|l| !l.is_empty() && *l != leader_before)
             });
             let third = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve", "--lock-wait", "30s"]);
-            eprintln!("leader kill: after step-down, apply exit {}:\n{}\n{}", third.status, third.stdout.lines().last().unwrap_or(""), third.stderr);
-            if third.status != 0 {
+            eprintln!("leader kill: after the step-down, apply exit {}", third.status);
+            // Observed to converge for the dropped deletion. The stray mount has not been seen
+            // since the remedy was added; until it is, its outcome is reported, not required.
+            if third.status != 0 && stray_mount && third.stderr.contains("new namespace conflicts with existing mount") {
+                eprintln!("leader kill: the stray mount survived a step-down:\n{}", third.stderr);
                 return;
             }
+            assert_eq!(third.status, 0, "apply after the step-down:\n{}\n{}", third.stdout, third.stderr);
         }
     }
     let plan = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
