@@ -16,6 +16,29 @@ pub struct Hashed {
     pub size: u64,
 }
 
+/// A SHA-256 being computed over a stream, with the length so far.
+#[derive(Default)]
+pub struct Running {
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Running {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+
+    /// Bytes hashed so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn finish(self) -> Hashed {
+        Hashed { sha256: hex::encode(self.hasher.finalize()), size: self.size }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     #[error("reading failed after {read} bytes: {source}")]
@@ -30,7 +53,7 @@ pub enum HashError {
 /// tokio's blocking pool, a network body is driven by the connection task), so throughput is
 /// that of the slower of the two instead of their sum.
 pub async fn hash_async<R: AsyncRead + Unpin>(mut reader: R, limit: Option<u64>) -> Result<Hashed, HashError> {
-    let mut hasher = Sha256::new();
+    let mut hashed = Running::default();
     let mut current = vec![0u8; BUFFER];
     let mut next = vec![0u8; BUFFER];
     let mut total: u64 = 0;
@@ -41,11 +64,11 @@ pub async fn hash_async<R: AsyncRead + Unpin>(mut reader: R, limit: Option<u64>)
             return Err(HashError::TooLarge { limit, read: total });
         }
         if filled < current.len() {
-            hasher.update(&current[..filled]);
-            return Ok(Hashed { sha256: hex::encode(hasher.finalize()), size: total });
+            hashed.update(&current[..filled]);
+            return Ok(hashed.finish());
         }
         // The read is polled first, so it is in flight before the hashing runs.
-        let (read, ()) = tokio::join!(fill(&mut reader, &mut next, total), async { hasher.update(&current[..]) });
+        let (read, ()) = tokio::join!(fill(&mut reader, &mut next, total), async { hashed.update(&current[..]) });
         filled = read?;
         std::mem::swap(&mut current, &mut next);
     }

@@ -1,7 +1,7 @@
 //! The S3 calls behind publish and verify: the bucket (created versioned, private, tagged),
 //! streamed uploads that hash the bytes they send, and versioned reads.
 
-use super::hash::{sha256_hex, Hashed};
+use super::hash::{sha256_hex, Hashed, Running};
 use crate::aws::{Aws, AwsError};
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::primitives::ByteStream;
@@ -11,7 +11,6 @@ use aws_sdk_s3::types::{
     VersioningConfiguration,
 };
 use aws_sdk_s3::Client;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use tokio::io::AsyncReadExt;
 
@@ -171,13 +170,11 @@ async fn upload_parts(
     check: impl FnOnce(&Hashed) -> Result<(), String>,
     read_err: impl Fn(std::io::Error) -> UploadError,
 ) -> Result<(Hashed, Option<String>), UploadError> {
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
+    let mut running = Running::default();
     let mut parts = Vec::new();
     let mut chunk = first;
     for number in 1.. {
-        hasher.update(&chunk);
-        size += chunk.len() as u64;
+        running.update(&chunk);
         let part = s3
             .upload_part()
             .bucket(bucket)
@@ -196,7 +193,7 @@ async fn upload_parts(
         }
         chunk = next;
     }
-    let hashed = Hashed { sha256: hex::encode(hasher.finalize()), size };
+    let hashed = running.finish();
     check(&hashed).map_err(UploadError::Refused)?;
     let done = s3
         .complete_multipart_upload()

@@ -249,27 +249,24 @@ async fn fetch_snapshot(ctx: &Ctx<'_>) -> Result<String, DrError> {
 
 /// Write `reader` to `file` (0600) while hashing it, reading at most `limit` bytes.
 async fn download<R: tokio::io::AsyncRead + Unpin>(mut reader: R, file: &Path, limit: u64) -> Result<hash::Hashed, hash::HashError> {
-    use sha2::{Digest, Sha256};
     use tokio::io::AsyncReadExt;
     let werr = |source| hash::HashError::Read { read: 0, source };
     let mut out = crate::openbao::raft::private_file(file).await.map_err(werr)?;
-    let mut hasher = Sha256::new();
+    let mut hashed = hash::Running::default();
     let mut buf = vec![0u8; hash::BUFFER];
-    let mut total = 0u64;
     loop {
-        let n = reader.read(&mut buf).await.map_err(|source| hash::HashError::Read { read: total, source })?;
+        let n = reader.read(&mut buf).await.map_err(|source| hash::HashError::Read { read: hashed.size(), source })?;
         if n == 0 {
             break;
         }
-        total += n as u64;
-        if total > limit {
-            return Err(hash::HashError::TooLarge { limit, read: total });
+        if hashed.size() + n as u64 > limit {
+            return Err(hash::HashError::TooLarge { limit, read: hashed.size() + n as u64 });
         }
-        hasher.update(&buf[..n]);
+        hashed.update(&buf[..n]);
         out.write_all(&buf[..n]).await.map_err(werr)?;
     }
     out.flush().await.map_err(werr)?;
-    Ok(hash::Hashed { sha256: hex::encode(hasher.finalize()), size: total })
+    Ok(hashed.finish())
 }
 
 fn set_private(dir: &Path) -> Result<(), DrError> {

@@ -4,8 +4,7 @@
 
 use super::client::{root_cause, BaoError};
 use super::Bao;
-use crate::artifacts::hash::Hashed;
-use sha2::{Digest, Sha256};
+use crate::artifacts::hash::{Hashed, Running};
 use std::path::Path;
 use tokio::io::AsyncWriteExt;
 
@@ -32,23 +31,21 @@ impl Bao {
         };
         let io = |e: std::io::Error| BaoError::Other(format!("writing the raft snapshot to {}: {e}", file.display()));
         let mut out = private_file(file).await.map_err(io)?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
+        let mut hashed = Running::default();
         while let Some(chunk) = response.chunk().await.map_err(|e| BaoError::Unexpected {
             method: "GET",
             path: SAVE.into(),
-            message: format!("the snapshot stream broke after {size} bytes: {e}"),
+            message: format!("the snapshot stream broke after {} bytes: {e}", hashed.size()),
         })? {
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
+            hashed.update(&chunk);
             out.write_all(&chunk).await.map_err(io)?;
         }
         out.flush().await.map_err(io)?;
         out.sync_all().await.map_err(io)?;
-        if size == 0 {
+        if hashed.size() == 0 {
             return Err(BaoError::Unexpected { method: "GET", path: SAVE.into(), message: "empty snapshot".into() });
         }
-        Ok(Hashed { sha256: hex::encode(hasher.finalize()), size })
+        Ok(hashed.finish())
     }
 
     /// `POST sys/storage/raft/snapshot-force` with the snapshot in `file`: replaces all data of
