@@ -16,9 +16,9 @@
 //! offending scalar; duplicate names are checked after parsing and located with the path.
 
 use super::load::{Problems, Sources};
-use super::names::{deserialize_parse, Parse};
+use super::names::{via_parse, Parse};
 use super::{Origin, PathSeg};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use std::path::Path;
 
 /// The loaded `artifacts:` section.
@@ -125,16 +125,6 @@ pub(crate) fn resolve(raw: &RawArtifacts, file: &Path, sources: &Sources, proble
     Artifacts { bucket: raw.bucket.0.clone(), prefix: raw.prefix.0.clone(), items }
 }
 
-macro_rules! parsed {
-    ($name:ident) => {
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                deserialize_parse(d)
-            }
-        }
-    };
-}
-
 /// An S3 bucket name: 3–63 of `a-z 0-9 . -`, starting and ending with a letter or digit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BucketName(pub String);
@@ -159,7 +149,7 @@ impl Parse for BucketName {
         Ok(BucketName(s.to_string()))
     }
 }
-parsed!(BucketName);
+via_parse!(BucketName);
 
 /// A key prefix: empty, or ending in `/`, without a leading `/`, of [`Token`] characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +170,7 @@ impl Parse for Prefix {
         Ok(Prefix(s.to_string()))
     }
 }
-parsed!(Prefix);
+via_parse!(Prefix);
 
 /// An artifact name: lowercase, `a-z 0-9 . _ -`, starting with a letter or digit, ≤ 64.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,7 +186,7 @@ impl Parse for ArtifactName {
         Ok(ArtifactName(s.to_string()))
     }
 }
-parsed!(ArtifactName);
+via_parse!(ArtifactName);
 
 /// A version or file name: one key segment of `A-Z a-z 0-9 . _ + -`, not `.`/`..`, ≤ 128.
 /// (These end up in object keys, sidecar lines and boot scripts: no spaces, quotes or slashes.)
@@ -209,7 +199,7 @@ impl Parse for Token {
         check_token(s).map(|()| Token(s.to_string()))
     }
 }
-parsed!(Token);
+via_parse!(Token);
 
 /// Checks an artifact name (see [`ArtifactName`]); the error completes "name … ".
 pub fn check_artifact_name(s: &str) -> Result<(), String> {
@@ -257,7 +247,7 @@ impl Parse for Sha256Hex {
         Ok(Sha256Hex(s.to_ascii_lowercase()))
     }
 }
-parsed!(Sha256Hex);
+via_parse!(Sha256Hex);
 
 #[cfg(test)]
 mod tests {

@@ -26,7 +26,7 @@
 //! and located through the YAML path.
 
 use super::load::Problems;
-use super::names::{deserialize_parse, Address, NonEmpty, Parse};
+use super::names::{via_parse, Address, NonEmpty, Parse};
 use super::raw::UniqueMap;
 use super::{Duration, PathSeg};
 use serde::{Deserialize, Deserializer};
@@ -216,16 +216,6 @@ pub(crate) struct RawKmsPlugin {
 // ---------------------------------------------------------------------------------------------
 // Validated scalars.
 
-macro_rules! parsed {
-    ($name:ident) => {
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                deserialize_parse(d)
-            }
-        }
-    };
-}
-
 /// A KMS alias: `alias/` + `[A-Za-z0-9/_-]`, at most 256 characters, not `alias/aws/…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KmsAliasName(pub String);
@@ -236,7 +226,7 @@ impl Parse for KmsAliasName {
         check_alias(s).map(|()| KmsAliasName(s.to_string())).map_err(|why| format!("KMS alias {s:?} is invalid: {why}"))
     }
 }
-parsed!(KmsAliasName);
+via_parse!(KmsAliasName);
 
 /// AWS's rules for alias names.
 pub fn check_alias(s: &str) -> Result<(), String> {
@@ -283,7 +273,7 @@ impl Parse for IamRoleName {
         }
     }
 }
-parsed!(IamRoleName);
+via_parse!(IamRoleName);
 
 impl fmt::Display for IamRoleName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -310,7 +300,7 @@ impl Parse for KeyName {
         }
     }
 }
-parsed!(KeyName);
+via_parse!(KeyName);
 
 impl fmt::Display for KeyName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -328,7 +318,7 @@ impl Parse for KeyRef {
         KeyName::parse(s).map(|k| KeyRef(k.0))
     }
 }
-parsed!(KeyRef);
+via_parse!(KeyRef);
 
 /// A service host name such as `ec2.amazonaws.com`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,7 +337,7 @@ impl Parse for ServiceHost {
         }
     }
 }
-parsed!(ServiceHost);
+via_parse!(ServiceHost);
 
 impl Parse for ServicePrincipal {
     const EXPECTING: &'static str = "a service that may use the key";
@@ -358,7 +348,7 @@ impl Parse for ServicePrincipal {
         })
     }
 }
-parsed!(ServicePrincipal);
+via_parse!(ServicePrincipal);
 
 /// 1, 3 or 5: raft needs an odd number, and more than 5 only slows writes down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,6 +35,18 @@ pub(crate) fn deserialize_parse<'de, T: Parse, D: Deserializer<'de>>(d: D) -> Re
     d.deserialize_str(ParseVisitor::<T>(PhantomData))
 }
 
+/// `impl Deserialize` for a [`Parse`] type (errors carry the scalar's position).
+macro_rules! via_parse {
+    ($t:ty) => {
+        impl<'de> ::serde::Deserialize<'de> for $t {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::config::names::deserialize_parse(d)
+            }
+        }
+    };
+}
+pub(crate) use via_parse;
+
 /// How one kind of name is spelled.
 pub(crate) struct Rule {
     kind: &'static str,

@@ -31,7 +31,7 @@
 //! references) record a YAML path for [`super::load`] to locate.
 
 use super::load::Problems;
-use super::names::{deserialize_parse, NonEmpty, Parse};
+use super::names::{via_parse, NonEmpty, Parse};
 use super::raw::UniqueMap;
 use super::{Cidr, Origin, PathSeg};
 use serde::{Deserialize, Deserializer};
@@ -145,16 +145,6 @@ pub(crate) struct RawRds {
 
 // ---------------------------------------------------------------------------------------------
 // Value types, checked while deserializing.
-
-macro_rules! via_parse {
-    ($t:ty) => {
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                deserialize_parse(d)
-            }
-        }
-    };
-}
 
 /// A name of a subnet, security group or instance group: lowercase letters, digits and '-',
 /// starting with a letter, at most 40 characters (it becomes part of AWS names and tags).
