@@ -3,31 +3,15 @@
 //! backtest numbers against the engine's; `tune` touches only the threshold's bytes; the SVG
 //! and PNG charts; mute → status → expiry restored by apply; unmute.
 
-use crate::harness::{stack, unique, Scenario};
+use crate::harness::{moto_aws as aws, runtime, stack, unique, Scenario};
 use ctl::alarms::backtest::{self, Comparison, MissingData, Rule, Series, Statistic};
 use ctl::aws::cloudwatch::{self, MetricId};
 use ctl::aws::Aws;
-use ctl::config::AwsConnection;
 use ctl::dev::BaoVersion;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 const DAY: i64 = 86_400;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn aws(moto: &str, env: &str) -> Aws {
-    let conn = AwsConnection::Account {
-        region: "us-east-1".into(),
-        endpoint: Some(moto.to_string()),
-    };
-    runtime().block_on(Aws::connect(&conn, env)).expect("connect to moto")
-}
 
 fn now() -> i64 {
     ctl::alarms::mute::now()

@@ -9,17 +9,13 @@
 //!    `openbao-restore` and finishes; both versions read back, the DB is restored encrypted with
 //!    30-day retention, and the next plan is empty.
 
-use crate::harness::{bao_cli, fresh_stack, unique, Scenario};
+use crate::harness::{bao_cli, fresh_stack, runtime, unique, Scenario};
 use ctl::aws::Aws;
 use ctl::config::AwsConnection;
 use ctl::dev::BaoVersion;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
 
 /// Stops the bao that `ctl dr rebuild` started (detached) in the stack dir, even on panic.
 struct StopRebuiltBao(PathBuf);

@@ -259,6 +259,17 @@ pub fn fresh_stack(version: BaoVersion) -> OwnedStack {
     }
 }
 
+/// A current-thread tokio runtime, for the library calls tests make directly.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
+}
+
+/// ctl's own AWS connection to the moto at `moto` (static test credentials), as environment `env`.
+pub fn moto_aws(moto: &str, env: &str) -> ctl::aws::Aws {
+    let conn = ctl::config::AwsConnection::Account { region: "us-east-1".into(), endpoint: Some(moto.to_string()) };
+    runtime().block_on(ctl::aws::Aws::connect(&conn, env)).expect("connect to moto")
+}
+
 /// A short name, unique in this test process and across concurrent ones: lowercase
 /// `[a-z0-9-]`, e.g. `unique("ws")` → `ws-1k3x-7`.
 pub fn unique(prefix: &str) -> String {

@@ -10,33 +10,15 @@
 //! - bad input: located, no connection to any server;
 //! - unreachable endpoint: clean, bounded failure naming the endpoint; re-run converges.
 
-use crate::harness::{stack, unique, Scenario};
+use crate::harness::{moto_aws as aws, runtime, stack, unique, Scenario};
 use ctl::aws::network_common::{ec2 as ec2_client, rds as rds_client};
 use ctl::aws::Aws;
-use ctl::config::AwsConnection;
 use ctl::dev::BaoVersion;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const AMI: &str = "ami-1e749f67";
 const OTHER_AMI: &str = "ami-03cf127a";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn aws(moto: &str, env: &str) -> Aws {
-    let conn = AwsConnection::Account {
-        region: "us-east-1".into(),
-        endpoint: Some(moto.to_string()),
-    };
-    runtime()
-        .block_on(Aws::connect(&conn, env))
-        .expect("connect to moto")
-}
 
 /// A KMS key created directly in moto (the KMS kinds are another part of the issue).
 fn kms_key(aws: &Aws) -> String {

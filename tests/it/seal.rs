@@ -6,7 +6,7 @@
 //! Also holds the helpers `cluster.rs` uses: [`BaoNode`] (a `bao server` that dies with the
 //! test), [`free_ports`], [`init`], [`wait`].
 
-use crate::harness::{stack, unique, Scenario, TestStack};
+use crate::harness::{runtime, stack, unique, Scenario, TestStack};
 use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use ctl::dev::{BaoVersion, Tools};
 use serde_json::{json, Value};
@@ -127,11 +127,6 @@ impl Drop for BaoNode {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Blocking HTTP over a current-thread runtime (tests are synchronous).
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
 }
 
 fn client() -> reqwest::Client {
