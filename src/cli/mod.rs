@@ -128,6 +128,15 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Loading 10,000 workspace files allocates ~100 MiB in bursts on several threads; glibc
+    // grows each thread's heap 128 KiB at a time, one mprotect each, contending with page
+    // faults for the address-space lock. Growing in 64 MiB steps cuts `ctl validate`'s system
+    // time by about a quarter there. Padding that is never touched costs no memory.
+    // SAFETY: mallopt before any thread starts.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
     let cli = Cli::parse();
     crate::logging::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
