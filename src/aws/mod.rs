@@ -96,8 +96,37 @@ pub async fn observe(aws: &Aws) -> Result<Observed, AwsError> {
     kms::observe(aws, &mut observed).await?;
     let ids = network::observe(aws, &mut observed.resources).await?;
     rds::observe(aws, &ids.0, &mut observed.resources, &mut observed.unmanaged).await?;
-    let _ = aws;
+    link_references(&mut observed.resources);
     Ok(observed)
+}
+
+/// Observed objects name what they refer to by address in their attributes (a subnet's `vpc`,
+/// an instance's `subnet` and `security_groups`, a database's `subnet_group`, …). Those become
+/// their `depends_on`, so deleting what is no longer declared removes dependents first, exactly
+/// as for declared resources (the executor orders deletes by the live side's dependencies).
+pub fn link_references(resources: &mut [crate::model::Resource]) {
+    fn strings<'v>(v: &'v serde_json::Value, out: &mut Vec<&'v str>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+            _ => {}
+        }
+    }
+    let known: std::collections::BTreeSet<String> = resources.iter().map(|r| r.address.as_str().to_string()).collect();
+    for r in resources.iter_mut() {
+        let mut found = Vec::new();
+        r.attrs.values().for_each(|v| strings(v, &mut found));
+        let mut refs: Vec<crate::model::Address> = found
+            .into_iter()
+            .filter(|s| *s != r.address.as_str() && known.contains(*s))
+            .map(crate::model::Address::new)
+            .collect();
+        refs.retain(|a| !r.depends_on.contains(a));
+        r.depends_on.extend(refs);
+        r.depends_on.sort();
+        r.depends_on.dedup();
+    }
 }
 
 /// Carry out one change to an AWS resource.
@@ -125,4 +154,53 @@ pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
 /// Which provider owns a kind.
 pub fn owns(kind: Kind) -> bool {
     kind.provider() == crate::model::Provider::Aws
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diff::diff;
+    use crate::execute::dependencies;
+    use crate::model::{Address, Kind, Resource, Scope};
+    use serde_json::json;
+
+    fn live(address: &str, kind: Kind, attrs: serde_json::Value) -> Resource {
+        Resource {
+            address: Address::new(address),
+            kind,
+            scope: Scope::Root,
+            name: address.rsplit('.').next().unwrap().to_string(),
+            attrs: attrs.as_object().unwrap().clone(),
+            depends_on: vec![],
+            container: None,
+        }
+    }
+
+    #[test]
+    fn references_in_attributes_order_deletes_dependents_first() {
+        let mut resources = vec![
+            live("aws.vpc.main", Kind::Vpc, json!({"cidr": "10.0.0.0/16"})),
+            live("aws.subnet.a", Kind::Subnet, json!({"vpc": "aws.vpc.main", "cidr": "10.0.1.0/24"})),
+            live("aws.sg.api", Kind::SecurityGroup, json!({"vpc": "aws.vpc.main", "ingress": [{"from": "aws.sg.lb"}]})),
+            live("aws.sg.lb", Kind::SecurityGroup, json!({"vpc": "aws.vpc.main"})),
+            live("aws.instance.api", Kind::Instance, json!({"subnet": "aws.subnet.a", "security_groups": ["aws.sg.api", "sg-0unknown"]})),
+        ];
+        super::link_references(&mut resources);
+        let deps = |a: &str| {
+            resources.iter().find(|r| r.address.as_str() == a).unwrap().depends_on.iter().map(|d| d.as_str().to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(deps("aws.vpc.main"), Vec::<String>::new());
+        assert_eq!(deps("aws.subnet.a"), ["aws.vpc.main"]);
+        assert_eq!(deps("aws.sg.api"), ["aws.sg.lb", "aws.vpc.main"], "nested references count");
+        assert_eq!(deps("aws.instance.api"), ["aws.sg.api", "aws.subnet.a"], "unknown ids are not addresses");
+
+        // Nothing declared: everything is deleted, dependents before what they refer to.
+        let changes = diff(&[], &resources, &[]).changes;
+        let waits = dependencies(&changes);
+        let index = |a: &str| changes.iter().position(|c| c.address.as_str() == a).unwrap();
+        let waits_for = |a: &str, b: &str| waits[index(a)].contains(&index(b));
+        assert!(waits_for("aws.vpc.main", "aws.subnet.a"));
+        assert!(waits_for("aws.subnet.a", "aws.instance.api"));
+        assert!(waits_for("aws.sg.lb", "aws.sg.api"));
+        assert!(!waits_for("aws.instance.api", "aws.vpc.main"));
+    }
 }

@@ -126,7 +126,7 @@ async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &P
     // 4. Disaster.
     let t = Instant::now();
     crate::dev::wipe_bao_data(stack_dir).await?;
-    let deleted = destroy_aws(aws, &loaded.desired, args.parallelism).await?;
+    let deleted = destroy_aws(aws, args.parallelism).await?;
     let disaster_at = crate::dr::now_unix();
     println!("  disaster   {:>6.1}s  bao killed, raft data deleted; {deleted} AWS resources deleted", t.elapsed().as_secs_f64());
     drop(session);
@@ -242,15 +242,9 @@ async fn write_versions(bao: &crate::openbao::Bao, env: &crate::config::Environm
 }
 
 /// Delete every AWS resource ctl manages in the drill's moto (dependency order, like any apply).
-async fn destroy_aws(aws: &crate::aws::Aws, desired: &[crate::model::Resource], parallelism: usize) -> anyhow::Result<usize> {
-    let mut live = crate::aws::observe(aws).await?;
-    // Observed AWS resources do not carry their dependencies; the declared ones do, and the
-    // executor deletes dependents first from them.
-    for r in &mut live.resources {
-        if let Some(d) = desired.iter().find(|d| d.address == r.address) {
-            r.depends_on = d.depends_on.clone();
-        }
-    }
+async fn destroy_aws(aws: &crate::aws::Aws, parallelism: usize) -> anyhow::Result<usize> {
+    // Observed resources carry their dependencies (`aws::link_references`): dependents go first.
+    let live = crate::aws::observe(aws).await?;
     let diff = crate::diff::diff(&[], &live.resources, &[]);
     let changes: Vec<_> = diff.changes.into_iter().filter(|c| c.kind.provider() == Provider::Aws).collect();
     let report = crate::execute::execute(&changes, parallelism, |c| async move { crate::aws::apply_change(aws, c).await.map_err(|e| e.to_string()) }, |_| {}).await;
