@@ -66,22 +66,15 @@ impl LiveAlarm {
 /// Every alarm whose name starts with `prefix`, with its tags.
 pub async fn alarms_with_prefix(aws: &Aws, prefix: &str) -> Result<Vec<LiveAlarm>, AwsError> {
     let c = client(aws);
-    let mut alarms = Vec::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .describe_alarms()
-            .alarm_name_prefix(prefix)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(api("DescribeAlarms"))?;
-        alarms.extend(page.metric_alarms().iter().cloned());
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
+    let pages = c
+        .describe_alarms()
+        .alarm_name_prefix(prefix)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(api("DescribeAlarms"))?;
+    let alarms: Vec<_> = pages.iter().flat_map(|p| p.metric_alarms().iter().cloned()).collect();
     stream::iter(alarms)
         .map(|alarm| {
             let c = c.clone();

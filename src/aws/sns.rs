@@ -86,22 +86,14 @@ pub fn attributes_say_pending(attributes: &HashMap<String, String>) -> bool {
 }
 
 async fn subscriptions_by_topic(c: &aws_sdk_sns::Client, topic_arn: &str) -> Result<Vec<Subscription>, AwsError> {
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .list_subscriptions_by_topic()
-            .topic_arn(topic_arn)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(api("ListSubscriptionsByTopic"))?;
-        out.extend(page.subscriptions().iter().cloned());
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(out);
-        }
-    }
+    c.list_subscriptions_by_topic()
+        .topic_arn(topic_arn)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(api("ListSubscriptionsByTopic"))
 }
 
 /// Whether a subscription is pending: listed without an ARN, or its attributes say so.
@@ -149,26 +141,12 @@ fn api<E: std::error::Error>(op: &'static str) -> impl FnOnce(E) -> AwsError {
 
 /// Every topic ARN by name.
 pub async fn topics(aws: &Aws) -> Result<BTreeMap<String, String>, AwsError> {
-    let c = client(aws);
-    let mut out = BTreeMap::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .list_topics()
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(api("ListTopics"))?;
-        for t in page.topics() {
-            if let Some(arn) = t.topic_arn() {
-                out.insert(arn.rsplit(':').next().unwrap_or(arn).to_string(), arn.to_string());
-            }
-        }
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(out);
-        }
-    }
+    let topics = client(aws).list_topics().into_paginator().items().send().try_collect().await.map_err(api("ListTopics"))?;
+    Ok(topics
+        .iter()
+        .filter_map(|t| t.topic_arn())
+        .map(|arn| (arn.rsplit(':').next().unwrap_or(arn).to_string(), arn.to_string()))
+        .collect())
 }
 
 /// Observe the topic and subscription; returns the owned topics' name → ARN.
