@@ -117,12 +117,11 @@ pub fn link_references(resources: &mut [crate::model::Resource]) {
     for r in resources.iter_mut() {
         let mut found = Vec::new();
         r.attrs.values().for_each(|v| strings(v, &mut found));
-        let mut refs: Vec<crate::model::Address> = found
+        let refs: Vec<crate::model::Address> = found
             .into_iter()
             .filter(|s| *s != r.address.as_str() && known.contains(*s))
             .map(crate::model::Address::new)
             .collect();
-        refs.retain(|a| !r.depends_on.contains(a));
         r.depends_on.extend(refs);
         r.depends_on.sort();
         r.depends_on.dedup();
