@@ -53,13 +53,13 @@ pub async fn observe(bao: &Bao, opts: &ObserveOptions<'_>) -> Result<Observed, B
     Ok(Observed { resources, unmanaged })
 }
 
-/// All namespaces at the root, split into ctl's (for this environment) and the rest.
 /// The reason given for one of this environment's own namespaces that OpenBao left tainted
 /// (its rollback or deletion was interrupted, e.g. by a leader crash); `ctl apply` resumes the
 /// deletion ([`super::apply::resume_stuck_deletions`]) and then creates it again.
 pub const STUCK_DELETION: &str =
     "deletion in progress (ctl's own, interrupted; `ctl apply` resumes it; if it stays, see runbooks/leader_failover.md)";
 
+/// All namespaces at the root, split into ctl's (for this environment) and the rest.
 pub async fn namespaces(
     bao: &Bao,
     environment: &str,
