@@ -173,11 +173,7 @@ fn three_node_cluster_applies_through_a_standby() {
         // (they carry this environment's markers) and creates them again.
         // An operator re-runs once the cluster has a leader again.
         let killed = nodes[leader_index].addr.clone();
-        wait(120, "a new leader", || {
-            get_json(&format!("{standby_addr}/v1/sys/leader"), None)
-                .and_then(|l| l["leader_address"].as_str().map(str::to_string))
-                .filter(|a| !a.is_empty() && *a != killed)
-        });
+        wait(120, "a new leader", || Some(leader_of(&standby_addr)).filter(|a| !a.is_empty() && *a != killed));
         let again = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve", "--lock-wait", "30s"]);
         eprintln!("leader kill: re-run: {}", again.stdout.lines().find(|l| l.starts_with("Finished")).unwrap_or("no interrupted deletions finished"));
         if again.status != 0 {
