@@ -9,10 +9,11 @@
 //!    destroyed along with it, so it is re-created (`Create`, with the reason);
 //! 4. a live resource deleted because its container is deleted is marked `implied_by` that
 //!    container: it needs no call of its own and no destroy flag of its own;
-//! 5. a desired resource whose (kind, name) matches something ctl saw but does not manage is a
-//!    [`Conflict`]: ctl never adopts objects silently.
+//! 5. a desired resource whose [`Identity`] (slot, scope, name: what the server keys the object
+//!    by) matches something ctl saw but does not manage is a [`Conflict`]: ctl never adopts
+//!    objects silently, nor renames one of its own onto a foreign object.
 
-use crate::model::{Address, Kind, Resource, Unmanaged};
+use crate::model::{Address, Identity, Kind, Resource, Unmanaged};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -112,24 +113,29 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
     let desired_by: BTreeMap<&Address, &Resource> =
         desired.iter().map(|r| (&r.address, r)).collect();
 
+    let foreign: BTreeMap<Identity, &Unmanaged> = unmanaged.iter().map(|u| (u.identity(), u)).collect();
     let mut changes: BTreeMap<Address, Change> = BTreeMap::new();
     let mut conflicts = Vec::new();
     let mut unchanged = 0;
 
     for want in desired {
-        match live_by.get(&want.address) {
+        let identity = want.identity();
+        let have = live_by.get(&want.address);
+        if let Some(u) = foreign.get(&identity).filter(|_| have.is_none_or(|h| h.identity() != identity)) {
+            conflicts.push(Conflict {
+                address: want.address.clone(),
+                message: format!(
+                    "{:?} {:?} already exists and is not managed by ctl ({}); refusing to adopt it (`ctl adopt {}` takes it over explicitly)",
+                    u.kind,
+                    u.path(),
+                    u.reason,
+                    want.address
+                ),
+            });
+            continue;
+        }
+        match have {
             None => {
-                if let Some(u) = unmanaged.iter().find(|u| u.kind == want.kind && u.path == want.name)
-                {
-                    conflicts.push(Conflict {
-                        address: want.address.clone(),
-                        message: format!(
-                            "{:?} {:?} already exists and is not managed by ctl ({}); refusing to adopt it",
-                            want.kind, u.path, u.reason
-                        ),
-                    });
-                    continue;
-                }
                 changes.insert(want.address.clone(), create(want, "not present in live state".into()));
             }
             Some(have) => {
@@ -443,10 +449,52 @@ mod tests {
 
     #[test]
     fn unmanaged_collision_is_a_conflict_not_a_create() {
-        let u = Unmanaged { kind: Kind::Namespace, path: "acme".into(), reason: "no managed-by".into() };
+        let u = Unmanaged::root(Kind::Namespace, "acme", "no managed-by");
         let d = diff(&[ns(), kv(10)], &[], &[u]);
         assert!(d.changes.is_empty(), "nothing planned inside a foreign namespace");
         assert_eq!(d.conflicts.len(), 1);
         assert!(d.conflicts[0].message.contains("not managed by ctl"));
+    }
+
+    #[test]
+    fn a_foreign_policy_in_a_managed_namespace_is_a_conflict() {
+        // The reported bug: the unmanaged policy's path "acme/extra" was compared with the
+        // bare name "extra", so the create went ahead and overwrote the foreign text.
+        let mut policy = res("workspace.acme.policy.extra", Kind::Policy, json!({"policy": "x"}));
+        policy.depends_on = vec![Address::new("workspace.acme.namespace")];
+        let u = Unmanaged::in_namespace(Kind::Policy, "acme", "extra", "no marker");
+        let d = diff(&[ns(), policy.clone()], &[ns()], &[u]);
+        assert!(d.changes.is_empty(), "{:?}", d.changes);
+        assert_eq!(d.conflicts.len(), 1);
+        assert_eq!(d.conflicts[0].address, policy.address);
+        // The same name in another namespace is no collision.
+        let elsewhere = Unmanaged::in_namespace(Kind::Policy, "other", "extra", "no marker");
+        assert_eq!(diff(&[ns(), policy], &[ns()], &[elsewhere]).conflicts.len(), 0);
+    }
+
+    #[test]
+    fn kv_and_transit_mounts_share_one_path_space() {
+        let mut transit = res("workspace.acme.transit", Kind::TransitMount, json!({"path": "secret"}));
+        transit.name = "secret".into();
+        let u = Unmanaged::in_namespace(Kind::KvMount, "acme", "secret", "no marker");
+        assert_eq!(diff(&[transit], &[], &[u]).conflicts.len(), 1);
+    }
+
+    #[test]
+    fn roles_collide_only_under_the_same_mount() {
+        let role = |mount: &str| res("workspace.acme.approle.app", Kind::AppRole, json!({"mount": mount}));
+        let u = Unmanaged::in_namespace(Kind::AppRole, "acme", "approle/app", "not recorded");
+        assert_eq!(diff(&[role("approle")], &[], std::slice::from_ref(&u)).conflicts.len(), 1);
+        assert_eq!(diff(&[role("other")], &[], &[u]).conflicts.len(), 0);
+    }
+
+    #[test]
+    fn renaming_onto_a_foreign_object_is_a_conflict() {
+        let mut want = kv(10);
+        want.name = "kv2".into();
+        want.attrs.insert("path".into(), json!("kv2"));
+        let u = Unmanaged::in_namespace(Kind::KvMount, "acme", "kv2", "no marker");
+        let d = diff(&[ns(), want], &[ns(), kv(10)], &[u]);
+        assert_eq!(d.conflicts.len(), 1, "{:?}", d.changes);
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod desired;
 pub mod dev;
 pub mod dr;
+pub mod engine;
 pub mod diff;
 pub mod execute;
 pub mod logging;

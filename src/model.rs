@@ -136,6 +136,9 @@ pub struct KindSpec {
     pub replace_on: &'static [&'static str],
     /// Deleting (or replacing) this kind loses data; it needs `--allow-destroy=ADDRESS`.
     pub data_loss_on_delete: bool,
+    /// The attribute naming the parent whose names this kind shares (an AppRole's `mount`):
+    /// two objects collide only under the same parent. See [`Identity`].
+    pub parent_attr: Option<&'static str>,
 }
 
 impl Kind {
@@ -166,36 +169,37 @@ impl Kind {
 
     pub const fn spec(self) -> &'static KindSpec {
         match self {
-            Kind::Namespace => &KindSpec { replace_on: &["path"], data_loss_on_delete: true },
-            Kind::KvMount => &KindSpec { replace_on: &["path", "version"], data_loss_on_delete: true },
-            Kind::Policy => &KindSpec { replace_on: &[], data_loss_on_delete: false },
-            Kind::AuthMount => &KindSpec { replace_on: &["path", "type"], data_loss_on_delete: false },
-            Kind::AppRole => &KindSpec { replace_on: &[], data_loss_on_delete: false },
-            Kind::TransitMount => &KindSpec { replace_on: &["path"], data_loss_on_delete: true },
-            Kind::TransitKey => &KindSpec { replace_on: &["type"], data_loss_on_delete: true },
-            Kind::RateLimitQuota => &KindSpec { replace_on: &[], data_loss_on_delete: false },
-            Kind::Vpc => &KindSpec { replace_on: &["cidr"], data_loss_on_delete: false },
-            Kind::Subnet => &KindSpec { replace_on: &["vpc", "cidr", "az"], data_loss_on_delete: false },
-            Kind::InternetGateway => &KindSpec { replace_on: &[], data_loss_on_delete: false },
-            Kind::RouteTable => &KindSpec { replace_on: &["vpc"], data_loss_on_delete: false },
+            Kind::Namespace => &KindSpec { replace_on: &["path"], data_loss_on_delete: true, parent_attr: None },
+            Kind::KvMount => &KindSpec { replace_on: &["path", "version"], data_loss_on_delete: true, parent_attr: None },
+            Kind::Policy => &KindSpec { replace_on: &[], data_loss_on_delete: false, parent_attr: None },
+            Kind::AuthMount => &KindSpec { replace_on: &["path", "type"], data_loss_on_delete: false, parent_attr: None },
+            Kind::AppRole => &KindSpec { replace_on: &[], data_loss_on_delete: false, parent_attr: Some("mount") },
+            Kind::TransitMount => &KindSpec { replace_on: &["path"], data_loss_on_delete: true, parent_attr: None },
+            Kind::TransitKey => &KindSpec { replace_on: &["type"], data_loss_on_delete: true, parent_attr: Some("mount") },
+            Kind::RateLimitQuota => &KindSpec { replace_on: &[], data_loss_on_delete: false, parent_attr: None },
+            Kind::Vpc => &KindSpec { replace_on: &["cidr"], data_loss_on_delete: false, parent_attr: None },
+            Kind::Subnet => &KindSpec { replace_on: &["vpc", "cidr", "az"], data_loss_on_delete: false, parent_attr: None },
+            Kind::InternetGateway => &KindSpec { replace_on: &[], data_loss_on_delete: false, parent_attr: None },
+            Kind::RouteTable => &KindSpec { replace_on: &["vpc"], data_loss_on_delete: false, parent_attr: None },
             Kind::NatInstance => &INSTANCE_SPEC,
-            Kind::VpcEndpoint => &KindSpec { replace_on: &["vpc", "service_name", "type"], data_loss_on_delete: false },
-            Kind::SecurityGroup => &KindSpec { replace_on: &["vpc", "group_name", "description"], data_loss_on_delete: false },
+            Kind::VpcEndpoint => &KindSpec { replace_on: &["vpc", "service_name", "type"], data_loss_on_delete: false, parent_attr: None },
+            Kind::SecurityGroup => &KindSpec { replace_on: &["vpc", "group_name", "description"], data_loss_on_delete: false, parent_attr: None },
             Kind::Instance => &INSTANCE_SPEC,
-            Kind::DbSubnetGroup => &KindSpec { replace_on: &["name"], data_loss_on_delete: false },
+            Kind::DbSubnetGroup => &KindSpec { replace_on: &["name"], data_loss_on_delete: false, parent_attr: None },
             Kind::DbInstance => &KindSpec {
                 replace_on: &["identifier", "engine", "storage_encrypted", "kms_key_id", "subnet_group"],
                 data_loss_on_delete: true,
+                parent_attr: None,
             },
             // Deleting a key (ScheduleKeyDeletion) makes everything encrypted under it unreadable.
-            Kind::KmsKey => &KindSpec { replace_on: &["key_spec", "key_usage"], data_loss_on_delete: true },
-            Kind::KmsAlias => &KindSpec { replace_on: &["name"], data_loss_on_delete: false },
-            Kind::IamRole => &KindSpec { replace_on: &[], data_loss_on_delete: false },
-            Kind::IamInstanceProfile => &KindSpec { replace_on: &[], data_loss_on_delete: false },
-            Kind::MetricAlarm => &KindSpec { replace_on: &["alarm_name"], data_loss_on_delete: false },
-            Kind::SnsTopic => &KindSpec { replace_on: &["name"], data_loss_on_delete: false },
-            Kind::SnsSubscription => &KindSpec { replace_on: &["topic", "protocol", "endpoint"], data_loss_on_delete: false },
-            Kind::Route53HealthCheck => &KindSpec { replace_on: &["type", "request_interval"], data_loss_on_delete: false },
+            Kind::KmsKey => &KindSpec { replace_on: &["key_spec", "key_usage"], data_loss_on_delete: true, parent_attr: None },
+            Kind::KmsAlias => &KindSpec { replace_on: &["name"], data_loss_on_delete: false, parent_attr: None },
+            Kind::IamRole => &KindSpec { replace_on: &[], data_loss_on_delete: false, parent_attr: None },
+            Kind::IamInstanceProfile => &KindSpec { replace_on: &[], data_loss_on_delete: false, parent_attr: None },
+            Kind::MetricAlarm => &KindSpec { replace_on: &["alarm_name"], data_loss_on_delete: false, parent_attr: None },
+            Kind::SnsTopic => &KindSpec { replace_on: &["name"], data_loss_on_delete: false, parent_attr: None },
+            Kind::SnsSubscription => &KindSpec { replace_on: &["topic", "protocol", "endpoint"], data_loss_on_delete: false, parent_attr: None },
+            Kind::Route53HealthCheck => &KindSpec { replace_on: &["type", "request_interval"], data_loss_on_delete: false, parent_attr: None },
         }
     }
 }
@@ -215,12 +219,14 @@ const INSTANCE_SPEC: KindSpec = KindSpec {
         "user_data",
     ],
     data_loss_on_delete: false,
+    parent_attr: None,
 };
 
 /// Where a resource lives in OpenBao: the root namespace or a workspace namespace.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
+    #[default]
     Root,
     Namespace(String),
 }
@@ -316,12 +322,78 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-/// Something observed that ctl reports but never touches (e.g. an unmanaged namespace).
+/// What makes two objects the same object to the server, whoever created them: the slot
+/// their names live in (KV and transit mounts share `sys/mounts`), their scope, and their
+/// name (under their parent, for kinds with [`KindSpec::parent_attr`]). A desired resource
+/// and an unmanaged object with the same identity collide: ctl refuses, it never adopts.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Identity {
+    slot: Kind,
+    scope: Scope,
+    name: String,
+}
+
+impl Identity {
+    pub fn new(kind: Kind, scope: &Scope, name: &str) -> Identity {
+        let slot = match kind {
+            Kind::TransitMount => Kind::KvMount, // one path space: sys/mounts
+            other => other,
+        };
+        Identity { slot, scope: scope.clone(), name: name.to_string() }
+    }
+
+    /// The name part (`parent/name` for kinds with a parent).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Resource {
+    /// This resource's [`Identity`]; for kinds with a parent (an AppRole's mount) the name is
+    /// `parent/name`, as [`Unmanaged`] records it.
+    pub fn identity(&self) -> Identity {
+        match self.kind.spec().parent_attr.and_then(|a| self.attrs.get(a)).and_then(Value::as_str) {
+            Some(parent) => Identity::new(self.kind, &self.scope, &format!("{parent}/{}", self.name)),
+            None => Identity::new(self.kind, &self.scope, &self.name),
+        }
+    }
+}
+
+/// Something observed that ctl reports but never touches (e.g. an unmanaged namespace, a
+/// policy without ctl's marker line, an AppRole role ctl did not create).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 pub struct Unmanaged {
     pub kind: Kind,
-    pub path: String,
+    /// Where it lives (OpenBao namespace; AWS objects are `root`).
+    #[serde(default)]
+    pub scope: Scope,
+    /// Its name in that scope, `parent/name` for kinds with a parent (`approle/handmade`).
+    pub name: String,
     pub reason: String,
+}
+
+impl Unmanaged {
+    /// An object in the root scope (every AWS object, root-namespace OpenBao objects).
+    pub fn root(kind: Kind, name: impl Into<String>, reason: impl Into<String>) -> Unmanaged {
+        Unmanaged { kind, scope: Scope::Root, name: name.into(), reason: reason.into() }
+    }
+
+    /// An object inside an OpenBao namespace.
+    pub fn in_namespace(kind: Kind, namespace: &str, name: impl Into<String>, reason: impl Into<String>) -> Unmanaged {
+        Unmanaged { kind, scope: Scope::Namespace(namespace.to_string()), name: name.into(), reason: reason.into() }
+    }
+
+    pub fn identity(&self) -> Identity {
+        Identity::new(self.kind, &self.scope, &self.name)
+    }
+
+    /// `namespace/name` (or just the name at the root), for messages.
+    pub fn path(&self) -> String {
+        match &self.scope {
+            Scope::Root => self.name.clone(),
+            Scope::Namespace(ns) => format!("{ns}/{}", self.name),
+        }
+    }
 }
 
 /// Everything a provider read: managed resources plus what it saw but does not own.

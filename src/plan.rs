@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Bumped on any incompatible change to the plan document.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: unmanaged objects carry `scope` + `name` (their identity); saved plans carry `signature`.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// How long a saved plan stays applicable unless `--max-age` says otherwise.
 pub const DEFAULT_MAX_AGE_SECS: u64 = 24 * 3600;
@@ -53,6 +54,11 @@ pub struct Plan {
     pub observed: BTreeMap<Address, Fingerprint>,
     /// sha256 over all of the above; checked on load.
     pub fingerprint: Fingerprint,
+    /// OpenBao transit HMAC of `fingerprint` under ctl's plan-signing key (saved plans only):
+    /// whoever edits the plan and recomputes the fingerprint cannot recompute this without
+    /// ctl's token. Not part of the fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +73,36 @@ pub enum PlanError {
     Version { path: String, found: u32 },
     #[error("{path} was modified after it was written (fingerprint mismatch)")]
     Tampered { path: String },
+    #[error("{path} is malformed: {address}: {problem}")]
+    Malformed { path: String, address: Address, problem: String },
+}
+
+/// How a saved plan differs from the plan re-derived at apply time (environment files as
+/// checked by digest × live state re-read under the lock).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mismatch {
+    /// Something ctl does not own now sits where the plan creates or changes something.
+    Conflict(Conflict),
+    /// The re-derived plan has no such change (already done, or never declared).
+    NotPlannedNow { address: Address },
+    /// The change differs from what the environment files and live state call for: the plan
+    /// file was edited, or live state moved in a way the fingerprints did not show.
+    Differs { address: Address, field: &'static str },
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::Conflict(c) => write!(f, "{}: {}", c.address, c.message),
+            Mismatch::NotPlannedNow { address } => {
+                write!(f, "{address}: the saved plan changes it, but a plan made now would not")
+            }
+            Mismatch::Differs { address, field } => write!(
+                f,
+                "{address}: the saved change's {field} is not what the environment files and live state give now (was the plan file edited?)"
+            ),
+        }
+    }
 }
 
 /// Why a saved plan may not be applied here and now.
@@ -121,6 +157,7 @@ impl Plan {
             unmanaged: observed.unmanaged.clone(),
             observed: read,
             fingerprint: Fingerprint::absent(),
+            signature: None,
         };
         plan.expires_at = plan.created_at + DEFAULT_MAX_AGE_SECS;
         plan.fingerprint = plan.compute_fingerprint();
@@ -156,9 +193,11 @@ impl Plan {
         !self.changes.is_empty()
     }
 
-    fn compute_fingerprint(&self) -> Fingerprint {
+    /// The self-hash `fingerprint` must equal (public for the plan-loader fuzz target).
+    pub fn compute_fingerprint(&self) -> Fingerprint {
         let mut unsigned = self.clone();
         unsigned.fingerprint = Fingerprint::absent();
+        unsigned.signature = None;
         let bytes = serde_json::to_vec(&unsigned).expect("plan serializes");
         Fingerprint::of(&bytes)
     }
@@ -179,7 +218,13 @@ impl Plan {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|source| PlanError::Read { path: shown.clone(), source })?;
-        let probe: serde_json::Value = serde_json::from_str(&text)
+        Plan::from_json(&text, &shown)
+    }
+
+    /// A plan document (`shown` names it in errors): version, self-hash and shape checked.
+    pub fn from_json(text: &str, shown: &str) -> Result<Plan, PlanError> {
+        let shown = shown.to_string();
+        let probe: serde_json::Value = serde_json::from_str(text)
             .map_err(|source| PlanError::Parse { path: shown.clone(), source })?;
         let found = probe.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
         if found != FORMAT_VERSION {
@@ -190,7 +235,57 @@ impl Plan {
         if plan.compute_fingerprint() != plan.fingerprint {
             return Err(PlanError::Tampered { path: shown });
         }
+        plan.check_shape().map_err(|(address, problem)| PlanError::Malformed { path: shown, address, problem })?;
         Ok(plan)
+    }
+
+    /// Every change has the states its action needs, at its own address: a hand-made file
+    /// is refused here instead of failing (or panicking) half-way through an apply.
+    fn check_shape(&self) -> Result<(), (Address, String)> {
+        for c in &self.changes {
+            let needs = |what: &str, r: &Option<crate::model::Resource>| match r {
+                None => Err((c.address.clone(), format!("a {} needs `{what}`", c.action.verb()))),
+                Some(r) if r.address != c.address || r.kind != c.kind => {
+                    Err((c.address.clone(), format!("`{what}` describes {} ({:?})", r.address, r.kind)))
+                }
+                Some(_) => Ok(()),
+            };
+            match c.action {
+                Action::Create => needs("after", &c.after)?,
+                Action::Update | Action::Replace => {
+                    needs("before", &c.before)?;
+                    needs("after", &c.after)?
+                }
+                Action::Delete => needs("before", &c.before)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Compare this saved plan with `now`, the diff re-derived at apply time over the same
+    /// scope. Any conflict, and any saved change that `now` does not contain exactly, is a
+    /// mismatch; changes only `now` has (drift since the plan) are not applied and not listed.
+    pub fn mismatches(&self, now: &Diff) -> Vec<Mismatch> {
+        let mut out: Vec<Mismatch> = now.conflicts.iter().cloned().map(Mismatch::Conflict).collect();
+        let by_address: BTreeMap<&Address, &Change> = now.changes.iter().map(|c| (&c.address, c)).collect();
+        for saved in &self.changes {
+            let Some(fresh) = by_address.get(&saved.address) else {
+                out.push(Mismatch::NotPlannedNow { address: saved.address.clone() });
+                continue;
+            };
+            let differs = [
+                ("action", saved.action != fresh.action),
+                ("after", saved.after != fresh.after),
+                ("before", saved.before != fresh.before),
+                ("fields", saved.fields != fresh.fields),
+                ("destroy flag", saved.destroys_data != fresh.destroys_data),
+                ("implied_by", saved.implied_by != fresh.implied_by),
+            ];
+            if let Some((field, _)) = differs.iter().find(|(_, d)| *d) {
+                out.push(Mismatch::Differs { address: saved.address.clone(), field });
+            }
+        }
+        out
     }
 
     /// The addresses an apply touches or relies on: every change and its dependencies.
@@ -198,7 +293,9 @@ impl Plan {
         let mut out = BTreeSet::new();
         for change in &self.changes {
             out.insert(change.address.clone());
-            out.extend(change.resource().depends_on.iter().cloned());
+            for r in change.before.iter().chain(&change.after) {
+                out.extend(r.depends_on.iter().cloned());
+            }
         }
         out
     }
@@ -301,6 +398,51 @@ mod tests {
         assert!(matches!(plan.check_applicable(t, None), Err(Refusal::NoCommit { .. })));
         let unbound = plan_for(&[], &[]);
         assert_eq!(unbound.check_applicable(unbound.created_at, Some("x")), Ok(()));
+    }
+
+    #[test]
+    fn a_change_without_its_state_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        let mut plan = plan_for(&[ns("a", "ctl")], &[]);
+        plan.changes[0].after = None; // a create with nothing to create
+        plan.fingerprint = plan.compute_fingerprint();
+        plan.save(&path).unwrap();
+        let err = Plan::load(&path).unwrap_err();
+        assert!(matches!(err, PlanError::Malformed { .. }), "{err}");
+        assert!(err.to_string().contains("a create needs `after`"), "{err}");
+    }
+
+    #[test]
+    fn an_edited_change_is_a_mismatch_with_the_rederived_plan() {
+        let desired = [ns("a", "ctl")];
+        let mut plan = plan_for(&desired, &[]);
+        let now = diff(&desired, &[], &[]);
+        assert!(plan.mismatches(&now).is_empty());
+
+        // Someone edits the namespace's metadata in the file (and recomputes the self-hash).
+        let after = plan.changes[0].after.as_mut().unwrap();
+        after.attrs.insert("custom_metadata".into(), json!({"managed-by": "ctl", "owner": "mallory"}));
+        let m = plan.mismatches(&now);
+        assert_eq!(m, vec![Mismatch::Differs { address: Address::workspace("a", &["namespace"]), field: "after" }]);
+
+        // A change the environment does not call for at all.
+        let mut extra = plan_for(&[ns("a", "ctl"), ns("b", "ctl")], &[]);
+        extra.changes.retain(|c| c.address.workspace_name() == Some("b"));
+        assert!(matches!(extra.mismatches(&now)[..], [Mismatch::NotPlannedNow { .. }]));
+
+        // A foreign object appeared where the plan creates one.
+        let foreign = crate::model::Unmanaged::root(Kind::Namespace, "a", "no marker");
+        let now = diff(&desired, &[], &[foreign]);
+        assert!(matches!(plan_for(&desired, &[]).mismatches(&now)[..], [Mismatch::Conflict(_), Mismatch::NotPlannedNow { .. }]));
+    }
+
+    #[test]
+    fn the_signature_is_not_part_of_the_fingerprint() {
+        let mut plan = plan_for(&[ns("a", "ctl")], &[]);
+        let before = plan.compute_fingerprint();
+        plan.signature = Some("vault:v1:abc".into());
+        assert_eq!(plan.compute_fingerprint(), before);
     }
 
     #[test]

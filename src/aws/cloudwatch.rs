@@ -117,11 +117,7 @@ pub async fn observe_alarms(aws: &Aws, observed: &mut Observed) -> Result<(), Aw
             if refs.iter().any(|(k, v)| *k == MANAGED_BY && *v == "ctl") {
                 continue; // another environment's (its name shares our prefix)
             }
-            observed.unmanaged.push(Unmanaged {
-                kind: Kind::MetricAlarm,
-                path: name,
-                reason: "no ctl ownership tags for this environment".into(),
-            });
+            observed.unmanaged.push(Unmanaged::root(Kind::MetricAlarm, name, "no ctl ownership tags for this environment"));
             continue;
         };
         let attrs = normalise(&live, &topic_by_arn, &health_checks, now);
@@ -241,10 +237,18 @@ pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
     }
     // A mute in force keeps actions disabled through any update; an expired one is cleared.
     let existing = alarms_with_prefix(aws, &a.alarm_name).await?;
-    let mute = existing
-        .iter()
-        .find(|l| l.alarm.alarm_name() == Some(a.alarm_name.as_str()))
-        .and_then(LiveAlarm::mute);
+    let live = existing.iter().find(|l| l.alarm.alarm_name() == Some(a.alarm_name.as_str()));
+    // PutMetricAlarm is an upsert: never let it overwrite (and tag) an alarm that is not ours.
+    if let Some(l) = live {
+        let tags: Vec<(&str, &str)> = l.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if owner(aws, &tags).as_ref() != Some(&change.address) {
+            return Err(AwsError::Other(format!(
+                "{}: an alarm named {:?} exists and is not tagged as ctl's for this address; nothing was written (remove or rename it, then re-run)",
+                change.address, a.alarm_name
+            )));
+        }
+    }
+    let mute = live.and_then(LiveAlarm::mute);
     let muted = mute.as_ref().is_some_and(|m| m.active(mute::now()));
     let mut req = c
         .put_metric_alarm()

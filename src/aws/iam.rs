@@ -120,7 +120,7 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
                 our_roles.insert(name.clone(), address.clone());
                 out.resources.push(iam_role(address, &name, &attrs));
             }
-            (Owner::Unmanaged(reason), _) => out.unmanaged.push(Unmanaged { kind: Kind::IamRole, path: name, reason }),
+            (Owner::Unmanaged(reason), _) => out.unmanaged.push(Unmanaged::root(Kind::IamRole, name, reason)),
             _ => {}
         }
     }
@@ -158,7 +158,7 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
                 out.resources.push(instance_profile(address, &name, &IamInstanceProfileAttrs { role }, dep));
             }
             Some(Owner::Unmanaged(reason)) => {
-                out.unmanaged.push(Unmanaged { kind: Kind::IamInstanceProfile, path: name, reason })
+                out.unmanaged.push(Unmanaged::root(Kind::IamInstanceProfile, name, reason))
             }
             _ => {}
         }

@@ -151,11 +151,11 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
     for ((key, address), attrs) in ours.iter().zip(read) {
         let Some((attrs, _account)) = attrs else { continue };
         if let Some(first) = seen.get(address) {
-            out.unmanaged.push(Unmanaged {
-                kind: Kind::KmsKey,
-                path: key.key_id.clone(),
-                reason: format!("a second key tagged {address} (the first is {first}); ctl leaves it alone"),
-            });
+            out.unmanaged.push(Unmanaged::root(
+                Kind::KmsKey,
+                key.key_id.clone(),
+                format!("a second key tagged {address} (the first is {first}); ctl leaves it alone"),
+            ));
             continue;
         }
         seen.insert(address.clone(), &key.key_id);
@@ -174,20 +174,20 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
                 let address = Address::new(format!("{key_address}.alias"));
                 out.resources.push(kms_alias(address, &alias, &KmsAliasAttrs { target_key: key_address.to_string() }));
             }
-            Some(key_address) => out.unmanaged.push(Unmanaged {
-                kind: Kind::KmsAlias,
-                path: alias,
-                reason: format!("a second alias of ctl's key {key_address}; not declared, left alone"),
-            }),
+            Some(key_address) => out.unmanaged.push(Unmanaged::root(
+                Kind::KmsAlias,
+                alias,
+                format!("a second alias of ctl's key {key_address}; not declared, left alone"),
+            )),
             None => {
                 let owner = keys.iter().find(|k| k.key_id == target).map(|k| &k.owner);
                 // Other environments' aliases are theirs; everything else is reported.
                 if !matches!(owner, Some(Owner::OtherEnvironment(_))) {
-                    out.unmanaged.push(Unmanaged {
-                        kind: Kind::KmsAlias,
-                        path: alias,
-                        reason: format!("points at key {target}, which ctl does not manage for this environment"),
-                    });
+                    out.unmanaged.push(Unmanaged::root(
+                        Kind::KmsAlias,
+                        alias,
+                        format!("points at key {target}, which ctl does not manage for this environment"),
+                    ));
                 }
             }
         }

@@ -111,6 +111,50 @@ fn owned(aws: &Aws, tags: &[Tag]) -> Option<Address> {
     )
 }
 
+/// After "already exists": fine for a retried create of ours (tagged with this address),
+/// refused for anyone else's, which ctl never takes over silently.
+async fn ensure_ours(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<(), AwsError> {
+    let tags = match r.kind {
+        Kind::DbInstance => rds
+            .describe_db_instances()
+            .db_instance_identifier(&r.name)
+            .send()
+            .await
+            .map_err(|e| api(aws, "rds", "DescribeDBInstances", e))?
+            .db_instances()
+            .first()
+            .map(|db| db.tag_list().to_vec())
+            .unwrap_or_default(),
+        _ => {
+            let groups = rds
+                .describe_db_subnet_groups()
+                .db_subnet_group_name(&r.name)
+                .send()
+                .await
+                .map_err(|e| api(aws, "rds", "DescribeDBSubnetGroups", e))?;
+            match groups.db_subnet_groups().first().and_then(|g| g.db_subnet_group_arn()) {
+                Some(arn) => rds
+                    .list_tags_for_resource()
+                    .resource_name(arn)
+                    .send()
+                    .await
+                    .map_err(|e| api(aws, "rds", "ListTagsForResource", e))?
+                    .tag_list()
+                    .to_vec(),
+                None => Vec::new(),
+            }
+        }
+    };
+    if owned(aws, &tags).as_ref() == Some(&r.address) {
+        Ok(())
+    } else {
+        Err(AwsError::Other(format!(
+            "{}: {:?} {} already exists and is not tagged as ctl's for this address; nothing was changed",
+            r.address, r.kind, r.name
+        )))
+    }
+}
+
 fn is_ctl(tags: &[Tag]) -> bool {
     tags.iter()
         .any(|t| t.key() == Some(common::MANAGED_BY) && t.value() == Some(common::MANAGED_BY_VALUE))
@@ -148,11 +192,7 @@ pub async fn observe(
                 .map_err(|e| api(aws, "rds", "ListTagsForResource", e))?;
             let Some(addr) = owned(aws, t.tag_list()) else {
                 if !is_ctl(t.tag_list()) && name != "default" {
-                    unmanaged.push(Unmanaged {
-                        kind: Kind::DbSubnetGroup,
-                        path: name.to_string(),
-                        reason: "not tagged managed-by=ctl".into(),
-                    });
+                    unmanaged.push(Unmanaged::root(Kind::DbSubnetGroup, name.to_string(), "not tagged managed-by=ctl"));
                 }
                 continue;
             };
@@ -196,11 +236,7 @@ pub async fn observe(
             }
             let Some(addr) = owned(aws, db.tag_list()) else {
                 if !is_ctl(db.tag_list()) {
-                    unmanaged.push(Unmanaged {
-                        kind: Kind::DbInstance,
-                        path: id.to_string(),
-                        reason: "not tagged managed-by=ctl".into(),
-                    });
+                    unmanaged.push(Unmanaged::root(Kind::DbInstance, id.to_string(), "not tagged managed-by=ctl"));
                 }
                 continue;
             };
@@ -320,9 +356,8 @@ async fn create(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<()
                 .await
             {
                 Ok(_) => Ok(()),
-                // A retried create: ours only if tagged for this address (the observe step
-                // would have reported a foreign one as a conflict).
-                Err(e) if common::code(&e) == Some("DBSubnetGroupAlreadyExists") => Ok(()),
+                // A retried create: ours only if tagged for this address.
+                Err(e) if common::code(&e) == Some("DBSubnetGroupAlreadyExists") => ensure_ours(aws, rds, r).await,
                 Err(e) => Err(api(aws, "rds", "CreateDBSubnetGroup", e)),
             }
         }
@@ -351,7 +386,7 @@ async fn create(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<()
                 .await;
             match created {
                 Ok(_) => Ok(()),
-                Err(e) if common::code(&e) == Some("DBInstanceAlreadyExists") => Ok(()),
+                Err(e) if common::code(&e) == Some("DBInstanceAlreadyExists") => ensure_ours(aws, rds, r).await,
                 Err(e) => Err(api(aws, "rds", "CreateDBInstance", e)),
             }
         }
@@ -472,7 +507,7 @@ pub async fn restore_from_snapshot(aws: &Aws, r: &Resource, snapshot: &str) -> R
         .await;
     match restored {
         Ok(_) => Ok(()),
-        Err(e) if common::code(&e) == Some("DBInstanceAlreadyExists") => Ok(()),
+        Err(e) if common::code(&e) == Some("DBInstanceAlreadyExists") => ensure_ours(aws, &rds, r).await,
         Err(e) => Err(api(aws, "rds", "RestoreDBInstanceFromDBSnapshot", e)),
     }
 }

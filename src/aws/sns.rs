@@ -176,11 +176,7 @@ pub async fn observe(aws: &Aws, observed: &mut Observed) -> Result<BTreeMap<Stri
             }
             Some(_) => {}
             None if is_foreign(&pairs, aws) => {}
-            None => observed.unmanaged.push(Unmanaged {
-                kind: Kind::SnsTopic,
-                path: name,
-                reason: "no ctl ownership tags".into(),
-            }),
+            None => observed.unmanaged.push(Unmanaged::root(Kind::SnsTopic, name, "no ctl ownership tags")),
         }
     }
     for (name, arn) in &owned {
@@ -229,6 +225,18 @@ pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
     match (change.kind, change.action) {
         (Kind::SnsTopic, Action::Create | Action::Update | Action::Replace) => {
             let a: SnsTopicAttrs = from_attrs(&r.attrs).map_err(bad)?;
+            // CreateTopic returns an existing topic of that name, which TagResource would then
+            // stamp: refuse one that is not already ours.
+            if let Some(arn) = topics(aws).await?.get(&a.name) {
+                let tags = c.list_tags_for_resource().resource_arn(arn).send().await.map_err(api("ListTagsForResource"))?;
+                let pairs: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
+                if owner(aws, &pairs).as_ref() != Some(&change.address) {
+                    return Err(AwsError::Other(format!(
+                        "{}: an SNS topic named {:?} exists and is not tagged as ctl's for this address; nothing was written",
+                        change.address, a.name
+                    )));
+                }
+            }
             let mut req = c.create_topic().name(&a.name);
             for (k, v) in ownership_tags(aws, &change.address) {
                 req = req.tags(

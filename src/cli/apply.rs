@@ -1,20 +1,20 @@
 //! `ctl apply [PLAN]`: refuses conflicts, un-flagged data loss and stale plans before it
 //! touches anything; then executes in dependency order with bounded concurrency.
 
-use super::{context, CmdResult, EnvArgs};
-use crate::execute::{self, Report, Status};
-use crate::model::Address;
-use crate::diff::Change;
-use crate::model::Provider;
-use crate::openbao::apply::apply_change;
 use super::context::{Loaded, Session};
-use crate::openbao::{journal, lock, state, token};
+use super::{context, CmdResult, EnvArgs};
+use crate::diff::Change;
+use crate::engine::{self, Guard};
+use crate::execute::{Report, Status};
+use crate::model::Address;
+use crate::openbao::{journal, state};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use crate::plan::Plan;
 use crate::render;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,40 +43,47 @@ pub struct ApplyArgs {
 pub async fn run(args: ApplyArgs) -> CmdResult {
     let saved = args.plan.as_ref().map(|p| Plan::load(p).map(|plan| (p.clone(), plan))).transpose()?;
     let loaded = context::load(&args.env)?;
+    let guard = Guard::apply(args.allow_destroy.iter().map(Address::new));
     if let Some((path, plan)) = &saved {
         check_saved(path, plan, &loaded)?;
-        check_guards(plan, &args.allow_destroy)?;
+        guard.check(&plan.changes, &plan.conflicts)?;
     }
     let session = context::session(&loaded.env).await?;
-
-    // One apply per environment at a time; the lock is renewed while we work.
-    let plan_id = saved.as_ref().map(|(_, p)| p.fingerprint.to_string());
-    let mut held = lock::acquire(
-        &session.bao,
-        &loaded.env.name,
-        &state::actor(),
-        plan_id,
-        std::time::Duration::from_secs(args.lock_ttl.0),
-        std::time::Duration::from_secs(args.lock_wait.0),
-    )
-    .await?;
-    let (done, done_rx) = tokio::sync::watch::channel(false);
-    let work = async {
-        let result = apply_locked(&args, saved, &loaded, &session).await;
-        let _ = done.send(true);
-        result
-    };
-    let keep_alive = async {
-        if let Err(e) = token::keep_alive(&session.bao, done_rx.clone()).await {
-            tracing::warn!(error = %e, "could not renew ctl's token");
-        }
-    };
-    let (result, heartbeat, ()) = tokio::join!(work, held.heartbeat(done_rx.clone()), keep_alive);
-    if let Err(e) = held.release().await {
-        tracing::warn!(error = %e, "could not release the apply lock; it expires by itself");
+    if let Some((path, plan)) = &saved {
+        check_signature(path, plan, &loaded, &session).await?;
     }
-    heartbeat.context("the apply lock")?;
-    result
+
+    // One apply per environment at a time; the lock is renewed while we work (prompt included).
+    let spec = engine::LockSpec {
+        environment: &loaded.env.name,
+        plan: saved.as_ref().map(|(_, p)| p.fingerprint.to_string()),
+        ttl: std::time::Duration::from_secs(args.lock_ttl.0),
+        wait: std::time::Duration::from_secs(args.lock_wait.0),
+    };
+    let locked = engine::with_lock(&session.bao, spec, |lost| apply_locked(&args, &guard, saved, &loaded, &session, lost)).await;
+    match locked {
+        Ok(code) => Ok(code),
+        Err(engine::LockedError::Work(e)) => Err(e),
+        Err(engine::LockedError::Lock(e)) => Err(e.into()),
+        Err(lost @ engine::LockedError::Lost) => Err(anyhow::anyhow!("{lost}")),
+    }
+}
+
+/// A saved plan must carry ctl's signature of its fingerprint (see `openbao::signing`).
+async fn check_signature(path: &Path, plan: &Plan, loaded: &Loaded, session: &Session) -> anyhow::Result<()> {
+    let Some(signature) = &plan.signature else {
+        bail!("{} is not signed; only plans saved by `ctl plan --out` are applied. Nothing was applied.", path.display());
+    };
+    let valid = crate::openbao::signing::verify(&session.bao, &loaded.env.name, plan.fingerprint.as_str(), signature)
+        .await
+        .context("verifying the plan's signature")?;
+    if !valid {
+        bail!(
+            "{}: the signature does not match the plan (edited, or signed for another environment or deployment); nothing was applied",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// A saved plan must be for this environment, unexpired, from this commit and these files.
@@ -94,9 +101,11 @@ fn check_saved(path: &Path, plan: &Plan, loaded: &Loaded) -> anyhow::Result<()> 
 
 async fn apply_locked(
     args: &ApplyArgs,
+    guard: &Guard,
     saved: Option<(PathBuf, Plan)>,
     loaded: &Loaded,
     session: &Session,
+    lost: Arc<AtomicBool>,
 ) -> CmdResult {
     let plan = match saved {
         Some((path, plan)) => {
@@ -104,7 +113,7 @@ async fn apply_locked(
             let only = plan.touched_workspaces();
             let aws = plan.touched().iter().any(|a| a.workspace_name().is_none());
             let scope = context::Scope::Touched { workspaces: &only, aws };
-            let now = context::observe_env(session, &loaded.env, scope, args.env.parallelism).await?;
+            let now = context::observe_env(session, &loaded.env, &scope, args.env.parallelism).await?;
             let stale = plan.stale(&now);
             if !stale.is_empty() {
                 let list: Vec<String> = stale
@@ -113,6 +122,20 @@ async fn apply_locked(
                     .collect();
                 bail!(
                     "live state changed since {} was made; nothing was applied. Changed:\n{}\nRun `ctl plan` again.",
+                    path.display(),
+                    list.join("\n")
+                );
+            }
+            // Re-derive the plan over the same scope, from the environment files (already
+            // checked by digest) and what was just read: the saved changes must be exactly
+            // those, and nothing ctl does not own may have appeared at their targets.
+            let desired: Vec<_> = loaded.desired.iter().filter(|r| scope.contains(&r.address)).cloned().collect();
+            let fresh = crate::diff::diff(&desired, &now.resources, &now.unmanaged);
+            let mismatches = plan.mismatches(&fresh);
+            if !mismatches.is_empty() {
+                let list: Vec<String> = mismatches.iter().map(|m| format!("  {m}")).collect();
+                bail!(
+                    "{} is not what the environment files and live state call for now; nothing was applied:\n{}\nRun `ctl plan` again.",
                     path.display(),
                     list.join("\n")
                 );
@@ -135,8 +158,8 @@ async fn apply_locked(
             }
             let plan = context::plan_with(loaded, session, args.env.parallelism).await?;
             print!("{}", render::text::render(&plan, super::color_enabled_stdout()));
-            check_guards(&plan, &args.allow_destroy)?;
-            if plan.has_changes() && !args.auto_approve && !confirm()? {
+            guard.check(&plan.changes, &plan.conflicts)?;
+            if plan.has_changes() && !args.auto_approve && !confirm().await? {
                 eprintln!("Apply cancelled; nothing was changed.");
                 return Ok(ExitCode::FAILURE);
             }
@@ -148,28 +171,10 @@ async fn apply_locked(
         return Ok(ExitCode::SUCCESS);
     }
 
-    let report = apply_plan(session, &plan, usize::from(args.env.parallelism)).await;
+    let changes = guard.check(&plan.changes, &plan.conflicts)?;
+    let report = apply_plan(session, &changes, usize::from(args.env.parallelism), &lost).await;
     print_report(&report);
-    let entry = journal::Entry {
-        at: state::now_secs(),
-        actor: state::actor(),
-        event: "apply".into(),
-        plan: Some(plan.fingerprint.to_string()),
-        git_commit: plan.git_commit.clone(),
-        changes: report
-            .outcomes
-            .iter()
-            .map(|o| journal::ChangeRecord {
-                address: o.address.to_string(),
-                action: o.action.verb().to_string(),
-                outcome: match &o.status {
-                    Status::Done => "done".into(),
-                    Status::Failed(_) => "failed".into(),
-                    Status::Skipped { because } => format!("skipped ({because} did not succeed)"),
-                },
-            })
-            .collect(),
-    };
+    let entry = engine::journal_entry("apply", Some(plan.fingerprint.to_string()), plan.git_commit.clone(), &report);
     if let Err(e) = journal::record(&session.bao, &loaded.env.name, &entry).await {
         tracing::warn!(error = %e, "could not write the audit journal entry");
         eprintln!("warning: the audit journal entry was not written: {e}");
@@ -185,50 +190,29 @@ async fn apply_locked(
     }
 }
 
-/// Conflicts and un-flagged data loss stop the whole apply before any call.
-fn check_guards(plan: &Plan, allow: &[String]) -> anyhow::Result<()> {
-    if !plan.conflicts.is_empty() {
-        let list: Vec<String> = plan.conflicts.iter().map(|c| format!("  {}: {}", c.address, c.message)).collect();
-        bail!("the plan has conflicts; nothing was applied:\n{}", list.join("\n"));
-    }
-    let allowed: BTreeSet<Address> = allow.iter().map(Address::new).collect();
-    let forbidden = plan.forbidden_destroys(&allowed);
-    if !forbidden.is_empty() {
-        let list: Vec<String> = forbidden
-            .iter()
-            .map(|c| format!("  {} {} (allow with --allow-destroy={})", c.action.verb(), c.address, c.address))
-            .collect();
-        bail!("refusing to destroy data without an explicit flag; nothing was applied:\n{}", list.join("\n"));
-    }
-    Ok(())
-}
-
-fn confirm() -> anyhow::Result<bool> {
+/// Asks on the terminal without blocking the runtime: the lock's heartbeat keeps renewing it
+/// however long the answer takes.
+async fn confirm() -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!("not a terminal: pass --auto-approve, or save a plan with `ctl plan --out` and apply it");
     }
     eprint!("Apply these changes? Only 'yes' is accepted: ");
     std::io::stderr().flush().ok();
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("reading the answer")?;
+    let line = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map(|_| line)
+    })
+    .await
+    .context("reading the answer")?
+    .context("reading the answer")?;
     Ok(line.trim() == "yes")
 }
 
-/// One change, by the provider that owns its kind.
-async fn apply_one(session: &Session, change: &Change) -> Result<(), String> {
-    match change.kind.provider() {
-        Provider::OpenBao => apply_change(&session.bao, change).await.map_err(|e| e.to_string()),
-        Provider::Aws => match &session.aws {
-            Some(aws) => crate::aws::apply_change(aws, change).await.map_err(|e| e.to_string()),
-            None => Err(format!("{}: the environment has no aws: section", change.address)),
-        },
-    }
-}
-
-/// Execute a plan's changes (also used by `ctl bench`).
-pub async fn apply_plan(session: &Session, plan: &Plan, parallelism: usize) -> Report {
+/// Execute changes that passed the guard (also used by `ctl bench` and the drill). No change
+/// starts once `stop` is set.
+pub async fn apply_plan(session: &Session, changes: &[Change], parallelism: usize, stop: &AtomicBool) -> Report {
     let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::with_draw_target(Some(plan.changes.len() as u64), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(Some(changes.len() as u64), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} changes {elapsed} {msg}") {
             bar.set_style(style);
         }
@@ -236,18 +220,13 @@ pub async fn apply_plan(session: &Session, plan: &Plan, parallelism: usize) -> R
     } else {
         ProgressBar::hidden()
     };
-    let report = execute::execute_adaptive(
-        &plan.changes,
-        parallelism,
-        Some(&session.bao.pressure),
-        |change| apply_one(session, change),
-        |outcome| {
-            bar.inc(1);
-            if let Status::Failed(e) = &outcome.status {
-                tracing::warn!(address = %outcome.address, error = %e, "change failed");
-            }
-        },
-    )
+    let providers = engine::Providers { bao: Some(&session.bao), aws: session.aws.as_ref() };
+    let report = engine::run(providers, changes, parallelism, stop, |outcome| {
+        bar.inc(1);
+        if let Status::Failed(e) = &outcome.status {
+            tracing::warn!(address = %outcome.address, error = %e, "change failed");
+        }
+    })
     .await;
     bar.finish_and_clear();
     report

@@ -90,7 +90,8 @@ pub async fn run(cmd: BenchCommand) -> CmdResult {
         let t = Instant::now();
         let (_loaded, session, plan) = context::make_plan(&args).await?;
         planning += t.elapsed();
-        let outcome = super::apply::apply_plan(&session, &plan, p).await;
+        let changes = crate::engine::Guard::apply([]).check(&plan.changes, &plan.conflicts)?;
+        let outcome = super::apply::apply_plan(&session, &changes, p, &Default::default()).await;
         ctl_time += t.elapsed();
         created.extend(ctl_names);
         if !outcome.is_success() {

@@ -77,10 +77,21 @@ pub enum Scope<'a> {
     Touched { workspaces: &'a BTreeSet<String>, aws: bool },
 }
 
-pub async fn observe_env(session: &Session, env: &Environment, scope: Scope<'_>, parallelism: u16) -> anyhow::Result<Observed> {
+impl Scope<'_> {
+    /// Whether a resource at `address` is read in this scope.
+    pub fn contains(&self, address: &crate::model::Address) -> bool {
+        match (self, address.workspace_name()) {
+            (Scope::Everything, _) => true,
+            (Scope::Touched { workspaces, .. }, Some(ws)) => workspaces.contains(ws),
+            (Scope::Touched { aws, .. }, None) => *aws,
+        }
+    }
+}
+
+pub async fn observe_env(session: &Session, env: &Environment, scope: &Scope<'_>, parallelism: u16) -> anyhow::Result<Observed> {
     let (only, with_aws) = match scope {
         Scope::Everything => (None, true),
-        Scope::Touched { workspaces, aws } => (Some(workspaces), aws),
+        Scope::Touched { workspaces, aws } => (Some(*workspaces), *aws),
     };
     let opts = ObserveOptions { environment: &env.name, only, parallelism: usize::from(parallelism) };
     let bao = &session.bao;
@@ -117,7 +128,7 @@ pub async fn make_plan(args: &EnvArgs) -> anyhow::Result<(Loaded, Session, Plan)
 
 /// Observe → diff → plan, for an environment already loaded and connected.
 pub async fn plan_with(loaded: &Loaded, session: &Session, parallelism: u16) -> anyhow::Result<Plan> {
-    let observed = observe_env(session, &loaded.env, Scope::Everything, parallelism).await?;
+    let observed = observe_env(session, &loaded.env, &Scope::Everything, parallelism).await?;
     let diff = crate::diff::diff(&loaded.desired, &observed.resources, &observed.unmanaged);
     if let Some(aws) = &session.aws {
         crate::aws::ec2::check_boot_artifacts(aws, &loaded.env, &diff.changes).await?;

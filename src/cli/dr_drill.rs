@@ -100,7 +100,8 @@ async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &P
     // 1. Provision.
     let t = Instant::now();
     let plan = context::plan_with(&loaded, &session, env_args.parallelism).await?;
-    let report = apply::apply_plan(&session, &plan, args.parallelism).await;
+    let changes = crate::engine::Guard::apply([]).check(&plan.changes, &plan.conflicts)?;
+    let report = apply::apply_plan(&session, &changes, args.parallelism, &Default::default()).await;
     if !report.is_success() {
         let first = report.failed().next().map(|o| format!("{}: {:?}", o.address, o.status)).unwrap_or_default();
         bail!("provisioning failed: {first}");

@@ -2,6 +2,7 @@
 //! Each command lives in its own file and calls into the library; nothing here talks to an
 //! API directly.
 
+pub mod adopt;
 pub mod alarms;
 pub mod apply;
 pub mod artifacts;
@@ -64,6 +65,8 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Apply a saved plan (refused if what it read has changed), or plan and apply.
     Apply(apply::ApplyArgs),
+    /// Take over existing objects that collide with declared ones (writes ctl's marker only).
+    Adopt(adopt::AdoptArgs),
     /// Drift check for schedules: like `plan --detailed-exitcode` (0 in sync, 2 drift, 1 error).
     Drift(plan::DriftArgs),
     /// The environment's apply lock.
@@ -161,6 +164,7 @@ async fn run(command: Command) -> CmdResult {
         Command::Plan(args) => plan::run(args).await,
         Command::Apply(args) => apply::run(args).await,
         Command::Drift(args) => plan::drift(args).await,
+        Command::Adopt(args) => adopt::run(args).await,
         Command::Lock(cmd) => lock::run(cmd).await,
         Command::Journal(args) => lock::journal(args).await,
         Command::Completions { shell } => {

@@ -2,6 +2,7 @@
 
 use super::{context, CmdResult, EnvArgs};
 use crate::render;
+use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,7 +45,13 @@ pub async fn run(args: PlanArgs) -> CmdResult {
     let started = std::time::Instant::now();
     let (loaded, session, plan) = context::make_plan(&args.env).await?;
     read_summary(&loaded, &session, started.elapsed());
-    let plan = plan.bound_to(context::git_commit(&loaded.env.dir), args.max_age.0);
+    let mut plan = plan.bound_to(context::git_commit(&loaded.env.dir), args.max_age.0);
+    if args.out.is_some() {
+        let signature = crate::openbao::signing::sign(&session.bao, &loaded.env.name, plan.fingerprint.as_str())
+            .await
+            .context("signing the saved plan with ctl's key in OpenBao")?;
+        plan.signature = Some(signature);
+    }
     if args.json {
         println!("{}", plan.to_json());
     } else if args.markdown {

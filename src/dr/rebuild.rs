@@ -15,7 +15,10 @@ use crate::aws::kms::KeyUsability;
 use crate::aws::Aws;
 use crate::config::{Connection, Environment};
 use crate::diff::Action;
-use crate::execute::{self, Status};
+use crate::engine;
+use crate::execute::Status;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use crate::model::{Kind, Provider, Resource};
 use crate::openbao::Bao;
 use serde::{Deserialize, Serialize};
@@ -286,9 +289,6 @@ async fn converge_aws(ctx: &Ctx<'_>, kinds: &[Kind]) -> Result<String, DrError> 
     let resources: Vec<Resource> = live.resources.into_iter().filter(|r| kinds.contains(&r.kind)).collect();
     let unmanaged: Vec<_> = live.unmanaged.into_iter().filter(|u| kinds.contains(&u.kind)).collect();
     let diff = crate::diff::diff(&desired, &resources, &unmanaged);
-    if let Some(c) = diff.conflicts.first() {
-        return Err(DrError::Refused(format!("{} conflicts with an object ctl does not manage: {}", c.address, c.message)));
-    }
     crate::aws::ec2::check_boot_artifacts(aws, ctx.env, &diff.changes).await.map_err(|e| DrError::Refused(format!("{e:#}")))?;
     execute_changes(ctx, diff, None).await
 }
@@ -299,24 +299,39 @@ async fn converge_openbao(ctx: &Ctx<'_>, bao: &Bao) -> Result<String, DrError> {
     let opts = crate::openbao::observe::ObserveOptions { environment: &ctx.env.name, only: None, parallelism: ctx.opts.parallelism };
     let live = crate::openbao::observe::observe(bao, &opts).await?;
     let diff = crate::diff::diff(&desired, &live.resources, &live.unmanaged);
-    if let Some(c) = diff.conflicts.first() {
-        return Err(DrError::Refused(format!("{} conflicts with an object ctl does not manage: {}", c.address, c.message)));
-    }
     let workspaces = ctx.env.workspaces.len();
     Ok(format!("{workspaces} workspaces: {}", execute_changes(ctx, diff, Some(bao)).await?))
 }
 
+/// Through the one apply engine with the rebuild's narrow guard: conflicts and data-losing
+/// replaces are refused before any call, deletes are left to a reviewed plan/apply. With
+/// OpenBao up (`bao`), under the environment's apply lock.
 async fn execute_changes(ctx: &Ctx<'_>, diff: crate::diff::Diff, bao: Option<&Bao>) -> Result<String, DrError> {
     let unchanged = diff.unchanged;
-    let (changes, deletes): (Vec<_>, Vec<_>) = diff.changes.into_iter().partition(|c| c.action != Action::Delete);
-    let report = execute::execute(&changes, ctx.opts.parallelism, |change| async move {
-        match (change.kind.provider(), bao, ctx.aws) {
-            (Provider::OpenBao, Some(bao), _) => crate::openbao::apply::apply_change(bao, change).await.map_err(|e| e.to_string()),
-            (Provider::Aws, _, Some(aws)) => crate::aws::apply_change(aws, change).await.map_err(|e| e.to_string()),
-            _ => Err(format!("{}: no connection for this kind", change.address)),
+    let deletes = diff.changes.iter().filter(|c| c.action == Action::Delete).count();
+    let changes = engine::Guard::rebuild()
+        .check(&diff.changes, &diff.conflicts)
+        .map_err(|e| DrError::Refused(format!("{e}\nThe rebuild never destroys data; apply such changes with a reviewed `ctl apply` once the rebuild is done")))?;
+    let providers = engine::Providers { bao, aws: ctx.aws };
+    let execute = |stop: Arc<AtomicBool>| async move {
+        Ok::<_, DrError>(engine::run(providers, &changes, ctx.opts.parallelism, &stop, |_| {}).await)
+    };
+    let report = match bao {
+        Some(bao) => {
+            let spec = engine::LockSpec { environment: &ctx.env.name, plan: None, ttl: Duration::from_secs(120), wait: Duration::ZERO };
+            engine::with_lock(bao, spec, execute).await.map_err(|e| match e {
+                engine::LockedError::Work(e) => e,
+                other => DrError::Refused(format!("{other}; nothing was applied by this step")),
+            })?
         }
-    }, |_| {})
-    .await;
+        None => execute(Arc::default()).await?,
+    };
+    if let Some(bao) = bao {
+        let entry = engine::journal_entry("dr-rebuild", None, None, &report);
+        if let Err(e) = crate::openbao::journal::record(bao, &ctx.env.name, &entry).await {
+            tracing::warn!(error = %e, "could not write the audit journal entry");
+        }
+    }
     let failed: Vec<String> = report
         .outcomes
         .iter()
@@ -326,11 +341,11 @@ async fn execute_changes(ctx: &Ctx<'_>, diff: crate::diff::Diff, bao: Option<&Ba
         })
         .collect();
     if !failed.is_empty() {
-        return Err(DrError::Other(format!("{} of {} changes failed (re-run to resume):\n  {}", failed.len(), changes.len(), failed.join("\n  "))));
+        return Err(DrError::Other(format!("{} of {} changes failed (re-run to resume):\n  {}", failed.len(), report.outcomes.len(), failed.join("\n  "))));
     }
-    let mut detail = format!("{} applied, {unchanged} already as declared", changes.len());
-    if !deletes.is_empty() {
-        detail.push_str(&format!(", {} deletes left for a normal plan/apply", deletes.len()));
+    let mut detail = format!("{} applied, {unchanged} already as declared", report.outcomes.len());
+    if deletes > 0 {
+        detail.push_str(&format!(", {deletes} deletes left for a normal plan/apply"));
     }
     Ok(detail)
 }
@@ -395,6 +410,19 @@ fn bao_address(env: &Environment) -> Result<String, DrError> {
 /// Before any step: a dev-stack OpenBao that is running with live data (the operator token
 /// works) is not replaced by an older snapshot unless asked to.
 async fn preflight(ctx: &Ctx<'_>, state: &State, connect: &(dyn Fn() -> Result<Bao, DrError> + Sync)) -> Result<(), DrError> {
+    // An apply holding the lock on a live OpenBao would have its state replaced under it.
+    if let Ok(bao) = connect() {
+        if let Ok(Some(held)) = crate::openbao::lock::status(&bao, &ctx.env.name).await {
+            return Err(DrError::Refused(format!(
+                "environment {} is locked by {} (lock {}, expires in {}s): an apply is running against this OpenBao, and a rebuild would replace what it works on. Wait for it, or if it is dead `ctl lock break --id {}`; nothing was touched.",
+                ctx.env.name,
+                held.owner,
+                held.id,
+                held.expires_at.saturating_sub(crate::openbao::state::now_secs()),
+                held.id
+            )));
+        }
+    }
     let Connection::DevStack { dir } = &ctx.env.openbao else { return Ok(()) };
     if ctx.opts.replace_live || state.done.iter().any(|d| d.slug == "openbao-restore") {
         return Ok(());

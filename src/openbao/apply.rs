@@ -1,11 +1,19 @@
 //! Carrying out one change against OpenBao. Every operation is idempotent: "already exists"
 //! and "already gone" are success, so a re-run after any failure converges.
+//!
+//! Every create is create-only: an object found at the target that is not ctl's (a namespace
+//! without this environment's marker, a policy without its marker line, a role, key or quota
+//! the namespace does not record) stops the change with [`not_owned`]; nothing is written.
+//! Objects without a marker field get their record (see [`record_key`]) before they are
+//! created and lose it after they are deleted, so a failure in between leaves a record of an
+//! absent object (harmless: the next apply creates it), never an unrecorded object of ctl's.
 
 use super::client::{Bao, BaoError};
 use super::resources::*;
 use crate::diff::{Action, Change};
 use crate::model::{Kind, Resource};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// How long to wait for OpenBao's asynchronous namespace deletion.
@@ -15,15 +23,21 @@ pub async fn apply_change(bao: &Bao, change: &Change) -> Result<(), BaoError> {
     if change.implied_by.is_some() {
         return Ok(()); // removed together with its container
     }
+    let before = || change.before.as_ref().ok_or_else(|| malformed(change));
+    let after = || change.after.as_ref().ok_or_else(|| malformed(change));
     match change.action {
-        Action::Create => create(bao, change.after.as_ref().expect("create has after")).await,
+        Action::Create => create(bao, after()?).await,
         Action::Update => update(bao, change).await,
         Action::Replace => {
-            delete(bao, change.before.as_ref().expect("replace has before")).await?;
-            create(bao, change.after.as_ref().expect("replace has after")).await
+            delete(bao, before()?).await?;
+            create(bao, after()?).await
         }
-        Action::Delete => delete(bao, change.before.as_ref().expect("delete has before")).await,
+        Action::Delete => delete(bao, before()?).await,
     }
+}
+
+fn malformed(change: &Change) -> BaoError {
+    BaoError::Other(format!("{}: a {} without the state it needs (malformed plan)", change.address, change.action.verb()))
 }
 
 fn attrs<T: serde::de::DeserializeOwned>(r: &Resource) -> Result<T, BaoError> {
@@ -38,6 +52,17 @@ async fn create(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
     match r.kind {
         Kind::Namespace => {
             let a: NamespaceAttrs = attrs(r)?;
+            // The namespace POST is an upsert: it would stamp ctl's marker onto a foreign one.
+            if let Some(existing) = bao.read(None, format!("sys/namespaces/{}", a.path)).await? {
+                let meta = |k: &str| existing.pointer(&format!("/data/custom_metadata/{k}")).and_then(|v| v.as_str()).map(str::to_string);
+                let ours = meta(MANAGED_BY_KEY).as_deref() == Some(MANAGED_BY_VALUE)
+                    && meta("environment") == a.custom_metadata.get("environment").cloned();
+                if !ours {
+                    return Err(not_owned(r, "a namespace without this environment's managed-by marker exists there"));
+                }
+                // A retried create of our own namespace: bring its metadata in line, keep records.
+                return patch_metadata(bao, &a.path, &a.custom_metadata, &BTreeMap::new()).await;
+            }
             bao.write(None, format!("sys/namespaces/{}", a.path), &json!({"custom_metadata": a.custom_metadata}))
                 .await
                 .map_err(|e| match e.to_string() {
@@ -51,13 +76,25 @@ async fn create(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
             mount(bao, ns(r), &format!("sys/mounts/{}", a.path), &body).await?;
             write_kv_config(bao, r, &a).await?;
         }
-        Kind::Policy => write_policy(bao, r).await?,
+        Kind::Policy => {
+            let a: PolicyAttrs = attrs(r)?;
+            let path = format!("sys/policies/acl/{}", r.name);
+            // cas 0: only if absent. A policy already there is fine only if it is ours (a retry).
+            match bao.write(ns(r), &path, &json!({"policy": a.policy, "cas": 0})).await {
+                Err(e) if e.is_cas_mismatch() => update_policy(bao, r, &a).await?,
+                other => other.map(drop)?,
+            }
+        }
         Kind::AuthMount => {
             let a: AuthMountAttrs = attrs(r)?;
             let body = json!({"type": a.kind, "description": a.description});
             mount(bao, ns(r), &format!("sys/auth/{}", a.path), &body).await?;
         }
-        Kind::AppRole => write_role(bao, r).await?,
+        Kind::AppRole => {
+            let a: AppRoleAttrs = attrs(r)?;
+            claim(bao, r, &format!("auth/{}/role/{}", a.mount, r.name)).await?;
+            write_role(bao, r).await?
+        }
         Kind::TransitMount => {
             let a: TransitMountAttrs = attrs(r)?;
             let body = json!({"type": "transit", "description": a.description});
@@ -65,11 +102,15 @@ async fn create(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
         }
         Kind::TransitKey => {
             let a: TransitKeyAttrs = attrs(r)?;
-            bao.write(ns(r), format!("{}/keys/{}", a.mount, r.name), &json!({"type": a.key_type}))
-                .await?;
+            let path = format!("{}/keys/{}", a.mount, r.name);
+            claim(bao, r, &path).await?;
+            bao.write(ns(r), &path, &json!({"type": a.key_type})).await?;
             write_transit_key_config(bao, r, &a).await?;
         }
-        Kind::RateLimitQuota => write_quota(bao, r).await?,
+        Kind::RateLimitQuota => {
+            claim(bao, r, &format!("sys/quotas/rate-limit/{}", r.name)).await?;
+            write_quota(bao, r).await?
+        }
         other => return Err(BaoError::Other(format!("{}: {other:?} is not an OpenBao kind", r.address))),
     }
     Ok(())
@@ -100,12 +141,164 @@ async fn mount(bao: &Bao, ns: Option<&str>, path: &str, body: &serde_json::Value
     }
 }
 
+/// The error for an object at a create's target that ctl does not own.
+fn not_owned(r: &Resource, what: &str) -> BaoError {
+    BaoError::Other(format!(
+        "{}: {what}; it is not ctl's, so nothing was written. Remove or rename it, or take it over with `ctl adopt {}`",
+        r.address, r.address
+    ))
+}
+
+/// The namespace whose custom_metadata records `r` (quotas live at the root, recorded in
+/// their workspace's namespace).
+fn record_namespace(r: &Resource) -> Result<String, BaoError> {
+    match (&r.scope, r.kind) {
+        (_, Kind::RateLimitQuota) => Ok(attrs::<QuotaAttrs>(r)?.path.trim_end_matches('/').to_string()),
+        (crate::model::Scope::Namespace(n), _) => Ok(n.clone()),
+        (crate::model::Scope::Root, _) => Err(BaoError::Other(format!("{}: no namespace to record it in", r.address))),
+    }
+}
+
+/// Before creating an object that has no marker field at `path`: refuse if something that
+/// the namespace does not record as `r` is there, then record `r` (idempotent).
+async fn claim(bao: &Bao, r: &Resource, path: &str) -> Result<(), BaoError> {
+    let namespace = record_namespace(r)?;
+    let key = record_key(r);
+    let (existing, meta) = futures::try_join!(
+        bao.read(ns(r), path),
+        bao.read(None, format!("sys/namespaces/{namespace}"))
+    )?;
+    let recorded = meta
+        .as_ref()
+        .and_then(|m| m.pointer("/data/custom_metadata"))
+        .and_then(|m| m.get(&key))
+        .and_then(|v| v.as_str())
+        == Some(r.address.as_str());
+    if existing.is_some() && !recorded {
+        return Err(not_owned(r, &format!("{path} already exists and ctl has no record of creating it")));
+    }
+    if !recorded {
+        let record = BTreeMap::from([(key, r.address.to_string())]);
+        patch_metadata(bao, &namespace, &record, &BTreeMap::new()).await?;
+    }
+    Ok(())
+}
+
+/// `ctl adopt`: make the object that collides with the declared `want` ctl's by writing
+/// ctl's marker only (namespace metadata keys, a policy's marker line, a mount's description,
+/// a record), never its values: the next plan shows how it differs from the declaration.
+/// Refuses when the object is not of the declared kind (a transit mount where KV is declared).
+pub async fn adopt(bao: &Bao, want: &Resource) -> Result<(), BaoError> {
+    match want.kind {
+        Kind::Namespace => {
+            let a: NamespaceAttrs = attrs(want)?;
+            let marker: BTreeMap<String, String> = a
+                .custom_metadata
+                .into_iter()
+                .filter(|(k, _)| [MANAGED_BY_KEY, "environment", "workspace"].contains(&k.as_str()))
+                .collect();
+            patch_metadata(bao, &a.path, &marker, &BTreeMap::new()).await
+        }
+        Kind::Policy => {
+            let path = format!("sys/policies/acl/{}", want.name);
+            let body = bao.read(ns(want), &path).await?;
+            let live = super::client::data(&body).ok_or_else(|| not_found(want))?;
+            let text = live.get("policy").and_then(|v| v.as_str()).unwrap_or_default();
+            let version = live.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+            let body_text = if text.starts_with(POLICY_MARKER) { text.split_once('\n').map_or("", |(_, b)| b) } else { text };
+            let marked = format!("{POLICY_MARKER}{}\n{body_text}", want.address);
+            bao.write(ns(want), &path, &json!({"policy": marked, "cas": version})).await.map(drop)
+        }
+        Kind::KvMount | Kind::TransitMount | Kind::AuthMount => {
+            let (section, expected) = match want.kind {
+                Kind::KvMount => ("mounts", "kv"),
+                Kind::TransitMount => ("mounts", "transit"),
+                _ => ("auth", want.attrs.get("type").and_then(|v| v.as_str()).unwrap_or_default()),
+            };
+            let path = format!("sys/{section}/{}", want.name);
+            let live = bao.read(ns(want), &path).await?.ok_or_else(|| not_found(want))?;
+            let live = live.get("data").unwrap_or(&live);
+            let kind = live.get("type").and_then(|v| v.as_str()).unwrap_or_default();
+            if kind != expected {
+                return Err(BaoError::Other(format!(
+                    "{}: the mount there is of type {kind:?}, not {expected:?}; it cannot be adopted as declared",
+                    want.address
+                )));
+            }
+            let description = want.attrs.get("description").and_then(|v| v.as_str()).unwrap_or_default();
+            tune(bao, ns(want), &format!("{path}/tune"), description).await
+        }
+        Kind::AppRole | Kind::TransitKey | Kind::RateLimitQuota => {
+            let record = BTreeMap::from([(record_key(want), want.address.to_string())]);
+            patch_metadata(bao, &record_namespace(want)?, &record, &BTreeMap::new()).await
+        }
+        other => Err(BaoError::Other(format!("{}: {other:?} is not an OpenBao kind", want.address))),
+    }
+}
+
+fn not_found(r: &Resource) -> BaoError {
+    BaoError::Other(format!("{}: nothing to adopt there any more", r.address))
+}
+
+/// After deleting an object that has no marker field: drop its record.
+async fn unrecord(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
+    let namespace = record_namespace(r)?;
+    if bao.read(None, format!("sys/namespaces/{namespace}")).await?.is_none() {
+        return Ok(()); // the namespace, and the record with it, is gone
+    }
+    patch_metadata(bao, &namespace, &BTreeMap::new(), &BTreeMap::from([(record_key(r), String::new())])).await
+}
+
+/// Merge-patch a namespace's custom_metadata: `set` these keys, remove the keys of `remove`.
+/// Other keys (ctl's ownership records) stay as they are.
+async fn patch_metadata(
+    bao: &Bao,
+    namespace: &str,
+    set: &BTreeMap<String, String>,
+    remove: &BTreeMap<String, String>,
+) -> Result<(), BaoError> {
+    let mut meta = serde_json::Map::new();
+    for k in remove.keys() {
+        meta.insert(k.clone(), serde_json::Value::Null);
+    }
+    for (k, v) in set {
+        meta.insert(k.clone(), json!(v));
+    }
+    bao.patch(None, format!("sys/namespaces/{namespace}"), &json!({"custom_metadata": meta})).await.map(drop)
+}
+
+/// Rewrite one of ctl's policies: check-and-set on the version read, and only if that version
+/// still carries this address's marker line.
+async fn update_policy(bao: &Bao, r: &Resource, a: &PolicyAttrs) -> Result<(), BaoError> {
+    let path = format!("sys/policies/acl/{}", r.name);
+    let body = bao.read(ns(r), &path).await?;
+    let live = super::client::data(&body);
+    let text = live.and_then(|d| d.get("policy")).and_then(|v| v.as_str()).unwrap_or_default();
+    let version = live.and_then(|d| d.get("version")).and_then(|v| v.as_u64());
+    let marker = format!("{POLICY_MARKER}{}", r.address);
+    match version {
+        Some(v) if text.lines().next() == Some(marker.as_str()) => {
+            bao.write(ns(r), &path, &json!({"policy": a.policy, "cas": v})).await.map(drop)
+        }
+        Some(_) => Err(not_owned(r, "the policy there does not carry ctl's marker line for this address")),
+        None => bao.write(ns(r), &path, &json!({"policy": a.policy, "cas": 0})).await.map(drop),
+    }
+}
+
 async fn update(bao: &Bao, change: &Change) -> Result<(), BaoError> {
-    let r = change.after.as_ref().expect("update has after");
+    let r = change.after.as_ref().ok_or_else(|| malformed(change))?;
     let changed = |field: &str| change.fields.iter().any(|f| f.field == field);
     match r.kind {
-        // POST on an existing namespace replaces its custom_metadata.
-        Kind::Namespace | Kind::Policy | Kind::AppRole | Kind::RateLimitQuota => create(bao, r).await?,
+        Kind::Namespace => {
+            let a: NamespaceAttrs = attrs(r)?;
+            let before: Option<NamespaceAttrs> = change.before.as_ref().map(attrs).transpose()?;
+            let mut gone = before.map(|b| b.custom_metadata).unwrap_or_default();
+            gone.retain(|k, _| !a.custom_metadata.contains_key(k));
+            patch_metadata(bao, &a.path, &a.custom_metadata, &gone).await?
+        }
+        Kind::Policy => update_policy(bao, r, &attrs(r)?).await?,
+        Kind::AppRole => write_role(bao, r).await?,
+        Kind::RateLimitQuota => write_quota(bao, r).await?,
         Kind::KvMount => {
             let a: KvMountAttrs = attrs(r)?;
             if changed("description") {
@@ -143,11 +336,6 @@ async fn write_kv_config(bao: &Bao, r: &Resource, a: &KvMountAttrs) -> Result<()
         "delete_version_after": a.delete_version_after,
     });
     bao.write(ns(r), format!("{}/config", a.path), &body).await.map(drop)
-}
-
-async fn write_policy(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
-    let a: PolicyAttrs = attrs(r)?;
-    bao.write(ns(r), format!("sys/policies/acl/{}", r.name), &json!({"policy": a.policy})).await.map(drop)
 }
 
 async fn write_role(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
@@ -195,18 +383,23 @@ async fn delete(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
         Kind::AppRole => {
             let a: AppRoleAttrs = attrs(r)?;
             bao.delete(ns(r), format!("auth/{}/role/{}", a.mount, r.name)).await?;
+            unrecord(bao, r).await?;
         }
         Kind::TransitKey => {
             let a: TransitKeyAttrs = attrs(r)?;
             let config = format!("{}/keys/{}/config", a.mount, r.name);
             match bao.write(ns(r), &config, &json!({"deletion_allowed": true})).await {
-                Err(e) if e.is_not_found() => return Ok(()),
-                other => other?,
+                Err(e) if e.is_not_found() => {}
+                other => {
+                    other?;
+                    bao.delete(ns(r), format!("{}/keys/{}", a.mount, r.name)).await?;
+                }
             };
-            bao.delete(ns(r), format!("{}/keys/{}", a.mount, r.name)).await?;
+            unrecord(bao, r).await?;
         }
         Kind::RateLimitQuota => {
             bao.delete(None, format!("sys/quotas/rate-limit/{}", r.name)).await?;
+            unrecord(bao, r).await?;
         }
         other => return Err(BaoError::Other(format!("{}: {other:?} is not an OpenBao kind", r.address))),
     }
@@ -219,7 +412,7 @@ async fn delete(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
 pub async fn resume_stuck_deletions(bao: &Bao, environment: &str) -> Result<Vec<String>, BaoError> {
     let (_, unmanaged) = super::observe::namespaces(bao, environment).await?;
     let stuck_ones: Vec<String> =
-        unmanaged.into_iter().filter(|u| u.reason == super::observe::STUCK_DELETION).map(|u| u.path).collect();
+        unmanaged.into_iter().filter(|u| u.reason == super::observe::STUCK_DELETION).map(|u| u.name).collect();
     // All at once; right after a failover the new leader may accept a DELETE and still not
     // run it, so each is re-issued until the namespace is gone (or STUCK_DELETE_TIMEOUT).
     let results = futures::future::join_all(stuck_ones.iter().map(|path| async move {

@@ -73,6 +73,12 @@ impl BaoError {
     pub fn is_already_in_use(&self) -> bool {
         self.errors_contain("already in use")
     }
+
+    /// A check-and-set write refused because the object's version is not the one given
+    /// (`cas: 0` on policies: the policy already exists).
+    pub fn is_cas_mismatch(&self) -> bool {
+        self.errors_contain("check-and-set parameter did not match")
+    }
 }
 
 /// Backoff for transient failures: 429, 5xx except 501, connection errors.
@@ -114,6 +120,7 @@ fn method_name(m: &RequestMethod) -> &'static str {
         RequestMethod::LIST => "LIST",
         RequestMethod::POST => "POST",
         RequestMethod::PUT => "PUT",
+        RequestMethod::PATCH => "PATCH",
         _ => "OTHER",
     }
 }
@@ -141,6 +148,25 @@ impl Endpoint for Call {
 
     fn body(&self) -> Result<Option<Vec<u8>>, HttpError> {
         Ok(self.body.clone())
+    }
+}
+
+/// vaultrs's middleware plus the Content-Type OpenBao requires for PATCH (a JSON merge patch);
+/// rustify sends none, which OpenBao reads as JSON for every other method.
+struct Middle<'a>(&'a EndpointMiddleware);
+
+impl rustify::MiddleWare for Middle<'_> {
+    fn request<E: Endpoint>(&self, endpoint: &E, req: &mut http::Request<Vec<u8>>) -> Result<(), HttpError> {
+        self.0.request(endpoint, req)?;
+        if req.method() == http::Method::PATCH {
+            req.headers_mut()
+                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/merge-patch+json"));
+        }
+        Ok(())
+    }
+
+    fn response<E: Endpoint>(&self, endpoint: &E, resp: &mut http::Response<Vec<u8>>) -> Result<(), HttpError> {
+        self.0.response(endpoint, resp)
     }
 }
 
@@ -268,6 +294,11 @@ impl Bao {
         self.call(&self.scoped(ns), RequestMethod::POST, path.as_ref(), Some(body)).await
     }
 
+    /// PATCH (JSON merge patch: keys set to null are removed).
+    pub async fn patch(&self, ns: Option<&str>, path: impl AsRef<str>, body: &Value) -> Result<Option<Value>, BaoError> {
+        self.call(&self.scoped(ns), RequestMethod::PATCH, path.as_ref(), Some(body)).await
+    }
+
     /// DELETE that treats "already gone" as success.
     pub async fn delete(&self, ns: Option<&str>, path: impl AsRef<str>) -> Result<Option<Value>, BaoError> {
         match self.call(&self.scoped(ns), RequestMethod::DELETE, path.as_ref(), None).await {
@@ -305,11 +336,11 @@ impl Bao {
             path: path.trim_start_matches('/').to_string(),
             body: body.map(|b| serde_json::to_vec(b).expect("JSON value serializes")),
         };
-        let is_write = matches!(endpoint.method, RequestMethod::POST | RequestMethod::PUT);
+        let is_write = matches!(endpoint.method, RequestMethod::POST | RequestMethod::PUT | RequestMethod::PATCH);
         let mut attempt = 0;
         loop {
             self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let outcome = endpoint.clone().with_middleware(&middle).exec(client.http()).await;
+            let outcome = endpoint.clone().with_middleware(&Middle(&middle)).exec(client.http()).await;
             let transient = match &outcome {
                 Ok(_) => false,
                 Err(HttpError::ServerResponseError { code, content }) => {

@@ -9,6 +9,7 @@ pub mod lock;
 pub mod observe;
 pub mod raft;
 pub mod resources;
+pub mod signing;
 pub mod state;
 pub mod token;
 pub mod verify;

@@ -2,8 +2,10 @@
 //! - a namespace is ctl's when its custom_metadata says `managed-by: ctl` and names this
 //!   environment; anything else is reported as unmanaged and never touched;
 //! - inside a managed namespace, a mount is ctl's when its description carries the marker with
-//!   its address, a policy when its first line does; roles and transit keys belong to their
-//!   (managed) mount; quotas to ctl when named `ctl-<workspace>`.
+//!   its address, a policy when its first line does;
+//! - objects with no field for a marker (AppRole roles, transit keys, the workspace's quota)
+//!   are ctl's when the namespace's custom_metadata records them (`ctl-owns/…`, see
+//!   [`record_key`]); others inside ctl's mounts are reported as unmanaged and never touched.
 
 use super::client::{data, Bao, BaoError};
 use super::resources::*;
@@ -26,7 +28,16 @@ pub struct ObserveOptions<'a> {
 pub struct ManagedNamespace {
     pub workspace: String,
     pub path: String,
+    /// The declared metadata (ownership records left out).
     pub custom_metadata: BTreeMap<String, String>,
+    /// Ownership records: [`record_key`] → address.
+    pub records: BTreeMap<String, String>,
+}
+
+impl ManagedNamespace {
+    fn owns(&self, r: &Resource) -> bool {
+        self.records.get(&record_key(r)).map(String::as_str) == Some(r.address.as_str())
+    }
 }
 
 pub async fn observe(bao: &Bao, opts: &ObserveOptions<'_>) -> Result<Observed, BaoError> {
@@ -46,8 +57,10 @@ pub async fn observe(bao: &Bao, opts: &ObserveOptions<'_>) -> Result<Observed, B
         unmanaged.extend(u);
     }
     // A quota is this environment's only if its workspace's namespace is.
-    let ours: BTreeSet<&str> = managed.iter().map(|m| m.workspace.as_str()).collect();
-    resources.extend(quotas(bao, opts.parallelism, &|ws| ours.contains(ws)).await?);
+    let ours: BTreeMap<&str, &ManagedNamespace> = managed.iter().map(|m| (m.workspace.as_str(), m)).collect();
+    let (q, u) = quotas(bao, opts.parallelism, &ours).await?;
+    resources.extend(q);
+    unmanaged.extend(u);
     resources.sort_by(|a, b| a.address.cmp(&b.address));
     unmanaged.sort();
     Ok(Observed { resources, unmanaged })
@@ -95,12 +108,16 @@ pub async fn namespaces(
             }
         };
         match reason {
-            Some(reason) => unmanaged.push(Unmanaged { kind: Kind::Namespace, path, reason }),
-            None => managed.push(ManagedNamespace {
-                workspace: meta.get("workspace").cloned().unwrap_or_else(|| path.clone()),
-                path,
-                custom_metadata: meta,
-            }),
+            Some(reason) => unmanaged.push(Unmanaged::root(Kind::Namespace, path, reason)),
+            None => {
+                let (records, declared): (BTreeMap<_, _>, BTreeMap<_, _>) = meta.into_iter().partition(|(k, _)| k.starts_with(RECORD_PREFIX));
+                managed.push(ManagedNamespace {
+                    workspace: declared.get("workspace").cloned().unwrap_or_else(|| path.clone()),
+                    path,
+                    custom_metadata: declared,
+                    records,
+                })
+            }
         }
     }
     Ok((managed, unmanaged))
@@ -168,13 +185,14 @@ async fn observe_workspace(
             let mount_kind = if is_auth { Kind::AuthMount } else { Kind::KvMount };
             match marked_address(&description, MOUNT_MARKER) {
                 Some(address) => reads.push(
-                    observe_mount(bao, &b, mount, is_auth, path, kind, description, address).boxed(),
+                    observe_mount(bao, m, &b, mount, is_auth, path, kind, description, address).boxed(),
                 ),
-                None if !kind.starts_with("ns_") => unmanaged.push(Unmanaged {
-                    kind: mount_kind,
-                    path: format!("{}/{}{}", m.path, if is_auth { "auth/" } else { "" }, path),
-                    reason: "mount without ctl's marker in its description".into(),
-                }),
+                None if !kind.starts_with("ns_") => unmanaged.push(Unmanaged::in_namespace(
+                    mount_kind,
+                    &m.path,
+                    path,
+                    "mount without ctl's marker in its description",
+                )),
                 None => {}
             }
         }
@@ -183,36 +201,54 @@ async fn observe_workspace(
         reads.push(observe_policy(bao, &b, name).boxed());
     }
     for found in futures::future::try_join_all(reads).await? {
-        match found {
-            Found::Resources(r) => out.extend(r),
-            Found::Unmanaged(u) => unmanaged.push(u),
-        }
+        out.extend(found.resources);
+        unmanaged.extend(found.unmanaged);
     }
     Ok((out, unmanaged))
 }
 
-enum Found {
-    Resources(Vec<Resource>),
-    Unmanaged(Unmanaged),
+/// What one read found: ctl's resources and the objects it must leave alone.
+#[derive(Default)]
+struct Found {
+    resources: Vec<Resource>,
+    unmanaged: Vec<Unmanaged>,
+}
+
+impl Found {
+    fn unmanaged(u: Unmanaged) -> Found {
+        Found { resources: Vec::new(), unmanaged: vec![u] }
+    }
+
+    /// A child without a marker field: ctl's only if the namespace records it.
+    fn child(&mut self, m: &ManagedNamespace, r: Resource, what: &str) {
+        if m.owns(&r) {
+            self.resources.push(r);
+        } else {
+            let name = r.identity().name().to_string();
+            self.unmanaged.push(Unmanaged::in_namespace(
+                r.kind,
+                &m.path,
+                name,
+                format!("{what} not created by ctl (no record in the namespace's custom_metadata; `ctl adopt` takes it over)"),
+            ));
+        }
+    }
 }
 
 async fn observe_policy(bao: &Bao, b: &WorkspaceBuilder<'_>, name: &str) -> Result<Found, BaoError> {
     let body = bao.read(Some(b.namespace), format!("sys/policies/acl/{name}")).await?;
     let text = data(&body).map(|d| str_of(d, "policy")).unwrap_or_default();
     Ok(if marked_address(&text, POLICY_MARKER) == Some(WorkspaceAddrs(b.workspace).policy(name)) {
-        Found::Resources(vec![b.policy(name, &PolicyAttrs { policy: text })])
+        Found { resources: vec![b.policy(name, &PolicyAttrs { policy: text })], unmanaged: Vec::new() }
     } else {
-        Found::Unmanaged(Unmanaged {
-            kind: Kind::Policy,
-            path: format!("{}/{}", b.namespace, name),
-            reason: "policy without ctl's marker line".into(),
-        })
+        Found::unmanaged(Unmanaged::in_namespace(Kind::Policy, b.namespace, name, "policy without ctl's marker line"))
     })
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn observe_mount(
     bao: &Bao,
+    m: &ManagedNamespace,
     b: &WorkspaceBuilder<'_>,
     mount: &Value,
     is_auth: bool,
@@ -222,7 +258,7 @@ async fn observe_mount(
     address: Address,
 ) -> Result<Found, BaoError> {
     let ns = Some(b.namespace);
-    let mut out = Vec::new();
+    let mut found = Found::default();
     match (is_auth, kind.as_str()) {
         (false, "kv") => {
             let config = bao.read(ns, format!("{path}/config")).await?;
@@ -240,7 +276,7 @@ async fn observe_mount(
                 cas_required: config.get("cas_required").and_then(Value::as_bool).unwrap_or(false),
                 delete_version_after: secs_of(&config, "delete_version_after"),
             };
-            out.push(with_address(b.kv(&a), address));
+            found.resources.push(with_address(b.kv(&a), address));
         }
         (false, "transit") => {
             let keys = bao.list(ns, format!("{path}/keys")).await?;
@@ -252,9 +288,9 @@ async fn observe_mount(
                     key_type: str_of(k, "type"),
                     auto_rotate_period: secs_of(k, "auto_rotate_period"),
                 };
-                out.push(b.transit_key(key, &a));
+                found.child(m, b.transit_key(key, &a), "transit key");
             }
-            out.push(with_address(b.transit(&TransitMountAttrs { path, description }), address));
+            found.resources.push(with_address(b.transit(&TransitMountAttrs { path, description }), address));
         }
         (true, "approle") => {
             let roles = bao.list(ns, format!("auth/{path}/role")).await?;
@@ -272,19 +308,20 @@ async fn observe_mount(
                     secret_id_bound_cidrs: sorted_strings(r, "secret_id_bound_cidrs"),
                 };
                 let deps: Vec<String> = a.token_policies.iter().filter(|p| *p != "default").cloned().collect();
-                out.push(b.role(role, &a, &deps));
+                found.child(m, b.role(role, &a, &deps), "AppRole role");
             }
-            out.push(with_address(b.auth(&AuthMountAttrs { path, kind, description }), address));
+            found.resources.push(with_address(b.auth(&AuthMountAttrs { path, kind, description }), address));
         }
         _ => {
-            return Ok(Found::Unmanaged(Unmanaged {
-                kind: if is_auth { Kind::AuthMount } else { Kind::KvMount },
-                path: format!("{}/{}", b.namespace, path),
-                reason: format!("marked as {address} but of unexpected type {kind:?}"),
-            }))
+            return Ok(Found::unmanaged(Unmanaged::in_namespace(
+                if is_auth { Kind::AuthMount } else { Kind::KvMount },
+                b.namespace,
+                path,
+                format!("marked as {address} but of unexpected type {kind:?}"),
+            )))
         }
     }
-    Ok(Found::Resources(out))
+    Ok(found)
 }
 
 /// A mount's address comes from its marker, so a renamed mount keeps its identity.
@@ -293,34 +330,53 @@ fn with_address(mut r: Resource, address: Address) -> Resource {
     r
 }
 
+/// The quotas named for this environment's workspaces (`ctl-<workspace>`): ctl's when the
+/// workspace's namespace records them, unmanaged (and colliding with the declared one) if not.
 async fn quotas(
     bao: &Bao,
     parallelism: usize,
-    wanted: &dyn Fn(&str) -> bool,
-) -> Result<Vec<Resource>, BaoError> {
-    let names: Vec<String> = bao
+    ours: &BTreeMap<&str, &ManagedNamespace>,
+) -> Result<(Vec<Resource>, Vec<Unmanaged>), BaoError> {
+    let names: Vec<(String, &ManagedNamespace)> = bao
         .list(None, "sys/quotas/rate-limit")
         .await?
         .into_iter()
-        .filter(|n| n.strip_prefix(QUOTA_PREFIX).is_some_and(wanted))
+        .filter_map(|n| {
+            let m = ours.get(n.strip_prefix(QUOTA_PREFIX)?)?;
+            Some((n, *m))
+        })
         .collect();
-    stream::iter(names)
-        .map(|name| async move {
+    let found: Vec<Found> = stream::iter(names)
+        .map(|(name, m)| async move {
             let body = bao.read(None, &format!("sys/quotas/rate-limit/{name}")).await?;
-            let Some(q) = data(&body) else { return Ok(None) };
-            let workspace = name.strip_prefix(QUOTA_PREFIX).unwrap_or(&name).to_string();
+            let mut found = Found::default();
+            let Some(q) = data(&body) else { return Ok(found) };
             let path = str_of(q, "path");
-            let namespace = path.trim_end_matches('/').to_string();
             let a = QuotaAttrs {
                 path,
                 rate: q.get("rate").and_then(Value::as_f64).unwrap_or(0.0),
                 interval: secs_of(q, "interval"),
                 block_interval: secs_of(q, "block_interval"),
             };
-            Ok(Some(WorkspaceBuilder { workspace: &workspace, namespace: &namespace }.quota(&a)))
+            let r = WorkspaceBuilder { workspace: &m.workspace, namespace: &m.path }.quota(&a);
+            if m.owns(&r) {
+                found.resources.push(r);
+            } else {
+                found.unmanaged.push(Unmanaged::root(
+                    Kind::RateLimitQuota,
+                    name,
+                    format!("quota not created by ctl (no record in namespace {}'s custom_metadata)", m.path),
+                ));
+            }
+            Ok::<_, BaoError>(found)
         })
         .buffer_unordered(parallelism.max(1))
-        .try_filter_map(|r| async move { Ok(r) })
         .try_collect()
-        .await
+        .await?;
+    let (mut resources, mut unmanaged) = (Vec::new(), Vec::new());
+    for f in found {
+        resources.extend(f.resources);
+        unmanaged.extend(f.unmanaged);
+    }
+    Ok((resources, unmanaged))
 }

@@ -17,6 +17,21 @@ pub const MOUNT_MARKER: &str = "managed by ctl: ";
 pub const POLICY_MARKER: &str = "# managed by ctl: ";
 /// Rate-limit quotas (in the root namespace) are named this + workspace name.
 pub const QUOTA_PREFIX: &str = "ctl-";
+/// Objects with no field for a marker (AppRole roles, transit keys, quotas) are ctl's only when
+/// their workspace namespace's custom_metadata has a record `ctl-owns/<kind>/<identity name>`
+/// → address, written by the apply that created them (before the object, removed after it).
+pub const RECORD_PREFIX: &str = "ctl-owns/";
+
+/// The custom_metadata key recording that ctl created `r` (for the kinds that need one).
+pub fn record_key(r: &Resource) -> String {
+    let kind = serde_json::to_value(r.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    format!("{RECORD_PREFIX}{kind}/{}", r.identity().name())
+}
+
+/// Kinds whose ownership is a record in the namespace's custom_metadata, not a marker.
+pub fn is_recorded(kind: Kind) -> bool {
+    matches!(kind, Kind::AppRole | Kind::TransitKey | Kind::RateLimitQuota)
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NamespaceAttrs {

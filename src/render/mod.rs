@@ -117,7 +117,7 @@ pub mod text {
         if !plan.unmanaged.is_empty() {
             let _ = writeln!(out, "Not managed by ctl (reported, never touched): {}", plan.unmanaged.len());
             for u in plan.unmanaged.iter().take(20) {
-                let _ = writeln!(out, "  · {:?} {}: {}", u.kind, u.path, u.reason);
+                let _ = writeln!(out, "  · {:?} {}: {}", u.kind, u.path(), u.reason);
             }
             if plan.unmanaged.len() > 20 {
                 let _ = writeln!(out, "  · … and {} more (see --json)", plan.unmanaged.len() - 20);

@@ -9,6 +9,7 @@ mod dr;
 mod faults;
 mod gitops;
 mod harness;
+mod ownership;
 mod infra;
 mod seal;
 mod workspaces;

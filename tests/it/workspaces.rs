@@ -172,7 +172,7 @@ fn unmanaged_namespaces_are_reported_never_touched_or_adopted() {
     assert!(changes(&plan).is_empty(), "no create over an unmanaged namespace: {plan:#}");
     let conflicts = plan["conflicts"].as_array().unwrap();
     assert_eq!(conflicts.len(), 1);
-    assert!(plan["unmanaged"].as_array().unwrap().iter().any(|u| u["path"] == foreign.as_str()));
+    assert!(plan["unmanaged"].as_array().unwrap().iter().any(|u| u["name"] == foreign.as_str()));
     let apply = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
     assert_eq!(apply.status, 1);
     assert!(apply.stderr.contains("conflicts"), "{}", apply.stderr);
@@ -253,32 +253,54 @@ fn bad_input_is_located_and_makes_no_api_call() {
     assert!(listener.accept().is_err(), "ctl contacted the server despite invalid input");
 }
 
-/// A change that fails (a foreign mount squats on the transit path) fails alone: its
-/// dependents are skipped, the rest is applied; once the obstacle is gone a re-run converges.
+/// A foreign mount squatting on a declared mount's path (KV and transit share one path
+/// space) is a conflict at plan time: apply refuses before any call and the squatter stays.
 #[test]
-fn failed_apply_is_partial_consistent_and_rerun_converges() {
+fn a_foreign_mount_on_a_declared_path_is_a_conflict() {
     let stack = stack(BaoVersion::V2_6);
     let a = unique("p");
-    let sc = Scenario::new(stack, &unique("env"), &env_body(&[&a]));
-    // Create the namespace through ctl first, then squat on `transit` before the rest lands.
-    let only_ns = format!("workspaces:\n  - {{ name: {a} }}\n");
-    sc.write_env(&only_ns);
+    let sc = Scenario::new(stack, &unique("env"), &format!("workspaces:\n  - {{ name: {a} }}\n"));
     assert_eq!(sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]).status, 0);
     let squat = bao_cli(stack, Some(&a), &["secrets", "enable", "-path=transit", "kv"]);
     assert!(squat.status.success(), "{}", String::from_utf8_lossy(&squat.stderr));
 
     sc.write_env(&env_body(&[&a]));
-    let failed = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
-    assert_eq!(failed.status, 1, "{}\n{}", failed.stdout, failed.stderr);
-    assert!(failed.stderr.contains("ctl does not manage"), "{}", failed.stderr);
-    assert!(failed.stderr.contains(&format!("workspace.{a}.transit_key.app skipped")), "{}", failed.stderr);
-    // Everything not depending on the transit mount was applied.
     let plan = plan_json(&sc);
-    let pending: Vec<String> = changes(&plan).iter().map(|c| c["address"].as_str().unwrap().to_string()).collect();
-    assert_eq!(pending, vec![format!("workspace.{a}.transit"), format!("workspace.{a}.transit_key.app")]);
-    assert!(plan["unmanaged"].as_array().unwrap().iter().any(|u| u["path"] == format!("{a}/transit")));
+    let conflicts = plan["conflicts"].as_array().unwrap();
+    assert!(conflicts.iter().any(|c| c["address"] == format!("workspace.{a}.transit")), "{plan:#}");
+    assert!(plan["unmanaged"].as_array().unwrap().iter().any(|u| u["name"] == "transit" && u["scope"]["namespace"] == a.as_str()));
+    let refused = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
+    assert_eq!(refused.status, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains(&format!("workspace.{a}.transit")), "{}", refused.stderr);
+    let mounts = bao_cli(stack, Some(&a), &["read", "-format=json", "sys/mounts/transit"]);
+    assert!(String::from_utf8_lossy(&mounts.stdout).contains("\"kv\""), "the squatter is untouched");
 
     assert!(bao_cli(stack, Some(&a), &["secrets", "disable", "transit"]).status.success());
+    let rerun = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
+    assert_eq!(rerun.status, 0, "{}", rerun.stderr);
+    assert_eq!(sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]).status, 0);
+}
+
+/// A change that fails at apply time (OpenBao rejects a policy's HCL) fails alone: its
+/// dependents are skipped, the rest is applied; once the cause is fixed a re-run converges.
+#[test]
+fn failed_apply_is_partial_consistent_and_rerun_converges() {
+    let stack = stack(BaoVersion::V2_6);
+    let a = unique("p");
+    let sc = Scenario::new(stack, &unique("env"), &env_body(&[&a]));
+    let good = std::fs::read_to_string(sc.dir().join("templates/policies/kv-read.hbs")).unwrap();
+    sc.write_file("templates/policies/kv-read.hbs", "path \"{{kv_path}}/data/*\" { capabilities = [\"read\"\n");
+
+    let failed = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
+    assert_eq!(failed.status, 1, "{}\n{}", failed.stdout, failed.stderr);
+    assert!(failed.stderr.contains(&format!("workspace.{a}.policy.app-read")), "{}", failed.stderr);
+    assert!(failed.stderr.contains(&format!("workspace.{a}.approle.app skipped")), "{}", failed.stderr);
+    // Everything not depending on the rejected policy was applied.
+    let plan = plan_json(&sc);
+    let pending: Vec<String> = changes(&plan).iter().map(|c| c["address"].as_str().unwrap().to_string()).collect();
+    assert_eq!(pending, vec![format!("workspace.{a}.approle.app"), format!("workspace.{a}.policy.app-read")]);
+
+    sc.write_file("templates/policies/kv-read.hbs", &good);
     let rerun = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
     assert_eq!(rerun.status, 0, "{}", rerun.stderr);
     assert_eq!(sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]).status, 0);
