@@ -73,3 +73,58 @@ fn saved_plans_expire_and_are_bound_to_their_commit() {
     assert!(bao_cli(stack, Some(&ws), &["write", "secret/config", "max_versions=2"]).status.success());
     assert_eq!(sc.ctl(&["drift", "-e", &sc.env_file()]).status, 2);
 }
+
+/// `ctl apply` at its confirmation prompt, on a pseudo-terminal (`script`), with stdin ours.
+fn apply_at_prompt(sc: &Scenario, ttl: &str) -> (std::process::Child, std::path::PathBuf) {
+    let out = sc.dir().join("prompt.out");
+    let cmd = format!("{} apply -e {} --lock-ttl {ttl}", env!("CARGO_BIN_EXE_ctl"), sc.env_file());
+    let child = std::process::Command::new("script")
+        .args(["-qfec", &cmd])
+        .arg(&out)
+        .current_dir(sc.dir())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TERM", "dumb")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&out).unwrap_or_default().contains("Only 'yes' is accepted") {
+        assert!(std::time::Instant::now() < deadline, "no prompt: {}", std::fs::read_to_string(&out).unwrap_or_default());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (child, out)
+}
+
+/// The lock is renewed while `ctl apply` waits at its prompt (it used to block the runtime and
+/// let a 120 s lock run out), and a lock lost meanwhile stops the apply before its first change.
+#[test]
+fn the_lock_is_renewed_at_the_prompt_and_a_lost_lock_stops_the_apply() {
+    use std::io::Write;
+    let stack = stack(BaoVersion::V2_6);
+    let ws = unique("prompt");
+    let sc = Scenario::new(stack, &unique("env"), &body(&ws));
+    // The state mount exists before the prompt (the first apply creates it).
+    sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]).assert_success();
+    let more = unique("prompt");
+    sc.write_env(&format!("{}  - {{ name: {more} }}\n", body(&ws)));
+
+    let (mut child, out) = apply_at_prompt(&sc, "3s");
+    std::thread::sleep(std::time::Duration::from_secs(5)); // past the TTL
+    let status = sc.ctl(&["lock", "status", "-e", &sc.env_file()]);
+    assert!(status.stdout.starts_with("locked"), "the waiting apply's lock expired: {}", status.stdout);
+
+    let id = status.stdout.split_whitespace().nth(2).unwrap().to_string();
+    sc.ctl(&["lock", "break", "-e", &sc.env_file(), "--id", &id]).assert_success();
+    std::thread::sleep(std::time::Duration::from_secs(3)); // a renewal finds it gone
+    child.stdin.as_mut().unwrap().write_all(b"yes\n").unwrap();
+    let exit = child.wait().unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(exit.code(), Some(1), "{text}");
+    assert!(text.contains("lock was lost"), "{text}");
+    let listed = bao_cli(stack, None, &["namespace", "list"]);
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&more), "nothing was created after the lock was lost");
+}

@@ -10,6 +10,7 @@ mod faults;
 mod gitops;
 mod harness;
 mod ownership;
+mod saboteur;
 mod infra;
 mod seal;
 mod workspaces;
