@@ -42,12 +42,13 @@ pub struct ApplyArgs {
 
 pub async fn run(args: ApplyArgs) -> CmdResult {
     let saved = args.plan.as_ref().map(|p| Plan::load(p).map(|plan| (p.clone(), plan))).transpose()?;
-    let loaded = context::load(&args.env)?;
+    let mut loaded = context::load(&args.env)?;
     if let Some((path, plan)) = &saved {
         check_saved(path, plan, &loaded)?;
         check_guards(plan, &args.allow_destroy)?;
     }
-    let session = context::session(&loaded.env).await?;
+    let mut session = context::session(&loaded.env).await?;
+    context::read_webhook(&mut loaded, &mut session).await?;
 
     // One apply per environment at a time; the lock is renewed while we work.
     let plan_id = saved.as_ref().map(|(_, p)| p.fingerprint.to_string());
