@@ -7,7 +7,8 @@
 //!   `aws::cloudwatch`, `aws::sns`, `aws::route53`);
 //! - [`tune`]: the surgical YAML edit of a threshold;
 //! - [`chart`]: the SVG or PNG chart;
-//! - [`mute`]: mute records kept in the alarm's tags.
+//! - [`mute`]: mute records kept in the alarm's tags;
+//! - [`webhook`]: the webhook URL (a secret: env var or OpenBao KV, never the file) and its plan stand-in.
 
 pub mod backtest;
 pub mod chart;
@@ -15,3 +16,4 @@ pub mod mute;
 pub mod recommend;
 pub mod resources;
 pub mod tune;
+pub mod webhook;

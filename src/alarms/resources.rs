@@ -49,6 +49,7 @@ pub struct SnsSubscriptionAttrs {
     /// Topic name.
     pub topic: String,
     pub protocol: String,
+    /// The webhook's `alarms::webhook::stand_in` (host and digest), never the URL.
     pub endpoint: String,
 }
 
@@ -125,7 +126,8 @@ pub fn desired(env: &Environment) -> Vec<Resource> {
             SnsSubscriptionAttrs {
                 topic: cfg.topic.clone(),
                 protocol: "https".into(),
-                endpoint: cfg.webhook.clone(),
+                // Never the URL: `webhook::set_stand_in` puts its stand-in here once it is read.
+                endpoint: super::webhook::UNRESOLVED.into(),
             },
             vec![topic_address()],
         ),
@@ -198,7 +200,7 @@ mod tests {
         std::fs::write(
             &path,
             "openbao: { address: 'http://127.0.0.1:8200', token_env: T }\naws: { region: us-east-1 }\nalarms:
-  sns: { topic: oncall, webhook: 'https://hooks.example.com/x' }
+  sns: { topic: oncall, webhook: { url_env: ALARM_WEBHOOK_URL } }
   alarms:
     - { name: hz, kind: route53_health, threshold: 1, period: 60, evaluation_periods: 3, datapoints_to_alarm: 2,
         runbook_url: 'https://r.example.com/hz', health_check: { fqdn: bao.example.com } }

@@ -104,7 +104,7 @@ mod tests {
         ]
     }
 
-    const TEXT: &str = "# top comment\nalarms:\n  sns: { topic: t, webhook: https://x.example.com }\n  alarms:\n    - name: a   # first\n      threshold: 5      # five is fine\n      period: 60\n    - { name: b, threshold: 2.5, period: 60 }  # flow\n";
+    const TEXT: &str = "# top comment\nalarms:\n  sns: { topic: t, webhook: { url_env: W } }\n  alarms:\n    - name: a   # first\n      threshold: 5      # five is fine\n      period: 60\n    - { name: b, threshold: 2.5, period: 60 }  # flow\n";
 
     #[test]
     fn block_scalar_edit_keeps_everything_else() {

@@ -54,6 +54,9 @@ pub struct Aws {
     /// The environment's name: every resource is tagged with it.
     pub environment: String,
     pub endpoint: Option<String>,
+    /// The alarm webhook URL, read by `cli::context::session` (`alarms::webhook::resolve`);
+    /// only `sns::apply`'s Subscribe uses it.
+    pub webhook: Option<crate::secret::Sensitive<String>>,
 }
 
 fn is_loopback(endpoint: &str) -> bool {
@@ -82,7 +85,7 @@ impl Aws {
                 loader = loader.credentials_provider(Credentials::new(MOTO_ACCESS_KEY, MOTO_SECRET_KEY, None, None, "ctl-moto"));
             }
         }
-        Ok(Aws { sdk: loader.load().await, environment: environment.to_string(), endpoint })
+        Ok(Aws { sdk: loader.load().await, environment: environment.to_string(), endpoint, webhook: None })
     }
 }
 

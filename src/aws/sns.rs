@@ -1,7 +1,8 @@
 //! SNS: the alarms' topic (tagged with ctl's ownership tags) and its https webhook subscription.
 //!
 //! Subscriptions carry no tags: the https subscription on this environment's (owned) topic is
-//! ctl's. A subscription still `PendingConfirmation` (real SNS, until the endpoint confirms;
+//! ctl's. Its endpoint is observed as `alarms::webhook::stand_in` (host + digest), the same
+//! value desired state carries, so the URL, a bearer secret, never reaches a plan. A subscription still `PendingConfirmation` (real SNS, until the endpoint confirms;
 //! moto confirms at once) has no ARN: it counts as present, and deleting it is a no-op that
 //! SNS cleans up itself after 3 days. While it is pending the endpoint receives no alarms:
 //! [`webhook_state`] tells (`ctl alarms status`), and `plan`'s observation warns.
@@ -14,6 +15,8 @@
 use super::cloudwatch::{owner, ownership_tags};
 use super::{Aws, AwsError};
 use crate::alarms::resources::*;
+use crate::alarms::webhook::stand_in;
+use crate::secret::Sensitive;
 use crate::diff::{Action, Change};
 use crate::model::{Kind, Observed, Resource, Scope, Unmanaged};
 use crate::model::{from_attrs, to_attrs};
@@ -31,32 +34,31 @@ pub enum WebhookState {
     /// The topic has no https subscription.
     NotSubscribed,
     /// Subscribed, but the endpoint has not confirmed: SNS delivers nothing to it yet.
+    /// Only the endpoint's origin is kept: webhook paths carry a token.
     PendingConfirmation {
-        endpoint: String,
+        origin: String,
     },
     Confirmed {
-        endpoint: String,
+        origin: String,
     },
 }
 
 impl WebhookState {
-    /// One line for a person. Only the endpoint's origin is shown: webhook paths often carry
-    /// a token.
+    /// One line for a person.
     pub fn describe(&self) -> String {
         match self {
             WebhookState::NoTopic => "(topic not created)".into(),
             WebhookState::NotSubscribed => "(not subscribed)".into(),
-            WebhookState::PendingConfirmation { endpoint } => format!(
-                "{}: PendingConfirmation: receives no alarms until the endpoint confirms (by visiting the SubscribeURL of the SubscriptionConfirmation message SNS posted to it)",
-                origin(endpoint)
+            WebhookState::PendingConfirmation { origin } => format!(
+                "{origin}: PendingConfirmation: receives no alarms until the endpoint confirms (by visiting the SubscribeURL of the SubscriptionConfirmation message SNS posted to it)"
             ),
-            WebhookState::Confirmed { endpoint } => format!("{}: confirmed", origin(endpoint)),
+            WebhookState::Confirmed { origin } => format!("{origin}: confirmed"),
         }
     }
 }
 
-/// `scheme://host[:port]` of a URL (the URL itself if it does not parse).
-fn origin(endpoint: &str) -> String {
+/// `scheme://host[:port]` of a URL.
+pub fn origin(endpoint: &str) -> String {
     match url::Url::parse(endpoint) {
         Ok(u) if u.has_host() => u.origin().ascii_serialization(),
         _ => "(unparsable endpoint)".into(),
@@ -114,20 +116,20 @@ async fn is_pending(c: &aws_sdk_sns::Client, s: &Subscription) -> Result<bool, A
 }
 
 /// The webhook subscription of topic `topic` (by name) to `endpoint`.
-pub async fn webhook_state(aws: &Aws, topic: &str, endpoint: &str) -> Result<WebhookState, AwsError> {
+pub async fn webhook_state(aws: &Aws, topic: &str, endpoint: &Sensitive<String>) -> Result<WebhookState, AwsError> {
     let c = client(aws);
     let Some(arn) = topics(aws).await?.get(topic).cloned() else {
         return Ok(WebhookState::NoTopic);
     };
     let subs = subscriptions_by_topic(&c, &arn).await?;
-    let Some(s) = webhook_subscription(&subs, endpoint) else {
+    let Some(s) = webhook_subscription(&subs, endpoint.expose()) else {
         return Ok(WebhookState::NotSubscribed);
     };
-    let endpoint = s.endpoint().unwrap_or_default().to_string();
+    let origin = origin(s.endpoint().unwrap_or_default());
     Ok(if is_pending(&c, s).await? {
-        WebhookState::PendingConfirmation { endpoint }
+        WebhookState::PendingConfirmation { origin }
     } else {
-        WebhookState::Confirmed { endpoint }
+        WebhookState::Confirmed { origin }
     })
 }
 
@@ -192,7 +194,7 @@ pub async fn observe(aws: &Aws, observed: &mut Observed) -> Result<BTreeMap<Stri
             let attrs = SnsSubscriptionAttrs {
                 topic: name.clone(),
                 protocol: "https".into(),
-                endpoint: s.endpoint().unwrap_or_default().to_string(),
+                endpoint: stand_in(&aws.environment, s.endpoint().unwrap_or_default()),
             };
             observed.resources.push(Resource {
                 address: subscription_address(),
@@ -301,7 +303,7 @@ pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
                 for s in subs.subscriptions() {
                     let sub_arn = s.subscription_arn().unwrap_or_default();
                     if s.protocol() == Some("https")
-                        && s.endpoint() == Some(before.endpoint.as_str())
+                        && stand_in(&aws.environment, s.endpoint().unwrap_or_default()) == before.endpoint
                         && sub_arn.starts_with("arn:")
                     {
                         c.unsubscribe()
@@ -315,16 +317,36 @@ pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
                     return Ok(());
                 }
             }
-            // Subscribe is idempotent for the same topic, protocol and endpoint.
+            // The one place the URL leaves ctl. It must be the URL the plan was made with: a
+            // saved plan applied after the variable or KV secret changed is refused.
+            let url = aws.webhook.as_ref().ok_or_else(|| {
+                AwsError::Other(format!("{}: the webhook URL was not read (no alarms.sns.webhook source resolved)", change.address))
+            })?;
+            let now = stand_in(&aws.environment, url.expose());
+            if now != a.endpoint {
+                return Err(AwsError::Other(format!(
+                    "{}: the webhook URL is {now} now, the plan has {}; run `ctl plan` again",
+                    change.address, a.endpoint
+                )));
+            }
+            // Subscribe is idempotent for the same topic, protocol and endpoint. Its error text
+            // is scrubbed of the URL in case the service quotes the parameter.
             c.subscribe()
                 .topic_arn(&arn)
                 .protocol(&a.protocol)
-                .endpoint(&a.endpoint)
+                .endpoint(url.expose())
                 .return_subscription_arn(true)
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(api("Subscribe"))
+                .map_err(|e| match AwsError::api("sns", "Subscribe", e) {
+                    AwsError::Api { service, operation, message } => AwsError::Api {
+                        service,
+                        operation,
+                        message: message.replace(url.expose().as_str(), &now),
+                    },
+                    other => other,
+                })
         }
         (kind, _) => Err(AwsError::Other(format!(
             "{}: {kind:?} is not an SNS kind",
@@ -387,13 +409,13 @@ mod tests {
 
     #[test]
     fn describe_shows_the_origin_only() {
-        let pending = WebhookState::PendingConfirmation { endpoint: HOOK.into() }.describe();
+        let pending = WebhookState::PendingConfirmation { origin: origin(HOOK) }.describe();
         assert!(
             pending.starts_with("https://hooks.example.com: PendingConfirmation: receives no alarms"),
             "{pending}"
         );
         let confirmed = WebhookState::Confirmed {
-            endpoint: "https://127.0.0.1:9443/hook?token=x".into(),
+            origin: origin("https://127.0.0.1:9443/hook?token=x"),
         }
         .describe();
         assert_eq!(confirmed, "https://127.0.0.1:9443: confirmed");

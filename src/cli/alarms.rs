@@ -455,7 +455,13 @@ async fn status(args: &EnvArgs) -> CmdResult {
         let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", line.join("  ").trim_end());
     }
-    let webhook = crate::aws::sns::webhook_state(&aws, &cfg.topic, &cfg.webhook)
+    // OpenBao is contacted only when the URL is kept there.
+    let bao = match cfg.webhook {
+        crate::config::WebhookSource::Kv { .. } => Some(super::context::connect(&env)?),
+        crate::config::WebhookSource::Env(_) => None,
+    };
+    let url = crate::alarms::webhook::resolve(&cfg.webhook, bao.as_ref()).await?;
+    let webhook = crate::aws::sns::webhook_state(&aws, &cfg.topic, &url)
         .await
         .with_context(|| format!("reading the subscriptions of topic {}", cfg.topic))?;
     println!("\nwebhook ({}): {}", cfg.topic, webhook.describe());

@@ -42,13 +42,14 @@ pub struct ApplyArgs {
 
 pub async fn run(args: ApplyArgs) -> CmdResult {
     let saved = args.plan.as_ref().map(|p| Plan::load(p).map(|plan| (p.clone(), plan))).transpose()?;
-    let loaded = context::load(&args.env)?;
+    let mut loaded = context::load(&args.env)?;
     let guard = Guard::apply(args.allow_destroy.iter().map(Address::new));
     if let Some((path, plan)) = &saved {
         check_saved(path, plan, &loaded)?;
         guard.check(&plan.changes, &plan.conflicts)?;
     }
-    let session = context::session(&loaded.env).await?;
+    let mut session = context::session(&loaded.env).await?;
+    context::read_webhook(&mut loaded, &mut session).await?;
     if let Some((path, plan)) = &saved {
         check_signature(path, plan, &loaded, &session).await?;
     }

@@ -70,6 +70,19 @@ pub async fn session(env: &Environment) -> anyhow::Result<Session> {
     Ok(Session { bao, aws })
 }
 
+/// Read the alarm webhook URL (`alarms.sns.webhook`: an environment variable or an OpenBao KV
+/// field) into `session.aws`, and its stand-in into the desired subscription. Every command
+/// that plans or applies alarms calls this after [`session`].
+pub async fn read_webhook(loaded: &mut Loaded, session: &mut Session) -> anyhow::Result<()> {
+    let (Some(cfg), Some(aws)) = (&loaded.env.alarms, session.aws.as_mut()) else {
+        return Ok(());
+    };
+    let url = crate::alarms::webhook::resolve(&cfg.webhook, Some(&session.bao)).await?;
+    crate::alarms::webhook::set_stand_in(&mut loaded.desired, &loaded.env.name, &url);
+    aws.webhook = Some(url);
+    Ok(())
+}
+
 /// Which parts of the live state to read.
 pub enum Scope<'a> {
     Everything,
@@ -120,8 +133,9 @@ pub fn git_commit(dir: &std::path::Path) -> Option<String> {
 
 /// Load → connect → observe → diff → plan.
 pub async fn make_plan(args: &EnvArgs) -> anyhow::Result<(Loaded, Session, Plan)> {
-    let loaded = load(args)?;
-    let session = session(&loaded.env).await?;
+    let mut loaded = load(args)?;
+    let mut session = session(&loaded.env).await?;
+    read_webhook(&mut loaded, &mut session).await?;
     let plan = plan_with(&loaded, &session, args.parallelism).await?;
     Ok((loaded, session, plan))
 }

@@ -48,6 +48,9 @@ pub struct DrillArgs {
 
 const VERSIONS_PER_KEY: usize = 10;
 
+/// The variable the drill environment reads its (unreachable) alarm webhook URL from.
+const DRILL_WEBHOOK_ENV: &str = "CTL_DRILL_WEBHOOK_URL";
+
 /// One written secret version: where, and the digest of its value.
 struct Written {
     namespace: String,
@@ -93,8 +96,11 @@ pub async fn run(args: DrillArgs) -> CmdResult {
 async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &Path, key: &str) -> CmdResult {
     let env_file = write_env(scratch, args.workspaces, key)?;
     let env_args = EnvArgs { env: env_file, templates: Some(templates.to_path_buf()), parallelism: args.parallelism.clamp(1, 512) as u16 };
-    let loaded = context::load(&env_args)?;
-    let session = context::session(&loaded.env).await?;
+    // The drill's webhook goes nowhere (`.invalid`), but is still read the way a real one is.
+    std::env::set_var(DRILL_WEBHOOK_ENV, "https://hooks.invalid/oncall");
+    let mut loaded = context::load(&env_args)?;
+    let mut session = context::session(&loaded.env).await?;
+    context::read_webhook(&mut loaded, &mut session).await?;
     let aws = session.aws.as_ref().context("the drill environment has aws:")?;
 
     // 1. Provision.
@@ -193,7 +199,7 @@ rds:
   subnets: [private-a, private-b]
   kms_key: {key}
 alarms:
-  sns: {{ topic: drill-oncall, webhook: https://hooks.invalid/oncall }}
+  sns: {{ topic: drill-oncall, webhook: {{ url_env: {DRILL_WEBHOOK_ENV} }} }}
   alarms:
     - {{ name: db-conn, kind: rds_connections, max_connections: 100, threshold: 80, period: 60, evaluation_periods: 3, runbook_url: "https://runbooks.invalid/db-conn", dimensions: {{ DBInstanceIdentifier: drill-db }} }}
 workspaces:

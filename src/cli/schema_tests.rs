@@ -347,7 +347,7 @@ openbao_cluster:
   plugin_directory: /usr/local/lib/openbao/plugins
   kms_plugin: { artifact: kms-plugin, command: openbao-plugin-kms }
 alarms:
-  sns: { topic: oncall, webhook: "https://hooks.example.com/oncall" }
+  sns: { topic: oncall, webhook: { url_env: ALARM_WEBHOOK_URL } }
   alarms:
     - { name: api-5xx, kind: api_5xx, threshold: 5, period: 300, evaluation_periods: 3, datapoints_to_alarm: 2,
         treat_missing_data: notBreaching, runbook_url: "https://runbooks.example.com/api-5xx", statistic: Sum,
@@ -377,7 +377,9 @@ fn bad_documents_are_rejected_by_both() {
         ("wrong type: list for map", format!("{base}classes: [ a ]\n")),
         ("wrong type: string for bool", format!("{base}workspaces: [ {{ name: a, kv: {{ cas_required: 'yes' }} }} ]\n")),
         ("bad enum: transit key type", format!("{base}workspaces: [ {{ name: a, transit: {{ keys: [ {{ name: k, type: aes512 }} ] }} }} ]\n")),
-        ("bad enum: alarm kind", format!("{base}aws: {{ dev_stack: x }}\nalarms: {{ sns: {{ topic: t, webhook: 'https://h.example.com' }}, alarms: [ {{ name: a, kind: cpu, threshold: 1, period: 60, evaluation_periods: 1, runbook_url: 'https://r.example.com' }} ] }}\n")),
+        ("bad enum: alarm kind", format!("{base}aws: {{ dev_stack: x }}\nalarms: {{ sns: {{ topic: t, webhook: {{ url_env: W }} }}, alarms: [ {{ name: a, kind: cpu, threshold: 1, period: 60, evaluation_periods: 1, runbook_url: 'https://r.example.com' }} ] }}\n")),
+        ("literal webhook URL", format!("{base}aws: {{ dev_stack: x }}\nalarms: {{ sns: {{ topic: t, webhook: 'https://h.example.com/x' }} }}\n")),
+        ("webhook with both sources", format!("{base}aws: {{ dev_stack: x }}\nalarms: {{ sns: {{ topic: t, webhook: {{ url_env: W, url_kv: {{ mount: secret, path: p, field: f }} }} }} }}\n")),
         ("bad duration unit", format!("{base}workspaces: [ {{ name: a, approle: {{ roles: {{ r: {{ token_ttl: 1x }} }} }} }} ]\n")),
         ("bad duration order", format!("{base}workspaces: [ {{ name: a, kv: {{ delete_version_after: h1 }} }} ]\n")),
         ("negative duration", format!("{base}workspaces: [ {{ name: a, quota: {{ rate: 1, interval: -5 }} }} ]\n")),

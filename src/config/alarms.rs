@@ -3,7 +3,11 @@
 //!
 //! ```yaml
 //! alarms:
-//!   sns: { topic: oncall, webhook: https://hooks.example.com/oncall }
+//!   sns:
+//!     topic: oncall
+//!     # The URL is a bearer secret: never in git. One of:
+//!     webhook: { url_env: ALARM_WEBHOOK_URL }            # an environment variable, or
+//!     # webhook: { url_kv: { namespace: ops, mount: secret, path: alarms/webhook, field: url } }  # KV v2
 //!   alarms:
 //!     - name: api-5xx
 //!       kind: api_5xx                 # api_5xx | ec2_cpu | ec2_status_check | route53_health | rds_connections
@@ -23,20 +27,37 @@
 //! (N ≤ M, period, per-kind fields) record a YAML path: every error is `file:line:col`.
 
 use super::load::Problems;
+use super::names::{EnvVarName, MountPath, NamespaceName, NonEmpty};
 use super::PathSeg;
 use crate::alarms::backtest::{Comparison, MissingData, Statistic};
-use serde::de::{self, Deserializer};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// A validated `alarms:` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlarmsConfig {
     /// The SNS topic every alarm notifies (AlarmActions and OKActions).
     pub topic: String,
-    /// The https endpoint subscribed to the topic.
-    pub webhook: String,
+    /// Where the https endpoint subscribed to the topic is read from (never the file itself).
+    pub webhook: WebhookSource,
     pub alarms: Vec<Alarm>,
+}
+
+/// Where the webhook URL comes from. A Make.com/Slack-style webhook URL is a bearer secret, so
+/// like the OpenBao token (`token_env`/`token_file`) it is named, never written, in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookSource {
+    /// `url_env: VAR`: the environment variable `VAR`.
+    Env(String),
+    /// `url_kv: { namespace?, mount, path, field }`: a field of a KV v2 secret in OpenBao.
+    Kv {
+        namespace: Option<String>,
+        mount: String,
+        path: String,
+        field: String,
+    },
 }
 
 /// What an alarm watches; fixes the namespace, metric, default statistic and comparison.
@@ -148,7 +169,55 @@ pub(crate) struct RawAlarms {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSns {
     pub topic: TopicName,
-    pub webhook: HttpsUrl,
+    pub webhook: RawWebhook,
+}
+
+/// `webhook:` as written: a map naming the URL's source. A plain string (the URL itself) is
+/// refused while parsing, so the error has the value's position; the URL is not repeated in it.
+#[derive(Debug)]
+pub(crate) struct RawWebhook(RawWebhookSource);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhookSource {
+    #[serde(default)]
+    pub url_env: Option<EnvVarName>,
+    #[serde(default)]
+    pub url_kv: Option<RawKvField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKvField {
+    #[serde(default)]
+    pub namespace: Option<NamespaceName>,
+    pub mount: MountPath,
+    pub path: NonEmpty,
+    pub field: NonEmpty,
+}
+
+/// What a literal webhook URL in the file gets (exit 1 before any API call).
+pub(crate) const LITERAL_WEBHOOK: &str = "the webhook URL is a secret (anyone who has it can post to the channel) and must not be in a file kept in git: \
+     rotate it if it was committed, then name where ctl reads it: `webhook: { url_env: ALARM_WEBHOOK_URL }` (an environment variable) \
+     or `webhook: { url_kv: { mount: secret, path: alarms/webhook, field: url } }` (a field of an OpenBao KV v2 secret; `namespace:` optional)";
+
+impl<'de> Deserialize<'de> for RawWebhook {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawWebhook;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("{ url_env: VAR } or { url_kv: { mount, path, field } }")
+            }
+            fn visit_str<E: de::Error>(self, _url: &str) -> Result<RawWebhook, E> {
+                Err(E::custom(LITERAL_WEBHOOK))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawWebhook, A::Error> {
+                RawWebhookSource::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawWebhook)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -388,18 +457,41 @@ pub(crate) fn validate(raw: &RawAlarms, has_aws: bool, all: &mut Problems) -> Op
             yaml_path: base,
         });
     }
+    let webhook_at = vec![PathSeg::key("alarms"), PathSeg::key("sns"), PathSeg::key("webhook")];
+    let webhook = match &raw.sns.webhook.0 {
+        RawWebhookSource { url_env: Some(var), url_kv: None } => Some(WebhookSource::Env(var.0.clone())),
+        RawWebhookSource { url_env: None, url_kv: Some(kv) } => Some(WebhookSource::Kv {
+            namespace: kv.namespace.as_ref().map(|n| n.0.clone()),
+            mount: kv.mount.0.clone(),
+            path: kv.path.0.trim_matches('/').to_string(),
+            field: kv.field.0.clone(),
+        }),
+        RawWebhookSource { url_env: Some(_), url_kv: Some(_) } => {
+            problems.at(0, webhook_at, "set exactly one of url_env or url_kv, not both");
+            None
+        }
+        RawWebhookSource { url_env: None, url_kv: None } => {
+            problems.at(
+                0,
+                webhook_at,
+                "webhook needs a source: url_env (an environment variable name) or url_kv \
+                 ({ mount, path, field } of an OpenBao KV v2 secret)",
+            );
+            None
+        }
+    };
     let ok = local.is_empty();
     all.append(local);
     ok.then(|| AlarmsConfig {
         topic: raw.sns.topic.0.clone(),
-        webhook: raw.sns.webhook.0.clone(),
+        webhook: webhook.expect("checked above"),
         alarms: out,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::config::load;
+    use crate::config::{load, WebhookSource};
 
     fn env(body: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -412,7 +504,7 @@ mod tests {
     }
 
     const GOOD: &str = "alarms:
-  sns: { topic: oncall, webhook: https://hooks.example.com/x }
+  sns: { topic: oncall, webhook: { url_env: ALARM_WEBHOOK_URL } }
   alarms:
     - name: api-5xx
       kind: api_5xx
@@ -440,6 +532,7 @@ mod tests {
         let e = load(&path).unwrap_or_else(|e| panic!("{e}"));
         let a = e.alarms.expect("alarms");
         assert_eq!(a.topic, "oncall");
+        assert_eq!(a.webhook, WebhookSource::Env("ALARM_WEBHOOK_URL".into()));
         assert_eq!(a.alarms.len(), 3);
         let hz = a.alarm("healthz").unwrap();
         assert_eq!(hz.datapoints_to_alarm, 2, "N defaults to M");
@@ -481,10 +574,45 @@ mod tests {
     }
 
     #[test]
+    fn a_literal_webhook_url_is_refused_without_repeating_it() {
+        let hook = "https://hooks.example.com/T000/secret-token";
+        for literal in [hook.to_string(), format!("'{hook}'")] {
+            let e = errors(&GOOD.replace("{ url_env: ALARM_WEBHOOK_URL }", &literal));
+            assert!(e.contains("t.yaml:7:34: alarms.sns.webhook: the webhook URL is a secret"), "{e}");
+            assert!(e.contains("url_env: ALARM_WEBHOOK_URL") && e.contains("url_kv: { mount"), "{e}");
+            assert!(!e.contains("secret-token"), "{e}");
+        }
+    }
+
+    #[test]
+    fn webhook_sources() {
+        let kv = |body: &str| GOOD.replace("{ url_env: ALARM_WEBHOOK_URL }", body);
+        let (_d, path) = env(&kv("{ url_kv: { namespace: ops, mount: secret, path: /alarms/webhook, field: url } }"));
+        let a = load(&path).unwrap_or_else(|e| panic!("{e}")).alarms.unwrap();
+        assert_eq!(
+            a.webhook,
+            WebhookSource::Kv {
+                namespace: Some("ops".into()),
+                mount: "secret".into(),
+                path: "alarms/webhook".into(),
+                field: "url".into()
+            }
+        );
+        let e = errors(&kv("{ url_env: A, url_kv: { mount: secret, path: p, field: f } }"));
+        assert!(e.contains("t.yaml:7:34: set exactly one of url_env or url_kv"), "{e}");
+        let e = errors(&kv("{}"));
+        assert!(e.contains("t.yaml:7:34: webhook needs a source"), "{e}");
+        let e = errors(&kv("{ url_kv: { mount: secret, path: p } }"));
+        assert!(e.contains("missing field `field`"), "{e}");
+        let e = errors(&kv("{ url_env: 'not a var' }"));
+        assert!(e.contains("invalid environment variable name"), "{e}");
+    }
+
+    #[test]
     fn per_value_errors_are_located() {
-        let e = errors(&GOOD.replace("https://hooks.example.com/x", "http://hooks.example.com/x"));
+        let e = errors(&GOOD.replace("https://runbooks.example.com/api-5xx", "http://runbooks.example.com/api-5xx"));
         assert!(
-            e.contains("t.yaml:7:8: alarms.sns: \"http://hooks.example.com/x\" must be an https:// URL"),
+            e.contains("\"http://runbooks.example.com/api-5xx\" must be an https:// URL"),
             "{e}"
         );
         let e = errors(&GOOD.replace("kind: api_5xx", "kind: api_4xx"));

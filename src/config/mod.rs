@@ -45,7 +45,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use alarms::{Alarm, AlarmKind, AlarmsConfig, HealthCheck};
+pub use alarms::{Alarm, AlarmKind, AlarmsConfig, HealthCheck, WebhookSource};
 pub use artifacts::{check_artifact_name, check_artifact_token, object_key, sidecar_key, Artifact, Artifacts};
 pub use cidr::{Cidr, ParseCidrError};
 pub use dr::Dr;

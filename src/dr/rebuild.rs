@@ -183,7 +183,8 @@ async fn run_step(ctx: &Ctx<'_>, step: &Step, connect: &(dyn Fn() -> Result<Bao,
     match step.id {
         StepId::Kms => check_seal_key(ctx).await,
         StepId::Snapshot => fetch_snapshot(ctx).await,
-        StepId::Network | StepId::Iam | StepId::Compute | StepId::Alarms => converge_aws(ctx, step.kinds).await,
+        StepId::Network | StepId::Iam | StepId::Compute => converge_aws(ctx, step.kinds).await,
+        StepId::Alarms => converge_alarms(ctx, step.kinds, connect).await,
         StepId::Artifacts => verify_artifacts(ctx).await,
         StepId::Rds => restore_databases(ctx).await,
         StepId::OpenbaoStart => start_openbao(ctx).await,
@@ -291,6 +292,24 @@ async fn converge_aws(ctx: &Ctx<'_>, kinds: &[Kind]) -> Result<String, DrError> 
     let diff = crate::diff::diff(&desired, &resources, &unmanaged);
     crate::aws::ec2::check_boot_artifacts(aws, ctx.env, &diff.changes).await.map_err(|e| DrError::Refused(format!("{e:#}")))?;
     execute_changes(ctx, diff, None).await
+}
+
+/// [`converge_aws`] once the webhook URL is read (from the restored OpenBao when it is in KV):
+/// the desired subscription gets its stand-in, the AWS connection the URL for Subscribe.
+async fn converge_alarms(ctx: &Ctx<'_>, kinds: &[Kind], connect: &(dyn Fn() -> Result<Bao, DrError> + Sync)) -> Result<String, DrError> {
+    use crate::alarms::webhook;
+    let Some(cfg) = &ctx.env.alarms else { return converge_aws(ctx, kinds).await };
+    let bao = match cfg.webhook {
+        crate::config::WebhookSource::Kv { .. } => Some(connect()?),
+        crate::config::WebhookSource::Env(_) => None,
+    };
+    let url = webhook::resolve(&cfg.webhook, bao.as_ref()).await.map_err(|e| DrError::Other(e.to_string()))?;
+    let mut desired = ctx.desired.to_vec();
+    webhook::set_stand_in(&mut desired, &ctx.env.name, &url);
+    let mut aws = aws(ctx)?.clone();
+    aws.webhook = Some(url);
+    let ctx = Ctx { desired: &desired, aws: Some(&aws), work: ctx.work.clone(), ..*ctx };
+    converge_aws(&ctx, kinds).await
 }
 
 /// Plan/apply of every OpenBao resource.

@@ -1,9 +1,11 @@
 //! CloudWatch alarms as code against the shared stack's moto: apply → empty plan → out-of-band
 //! threshold change shows exactly that field → apply; 14 days of 1-minute metric data and the
 //! backtest numbers against the engine's; `tune` touches only the threshold's bytes; the SVG
-//! and PNG charts; mute → status → expiry restored by apply; unmute.
+//! and PNG charts; mute → status → expiry restored by apply; unmute. The webhook URL (a
+//! bearer secret, read from `$ALARM_WEBHOOK_URL` or OpenBao KV) is a canary: plans, PR
+//! comments, saved plans and `RUST_LOG=trace` logs show only its stand-in.
 
-use crate::harness::{moto_aws as aws, runtime, stack, unique, Scenario};
+use crate::harness::{bao_cli, moto_aws as aws, runtime, stack, unique, CtlOutput, Scenario};
 use ctl::alarms::backtest::{self, Comparison, MissingData, Rule, Series, Statistic};
 use ctl::aws::cloudwatch::{self, MetricId};
 use ctl::aws::Aws;
@@ -22,12 +24,22 @@ struct Names {
     api: String,
 }
 
+/// The variable the environment files below name in `webhook: { url_env: … }`.
+const WEBHOOK_ENV: &str = "ALARM_WEBHOOK_URL";
+/// Loopback port 9 (discard): nothing connects to it (moto does not deliver https messages).
+const HOOK: &str = "https://127.0.0.1:9/hook/T0000/B0000/xoxb-canary-webhook-token";
+
+/// `ctl` with the webhook URL in its environment.
+fn ctl(sc: &Scenario, args: &[&str]) -> CtlOutput {
+    sc.ctl_with_env(args, &[(WEBHOOK_ENV, HOOK)])
+}
+
 fn body(moto: &str, n: &Names, api_threshold: &str) -> String {
     format!(
         r#"aws: {{ region: us-east-1, endpoint: "{moto}" }}
 # On-call alarms. Comments and layout must survive `ctl alarms tune`.
 alarms:
-  sns: {{ topic: {topic}, webhook: "https://127.0.0.1:9/hook" }}   # loopback: never leaves the machine
+  sns: {{ topic: {topic}, webhook: {{ url_env: ALARM_WEBHOOK_URL }} }}
   alarms:
     - name: api-5xx
       kind: api_5xx
@@ -49,18 +61,18 @@ alarms:
 }
 
 fn plan_json(sc: &Scenario) -> Value {
-    let out = sc.ctl(&["plan", "-e", &sc.env_file(), "--json"]);
+    let out = ctl(sc, &["plan", "-e", &sc.env_file(), "--json"]);
     assert_eq!(out.status, 0, "plan failed: {}", out.stderr);
     serde_json::from_str(&out.stdout).expect("plan --json is JSON")
 }
 
 fn apply(sc: &Scenario) {
-    let out = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
+    let out = ctl(&sc, &["apply", "-e", &sc.env_file(), "--auto-approve"]);
     assert_eq!(out.status, 0, "apply failed:\n{}\n{}", out.stdout, out.stderr);
 }
 
 fn assert_no_changes(sc: &Scenario) {
-    let out = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
+    let out = ctl(&sc, &["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
     assert_eq!(out.status, 0, "plan must be empty:\n{}\n{}", out.stdout, out.stderr);
 }
 
@@ -116,7 +128,7 @@ fn actions_enabled(aws: &Aws, alarm: &str) -> bool {
 }
 
 fn status_row(sc: &Scenario, alarm: &str) -> String {
-    let out = sc.ctl(&["alarms", "status", "-e", &sc.env_file()]);
+    let out = ctl(&sc, &["alarms", "status", "-e", &sc.env_file()]);
     assert_eq!(out.status, 0, "status failed: {}", out.stderr);
     assert!(out.stdout.starts_with("alarm"), "{}", out.stdout);
     out.stdout
@@ -137,7 +149,7 @@ fn alarms_apply_drift_mute_and_expiry() {
     };
     let sc = Scenario::new(stack, &env, &body(&moto, &n, "5"));
 
-    let first = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
+    let first = ctl(&sc, &["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
     assert_eq!(first.status, 2, "changes pending\n{}\n{}", first.stdout, first.stderr);
     for address in [
         "alarms.topic",
@@ -148,7 +160,7 @@ fn alarms_apply_drift_mute_and_expiry() {
         assert!(first.stdout.contains(address), "{address} missing:\n{}", first.stdout);
     }
     let webhook_line = |sc: &Scenario| {
-        let out = sc.ctl(&["alarms", "status", "-e", &sc.env_file()]);
+        let out = ctl(&sc, &["alarms", "status", "-e", &sc.env_file()]);
         assert_eq!(out.status, 0, "status failed: {}", out.stderr);
         let prefix = format!("webhook ({}): ", n.topic);
         let line = out
@@ -223,7 +235,7 @@ fn alarms_apply_drift_mute_and_expiry() {
     assert_no_changes(&sc);
 
     // Mute for 2h: actions off, the record in status, and the plan accepts it.
-    let out = sc.ctl(&[
+    let out = ctl(&sc, &[
         "alarms",
         "mute",
         "api-5xx",
@@ -241,7 +253,7 @@ fn alarms_apply_drift_mute_and_expiry() {
     assert_no_changes(&sc);
 
     // Unmute: actions back, no record.
-    let out = sc.ctl(&["alarms", "unmute", "api-5xx", "-e", &sc.env_file()]);
+    let out = ctl(&sc, &["alarms", "unmute", "api-5xx", "-e", &sc.env_file()]);
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert!(actions_enabled(&aws, &api_alarm));
     assert!(
@@ -251,7 +263,7 @@ fn alarms_apply_drift_mute_and_expiry() {
     );
 
     // A mute that expires: the next plan shows actions_enabled false → true; apply restores it.
-    let out = sc.ctl(&[
+    let out = ctl(&sc, &[
         "alarms",
         "mute",
         "api-5xx",
@@ -484,4 +496,135 @@ fn backtest_tune_and_chart_against_seeded_metrics() {
     );
     let tuned = ctl::config::load(&file).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(tuned.alarms.unwrap().alarm("api-5xx").unwrap().threshold, 12.0);
+}
+
+/// The alarms' subscription change in a `plan --json` document.
+fn subscription_change(plan: &Value) -> &Value {
+    plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["address"] == "alarms.subscription")
+        .unwrap_or_else(|| panic!("no alarms.subscription change: {plan:#}"))
+}
+
+/// The webhook URL is read from `$ALARM_WEBHOOK_URL` or OpenBao KV, reaches SNS, and appears in
+/// no output, log (`RUST_LOG=trace`), PR comment or saved plan: only `host (hmac:…)` does.
+/// A literal URL in the file is refused before any call; a changed URL replaces the
+/// subscription; a saved plan is refused if the URL changed since.
+#[test]
+fn the_webhook_url_is_a_secret() {
+    let stack = stack(BaoVersion::V2_6);
+    let moto = stack.moto_endpoint.clone().expect("the shared stack runs moto");
+    let env = unique("wh");
+    let n = Names {
+        topic: unique("t"),
+        api: unique("api"),
+    };
+    let yaml = body(&moto, &n, "5");
+    let sc = Scenario::new(stack, &env, &yaml);
+    let hook = format!("https://127.0.0.1:9/hook/{}/canary-a-{}", unique("t"), unique("x"));
+    let rotated = format!("https://127.0.0.1:9/hook/{}/canary-b-{}", unique("t"), unique("x"));
+    sc.canary(hook.clone());
+    sc.canary(rotated.clone());
+    sc.canary(hook.rsplit('/').next().unwrap());
+    let stand_in = ctl::alarms::webhook::stand_in(&env, &hook);
+    assert!(stand_in.starts_with("127.0.0.1 (hmac:"), "{stand_in}");
+    let run = |url: &str, args: &[&str]| sc.ctl_with_env(args, &[(WEBHOOK_ENV, url), ("RUST_LOG", "trace")]);
+    let e = sc.env_file();
+
+    // A literal URL in the file: a located error naming the way out, exit 1, no call made.
+    sc.write_env(&yaml.replace("{ url_env: ALARM_WEBHOOK_URL }", &format!("\"{hook}\"")));
+    let out = sc.ctl(&["plan", "-e", &e]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("{e}:7:")) && out.stderr.contains("the webhook URL is a secret") && out.stderr.contains("url_env: ALARM_WEBHOOK_URL"),
+        "{}",
+        out.stderr
+    );
+    sc.write_env(&yaml);
+    // Unset variable: a clear error.
+    let out = sc.ctl(&["plan", "-e", &e]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("ALARM_WEBHOOK_URL is not set"), "{}", out.stderr);
+
+    // Plan as text, JSON, PR comment and saved plan, all at trace level.
+    let text = run(&hook, &["plan", "-e", &e]);
+    assert_eq!(text.status, 0, "{}", text.stderr);
+    assert!(text.stdout.contains(&stand_in), "{}", text.stdout);
+    assert!(text.stderr.contains("INFO"), "RUST_LOG=trace is in force:\n{}", text.stderr);
+    let json = run(&hook, &["plan", "-e", &e, "--json"]);
+    assert_eq!(json.status, 0, "{}", json.stderr);
+    let plan: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(subscription_change(&plan)["after"]["attrs"]["endpoint"], stand_in.as_str());
+    let md = run(&hook, &["plan", "-e", &e, "--markdown"]);
+    assert_eq!(md.status, 0, "{}", md.stderr);
+    assert!(md.stdout.contains("alarms.subscription"), "{}", md.stdout);
+    let saved = sc.path("webhook.plan.json");
+    let out = run(&hook, &["plan", "-e", &e, "--out", &saved]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+
+    // The saved plan, applied with another URL than it was made with: refused.
+    let out = run(&rotated, &["apply", &saved, "-e", &e]);
+    assert_ne!(out.status, 0, "{}", out.stdout);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains(&format!("the plan has {stand_in}; run `ctl plan` again")), "{said}");
+    // (The topic and alarms went through; the subscription did not. Plan again and apply.)
+    let out = run(&hook, &["plan", "-e", &e, "--out", &saved]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = run(&hook, &["apply", &saved, "-e", &e]);
+    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = run(&hook, &["plan", "-e", &e, "--detailed-exitcode"]);
+    assert_eq!(out.status, 0, "no-op plan after apply:\n{}", out.stdout);
+
+    // The URL itself reached SNS (the one Subscribe).
+    let aws = aws(&moto, &env);
+    let endpoints = runtime().block_on(async {
+        let c = ctl::aws::sns::client(&aws);
+        let arn = ctl::aws::sns::topics(&aws).await.unwrap()[&n.topic].clone();
+        let subs = c.list_subscriptions_by_topic().topic_arn(arn).send().await.unwrap();
+        subs.subscriptions().iter().map(|s| s.endpoint().unwrap_or_default().to_string()).collect::<Vec<_>>()
+    });
+    assert_eq!(endpoints, [hook.clone()]);
+    let status = run(&hook, &["alarms", "status", "-e", &e]);
+    assert_eq!(status.status, 0, "{}", status.stderr);
+    assert!(status.stdout.contains("https://127.0.0.1:9: confirmed"), "{}", status.stdout);
+
+    // Rotated URL: a replace of the subscription, shown as two stand-ins.
+    let out = run(&rotated, &["plan", "-e", &e, "--json"]);
+    let plan: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|_| panic!("{}", out.stderr));
+    let (change, fields) = only_change(&plan);
+    assert_eq!((change["address"].as_str(), change["action"].as_str()), (Some("alarms.subscription"), Some("replace")));
+    assert_eq!(fields[0]["field"], "endpoint");
+    assert_eq!(fields[0]["before"], stand_in.as_str());
+    assert_eq!(fields[0]["after"], ctl::alarms::webhook::stand_in(&env, &rotated).as_str());
+    let out = run(&rotated, &["apply", "-e", &e, "--auto-approve"]);
+    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
+
+    // The same URL from OpenBao KV v2: nothing to change.
+    let mount = unique("hooks");
+    let kv = |args: &[&str]| {
+        let out = bao_cli(sc.stack(), None, args);
+        assert!(out.status.success(), "bao {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    kv(&["secrets", "enable", &format!("-path={mount}"), "kv-v2"]);
+    kv(&["kv", "put", &format!("-mount={mount}"), "alarms/webhook", &format!("url={rotated}")]);
+    sc.write_env(&yaml.replace(
+        "{ url_env: ALARM_WEBHOOK_URL }",
+        &format!("{{ url_kv: {{ mount: {mount}, path: alarms/webhook, field: url }} }}"),
+    ));
+    let out = sc.ctl_with_env(&["plan", "-e", &e, "--detailed-exitcode"], &[("RUST_LOG", "trace")]);
+    assert_eq!(out.status, 0, "the KV URL is the applied one:\n{}\n{}", out.stdout, out.stderr);
+    let out = sc.ctl_with_env(&["alarms", "status", "-e", &e], &[("RUST_LOG", "trace")]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("https://127.0.0.1:9: confirmed"), "{}", out.stdout);
+    sc.write_env(&yaml.replace(
+        "{ url_env: ALARM_WEBHOOK_URL }",
+        &format!("{{ url_kv: {{ mount: {mount}, path: alarms/webhook, field: nope }} }}"),
+    ));
+    let out = sc.ctl(&["plan", "-e", &e]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("KV secret {mount}/alarms/webhook field nope: the secret has no such field")), "{}", out.stderr);
+
+    sc.assert_no_canary();
 }
