@@ -5,7 +5,7 @@
 //!   its address, a policy when its first line does; roles and transit keys belong to their
 //!   (managed) mount; quotas to ctl when named `ctl-<workspace>`.
 
-use super::client::{data, Bao, BaoError};
+use super::client::{data, Bao, BaoError, Idempotency};
 use super::resources::*;
 use crate::model::{Address, Kind, Observed, Resource, Unmanaged};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -64,7 +64,7 @@ pub async fn namespaces(
     bao: &Bao,
     environment: &str,
 ) -> Result<(Vec<ManagedNamespace>, Vec<Unmanaged>), BaoError> {
-    let body = match bao.call(&bao.scoped(None), RequestMethod::LIST, "sys/namespaces", None).await {
+    let body = match bao.call(&bao.scoped(None), RequestMethod::LIST, "sys/namespaces", None, Idempotency::Idempotent).await {
         Err(e) if e.is_not_found() => None,
         other => other?,
     };
