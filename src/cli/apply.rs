@@ -47,7 +47,7 @@ pub async fn run(args: ApplyArgs) -> CmdResult {
         check_saved(path, plan, &loaded)?;
         check_guards(plan, &args.allow_destroy)?;
     }
-    let session = context::session(&loaded.env).await?;
+    let session = context::session(&loaded.env, args.env.parallelism).await?;
 
     // One apply per environment at a time; the lock is renewed while we work.
     let plan_id = saved.as_ref().map(|(_, p)| p.fingerprint.to_string());

@@ -2,6 +2,7 @@
 //! typed layer for what vaultrs 0.8 lacks (namespaces, mount tune, quotas, secret-id options,
 //! settable wrap TTL). Every call goes through [`Bao::call`], which
 //! - scopes the request to a namespace (`X-Vault-Namespace`) without building a new client,
+//! - sends at most `limit` requests at a time (one semaphore per [`Bao`], see [`Bao::connect`]),
 //! - retries with exponential backoff and jitter: what OpenBao provably did not act on (429,
 //!   a refused connection, a route or KV mount not ready yet) always; 5xx and connections lost
 //!   after sending only for [`Idempotency::Idempotent`] calls; for [`Idempotency::Once`] calls
@@ -204,10 +205,14 @@ pub struct Bao {
     pub pressure: std::sync::Arc<crate::execute::Pressure>,
     /// HTTP requests sent, retries included (reported by `ctl plan`, read by benchmarks).
     requests: std::sync::atomic::AtomicU64,
+    /// One permit per request in flight (`--parallelism` of them), however many tasks call.
+    permits: tokio::sync::Semaphore,
 }
 
 impl Bao {
-    pub fn connect(address: &str, token: &Sensitive<String>) -> Result<Bao, BaoError> {
+    /// A client sending at most `limit` requests at a time (permits are held only while a
+    /// request is in flight, not during retry backoff).
+    pub fn connect(address: &str, token: &Sensitive<String>, limit: usize) -> Result<Bao, BaoError> {
         let settings = VaultClientSettingsBuilder::default()
             .address(address)
             .token(token.expose())
@@ -222,6 +227,7 @@ impl Bao {
             retry: RetryPolicy::default(),
             pressure: Default::default(),
             requests: Default::default(),
+            permits: tokio::sync::Semaphore::new(limit.max(1)),
         })
     }
 
@@ -340,8 +346,11 @@ impl Bao {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let outcome = endpoint.clone().with_middleware(&middle).exec(client.http()).await;
+            let outcome = {
+                let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+                self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                endpoint.clone().with_middleware(&middle).exec(client.http()).await
+            };
             if let Err(HttpError::ServerResponseError { code, .. }) = &outcome {
                 if overloaded(*code) {
                     self.pressure.note();
@@ -546,7 +555,7 @@ mod tests {
     #[tokio::test]
     async fn refused_connections_are_retried_even_for_once_only_calls() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut bao = Bao::connect(&format!("http://127.0.0.1:{port}"), &Sensitive::new("t".into())).unwrap();
+        let mut bao = Bao::connect(&format!("http://127.0.0.1:{port}"), &Sensitive::new("t".into()), 1).unwrap();
         bao.retry = RetryPolicy { attempts: 3, base: Duration::from_millis(1), max: Duration::from_millis(2) };
         let once = Idempotency::Once { check: "look" };
         let err = bao.call(&bao.scoped(None), RequestMethod::POST, "auth/x/login", Some(&Value::Null), once).await.unwrap_err();

@@ -2,7 +2,7 @@
 //! (injected by a small HTTP proxy on loopback), and a sealed server. ctl retries what is
 //! transient, stops with a clear error on what is not, and a run through the faults converges.
 //! Answers lost after OpenBao acted (a 502 instead of its reply) are resent only for idempotent
-//! calls.
+//! calls; the proxy also measures how many requests ctl has in flight (`--parallelism`).
 
 use crate::harness::{bao_cli, fresh_stack, stack, unique, Scenario};
 use ctl::dev::BaoVersion;
@@ -26,6 +26,9 @@ enum Fault {
 struct FaultyProxy {
     addr: String,
     seen: Arc<AtomicUsize>,
+    /// Requests read and not yet answered, and the most there ever were at once.
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
 }
 
 fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
@@ -61,8 +64,8 @@ impl FaultyProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_string();
-        let proxy = FaultyProxy { addr, seen: Default::default() };
-        let counter = proxy.seen.clone();
+        let proxy = FaultyProxy { addr, seen: Default::default(), in_flight: Default::default(), max_in_flight: Default::default() };
+        let (counter, in_flight, max_in_flight) = (proxy.seen.clone(), proxy.in_flight.clone(), proxy.max_in_flight.clone());
         let plan = Arc::new(plan);
         std::thread::spawn(move || {
             for client in listener.incoming() {
@@ -70,33 +73,33 @@ impl FaultyProxy {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
                 let upstream = upstream.clone();
                 let plan = plan.clone();
+                let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
                 std::thread::spawn(move || {
                     let Some(request) = read_request(&mut client) else { return };
-                    let answer = |client: &mut TcpStream, code: u16| {
-                        let body = r#"{"errors":["injected by the test proxy"]}"#;
-                        let _ = write!(
-                            client,
-                            "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        );
-                    };
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    max_in_flight.fetch_max(now, Ordering::SeqCst);
                     let text = String::from_utf8_lossy(&request);
                     let head = text.split("\r\n\r\n").next().unwrap_or_default();
-                    match plan(n, head) {
-                        Fault::Reset => {
-                            // Drop the connection without answering (after reading the request).
-                            let _ = client.shutdown(Shutdown::Both);
-                        }
-                        Fault::Status(code) => answer(&mut client, code),
-                        Fault::Pass => {
-                            if let Some(response) = forward(&upstream, &request) {
-                                let _ = client.write_all(&response);
-                            }
-                        }
+                    let reply = match plan(n, head) {
+                        Fault::Pass => forward(&upstream, &request),
+                        Fault::Status(code) => Some(injected(code)),
+                        Fault::Reset => None,
                         Fault::Lost(code) => {
                             // OpenBao acts on the request; its reply (maybe a secret) is dropped.
-                            drop(forward(&upstream, &request));
-                            answer(&mut client, code);
+                            let _ = forward(&upstream, &request);
+                            Some(injected(code))
+                        }
+                    };
+                    // Answered before the answer leaves, so the request ctl sends once it has the
+                    // answer is never counted together with this one.
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    match reply {
+                        Some(reply) => {
+                            let _ = client.write_all(&reply);
+                        }
+                        // Drop the connection without answering (after reading the request).
+                        None => {
+                            let _ = client.shutdown(Shutdown::Both);
                         }
                     }
                 });
@@ -111,6 +114,13 @@ impl FaultyProxy {
         let text = std::fs::read_to_string(&env_path).unwrap().replace(&sc.stack().addr, &self.addr);
         std::fs::write(&env_path, text).unwrap();
     }
+}
+
+/// The proxy's own answer with status `code`.
+fn injected(code: u16) -> Vec<u8> {
+    let body = r#"{"errors":["injected by the test proxy"]}"#;
+    format!("HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        .into_bytes()
 }
 
 /// Sends `request` to `upstream` on a connection of its own and returns the whole reply.
@@ -248,6 +258,27 @@ fn idempotent_writes_are_resent_after_a_lost_reply() {
     assert!(lost.load(Ordering::SeqCst) >= 10, "the faults were really exercised");
     let plan = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
     assert_eq!(plan.status, 0, "converged: {}\n{}", plan.stdout, plan.stderr);
+    sc.assert_no_canary();
+}
+
+/// `--parallelism` bounds the requests in flight, however observe nests its concurrency
+/// (workspaces × kinds × objects).
+#[test]
+fn parallelism_bounds_requests_in_flight() {
+    let stack = stack(BaoVersion::V2_6);
+    let ws: Vec<String> = (0..4).map(|_| unique("p")).collect();
+    let names: Vec<&str> = ws.iter().map(String::as_str).collect();
+    let sc = Scenario::new(stack, &unique("env"), &crate::workspaces::env_body(&names));
+    sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]).assert_success();
+    let proxy = FaultyProxy::start(&stack.addr, |_, _| Fault::Pass);
+    proxy.route(&sc);
+    for (parallelism, expected) in [(1, 1..=1), (4, 2..=4)] {
+        proxy.max_in_flight.store(0, Ordering::SeqCst);
+        let plan = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode", "--parallelism", &parallelism.to_string()]);
+        assert_eq!(plan.status, 0, "{}\n{}", plan.stdout, plan.stderr);
+        let max = proxy.max_in_flight.load(Ordering::SeqCst);
+        assert!(expected.contains(&max), "--parallelism {parallelism}: {max} requests in flight at once");
+    }
     sc.assert_no_canary();
 }
 
