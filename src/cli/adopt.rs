@@ -24,7 +24,7 @@ pub struct AdoptArgs {
 
 pub async fn run(args: AdoptArgs) -> CmdResult {
     let loaded = context::load(&args.env)?;
-    let session = context::session(&loaded.env).await?;
+    let session = context::session(&loaded.env, args.env.parallelism).await?;
     let held = lock::acquire(
         &session.bao,
         &loaded.env.name,

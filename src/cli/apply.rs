@@ -48,7 +48,7 @@ pub async fn run(args: ApplyArgs) -> CmdResult {
         check_saved(path, plan, &loaded)?;
         guard.check(&plan.changes, &plan.conflicts)?;
     }
-    let mut session = context::session(&loaded.env).await?;
+    let mut session = context::session(&loaded.env, args.env.parallelism).await?;
     context::read_webhook(&mut loaded, &mut session).await?;
     if let Some((path, plan)) = &saved {
         check_signature(path, plan, &loaded, &session).await?;

@@ -40,7 +40,7 @@ pub async fn run(cmd: ApproleCommand) -> CmdResult {
     let Some(approle) = ws.approle.as_ref().filter(|a| a.roles.contains_key(&role)) else {
         bail!("workspace {workspace:?} declares no AppRole role {role:?}");
     };
-    let bao = context::connect(&loaded.env)?;
+    let bao = context::connect(&loaded.env, env.parallelism)?;
     let wrapped = issue_wrapped_secret_id(&bao, &ws.namespace, &approle.mount, &role, &ttl.to_string())
         .await
         .with_context(|| format!("issuing a secret-id for {workspace}/{role}"))?;

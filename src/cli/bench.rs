@@ -63,7 +63,7 @@ pub async fn run(cmd: BenchCommand) -> CmdResult {
     };
     let (address, token_file) = crate::dev::connection(&dev_dir)?;
     let token = Sensitive::new(std::fs::read_to_string(&token_file)?.trim().to_string());
-    let bao = crate::openbao::Bao::connect(&address, &token)?;
+    let bao = crate::openbao::Bao::connect(&address, &token, usize::from(parallelism))?;
     let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 0xfffff);
     let work = tempfile_dir(&run_id)?;
     let policy_text = |addr: &str| format!("{POLICY_MARKER}{addr}\npath \"secret/data/*\" {{ capabilities = [\"read\"] }}\n");

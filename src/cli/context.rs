@@ -37,7 +37,8 @@ pub fn templates_dir(args: &EnvArgs, env: &Environment) -> PathBuf {
 }
 
 /// Address and token of the environment's OpenBao. The token never comes from argv.
-pub fn connect(env: &Environment) -> anyhow::Result<Bao> {
+/// `parallelism` (`--parallelism`) bounds the requests in flight at any moment.
+pub fn connect(env: &Environment, parallelism: u16) -> anyhow::Result<Bao> {
     let (address, token) = match &env.openbao {
         Connection::Server { address, token } => (address.clone(), token.clone()),
         Connection::DevStack { dir } => {
@@ -57,12 +58,12 @@ pub fn connect(env: &Environment) -> anyhow::Result<Bao> {
     if token.is_empty() {
         bail!("the OpenBao token for environment {} is empty", env.name);
     }
-    Ok(Bao::connect(&address, &Sensitive::new(token))?)
+    Ok(Bao::connect(&address, &Sensitive::new(token), usize::from(parallelism))?)
 }
 
-/// Connect to OpenBao and, when the environment has an `aws:` section, AWS.
-pub async fn session(env: &Environment) -> anyhow::Result<Session> {
-    let bao = connect(env)?;
+/// Connect to OpenBao (see [`connect`]) and, when the environment has an `aws:` section, AWS.
+pub async fn session(env: &Environment, parallelism: u16) -> anyhow::Result<Session> {
+    let bao = connect(env, parallelism)?;
     let aws = match &env.aws {
         Some(conn) => Some(crate::aws::Aws::connect(conn, &env.name).await?),
         None => None,
@@ -134,7 +135,7 @@ pub fn git_commit(dir: &std::path::Path) -> Option<String> {
 /// Load → connect → observe → diff → plan.
 pub async fn make_plan(args: &EnvArgs) -> anyhow::Result<(Loaded, Session, Plan)> {
     let mut loaded = load(args)?;
-    let mut session = session(&loaded.env).await?;
+    let mut session = session(&loaded.env, args.parallelism).await?;
     read_webhook(&mut loaded, &mut session).await?;
     let plan = plan_with(&loaded, &session, args.parallelism).await?;
     Ok((loaded, session, plan))

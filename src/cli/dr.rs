@@ -78,7 +78,7 @@ pub async fn run(cmd: DrCommand) -> CmdResult {
 async fn snapshot(args: EnvArgs, out_dir: PathBuf) -> CmdResult {
     let loaded = context::load(&args)?;
     dr::snapshot::dr_config(&loaded.env)?;
-    let session = context::session(&loaded.env).await?;
+    let session = context::session(&loaded.env, args.parallelism).await?;
     let aws = session.aws.as_ref().context("dr snapshot needs an aws: section")?;
     let t = std::time::Instant::now();
     let work = out_dir.join(format!("snapshot-{}", std::process::id()));
@@ -135,7 +135,7 @@ async fn rebuild_cmd(args: EnvArgs, from: &str, dry_run: bool, opts: rebuild::Op
         return Ok(ExitCode::SUCCESS);
     }
     let env = &loaded.env;
-    let connect = || context::connect(env).map_err(|e| DrError::Other(format!("{e:#}")));
+    let connect = || context::connect(env, args.parallelism).map_err(|e| DrError::Other(format!("{e:#}")));
     let total = dr::STEPS.len();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());

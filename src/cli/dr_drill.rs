@@ -99,7 +99,7 @@ async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &P
     // The drill's webhook goes nowhere (`.invalid`), but is still read the way a real one is.
     std::env::set_var(DRILL_WEBHOOK_ENV, "https://hooks.invalid/oncall");
     let mut loaded = context::load(&env_args)?;
-    let mut session = context::session(&loaded.env).await?;
+    let mut session = context::session(&loaded.env, env_args.parallelism).await?;
     context::read_webhook(&mut loaded, &mut session).await?;
     let aws = session.aws.as_ref().context("the drill environment has aws:")?;
 
@@ -141,7 +141,7 @@ async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &P
     // 5. Rebuild.
     let opts = rebuild::Options { state_dir: dr_dir.clone(), fresh: true, parallelism: args.parallelism, verify_sample: 10, replace_live: false };
     let env = &loaded.env;
-    let connect = || context::connect(env).map_err(|e| DrError::Other(format!("{e:#}")));
+    let connect = || context::connect(env, env_args.parallelism).map_err(|e| DrError::Other(format!("{e:#}")));
     let mut lines = String::new();
     let mut on_event = |e: rebuild::Event<'_>| {
         if let rebuild::Event::Done { step, secs, detail, .. } = e {
@@ -155,7 +155,7 @@ async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &P
 
     // 6. Count.
     let t = Instant::now();
-    let bao = context::connect(env)?;
+    let bao = context::connect(env, env_args.parallelism)?;
     let lost = count_lost(&bao, &written, args.parallelism).await?;
     println!("  check      {:>6.1}s  {} of {} versions read back", t.elapsed().as_secs_f64(), written.len() - lost, written.len());
     let rpo = disaster_at.saturating_sub(taken.manifest.openbao.taken_unix);

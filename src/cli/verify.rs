@@ -15,7 +15,7 @@ pub struct VerifyArgs {
 
 pub async fn run(args: VerifyArgs) -> CmdResult {
     let loaded = context::load(&args.env)?;
-    let bao = context::connect(&loaded.env)?;
+    let bao = context::connect(&loaded.env, args.env.parallelism)?;
     let sample = crate::openbao::verify::sample(&loaded.env.workspaces, args.sample);
     if sample.is_empty() {
         anyhow::bail!("verify needs at least two workspaces with an AppRole role");

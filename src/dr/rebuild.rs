@@ -546,7 +546,8 @@ async fn restore_openbao(ctx: &Ctx<'_>, connect: &(dyn Fn() -> Result<Bao, DrErr
     tracing::debug!(elapsed = ?t.elapsed(), "initialized");
     wait_for(&addr, "become unsealed after init", |s| s.is_some_and(|s| s.initialized && !s.sealed)).await?;
     tracing::debug!(elapsed = ?t.elapsed(), "unsealed");
-    let throwaway = Bao::connect(&addr, &token)?;
+    // Only for the (streamed) restore, which sends one request at a time.
+    let throwaway = Bao::connect(&addr, &token, 1)?;
     // The fresh cluster needs a moment to elect itself before it accepts a restore.
     let deadline = Instant::now() + SERVER_WAIT;
     loop {

@@ -1,7 +1,7 @@
 //! Workload-side AppRole operations: issue a response-wrapped secret-id, unwrap, log in.
 //! Secret-ids and tokens only ever exist as [`Sensitive`] values in memory.
 
-use super::client::{data, Bao, BaoError};
+use super::client::{data, Bao, BaoError, Idempotency};
 use crate::secret::Sensitive;
 use rustify::enums::RequestMethod;
 use serde_json::{json, Value};
@@ -33,7 +33,13 @@ pub async fn issue_wrapped_secret_id(
 ) -> Result<WrappedSecretId, BaoError> {
     let path = format!("auth/{mount}/role/{role}/secret-id");
     let client = bao.scoped(Some(namespace));
-    let body = bao.call_with(&client, RequestMethod::POST, &path, Some(&json!({})), Some(wrap_ttl)).await?;
+    // Each success is a new secret-id: never sent twice.
+    let check = format!(
+        "`bao list -namespace={namespace} auth/{mount}/role/{role}/secret-id` lists its secret-ids' accessors; \
+         destroy one you did not expect with `bao write -namespace={namespace} auth/{mount}/role/{role}/secret-id-accessor/destroy secret_id_accessor=<accessor>`, then issue again"
+    );
+    let once = Idempotency::Once { check: &check };
+    let body = bao.call_with(&client, RequestMethod::POST, &path, Some(&json!({})), Some(wrap_ttl), once).await?;
     let token = field(&body, "/wrap_info/token").ok_or_else(|| unexpected(&path, "no wrap_info in response"))?;
     Ok(WrappedSecretId {
         token: Sensitive::new(token),
@@ -50,7 +56,11 @@ pub async fn unwrap_secret_id(
     wrapping_token: &Sensitive<String>,
 ) -> Result<Sensitive<String>, BaoError> {
     let client = bao.scoped_as(Some(namespace), wrapping_token);
-    let body = bao.call(&client, RequestMethod::POST, "sys/wrapping/unwrap", Some(&json!({}))).await?;
+    // A wrapping token works once: a resent unwrap could only fail.
+    let once = Idempotency::Once {
+        check: "the wrapping token may be used up now; if unwrapping it again fails, issue a new one (`ctl approle issue`)",
+    };
+    let body = bao.call(&client, RequestMethod::POST, "sys/wrapping/unwrap", Some(&json!({})), once).await?;
     field(&body, "/data/secret_id")
         .map(Sensitive::new)
         .ok_or_else(|| unexpected("sys/wrapping/unwrap", "no secret_id in unwrapped response"))
@@ -77,7 +87,9 @@ pub async fn login(
     let path = format!("auth/{mount}/login");
     let anonymous = bao.scoped_as(Some(namespace), &Sensitive::new(String::new()));
     let body = json!({"role_id": role_id, "secret_id": secret_id.expose()});
-    let reply = bao.call(&anonymous, RequestMethod::POST, &path, Some(&body)).await?;
+    // Each success is a new token: never sent twice.
+    let once = Idempotency::Once { check: "an unused token may have been issued; it expires after the role's token_ttl" };
+    let reply = bao.call(&anonymous, RequestMethod::POST, &path, Some(&body), once).await?;
     field(&reply, "/auth/client_token")
         .map(Sensitive::new)
         .ok_or_else(|| unexpected(&path, "no auth in login response"))

@@ -2,7 +2,11 @@
 //! typed layer for what vaultrs 0.8 lacks (namespaces, mount tune, quotas, secret-id options,
 //! settable wrap TTL). Every call goes through [`Bao::call`], which
 //! - scopes the request to a namespace (`X-Vault-Namespace`) without building a new client,
-//! - retries 429/5xx/connection errors with exponential backoff and jitter,
+//! - sends at most `limit` requests at a time (one semaphore per [`Bao`], see [`Bao::connect`]),
+//! - retries with exponential backoff and jitter: what OpenBao provably did not act on (429,
+//!   a refused connection, a route or KV mount not ready yet) always; 5xx and connections lost
+//!   after sending only for [`Idempotency::Idempotent`] calls; for [`Idempotency::Once`] calls
+//!   that is [`BaoError::OutcomeUnknown`],
 //! - turns OpenBao's "Endpoint ignored these unrecognized parameters" warning into an error,
 //! - keeps response bodies out of errors (they may hold secrets): only OpenBao's `errors`
 //!   strings and the status code are kept.
@@ -36,6 +40,14 @@ pub enum BaoError {
         address: String,
         attempts: u32,
         message: String,
+    },
+    #[error("{method} {path}{ns}: outcome unknown ({cause} after the request was sent); it may have succeeded: {check}", ns = ns_suffix(namespace))]
+    OutcomeUnknown {
+        method: &'static str,
+        path: String,
+        namespace: Option<String>,
+        cause: String,
+        check: String,
     },
     #[error("{method} {path}{ns}: OpenBao ignored parameters ctl sent ({warning}); this ctl does not match the server version", ns = ns_suffix(namespace))]
     IgnoredParameters {
@@ -79,6 +91,21 @@ impl BaoError {
     pub fn is_cas_mismatch(&self) -> bool {
         self.errors_contain("check-and-set parameter did not match")
     }
+}
+
+/// Whether a call may be sent again when its first sending may have been acted on.
+#[derive(Clone, Copy, Debug)]
+pub enum Idempotency<'a> {
+    /// Sending it twice leaves OpenBao as sending it once does: reads, deletes and "set this to
+    /// that value" writes (config, policies, roles, mounts and namespaces, whose "already
+    /// exists" the caller checks, KV writes; a check-and-set write resent after an unseen
+    /// success loses to itself, see `state::write_cas`). Retried on 429, 5xx and connection
+    /// errors.
+    Idempotent,
+    /// Every success acts again: a new secret-id or token, a used-up wrapping token. Retried
+    /// only when OpenBao provably did not act on it; a 5xx or a connection lost after sending
+    /// is [`BaoError::OutcomeUnknown`], telling the operator to `check` (no secrets in it).
+    Once { check: &'a str },
 }
 
 /// Backoff for transient failures: 429, 5xx except 501, connection errors.
@@ -204,10 +231,14 @@ pub struct Bao {
     pub pressure: std::sync::Arc<crate::execute::Pressure>,
     /// HTTP requests sent, retries included (reported by `ctl plan`, read by benchmarks).
     requests: std::sync::atomic::AtomicU64,
+    /// One permit per request in flight (`--parallelism` of them), however many tasks call.
+    permits: tokio::sync::Semaphore,
 }
 
 impl Bao {
-    pub fn connect(address: &str, token: &Sensitive<String>) -> Result<Bao, BaoError> {
+    /// A client sending at most `limit` requests at a time (permits are held only while a
+    /// request is in flight, not during retry backoff).
+    pub fn connect(address: &str, token: &Sensitive<String>, limit: usize) -> Result<Bao, BaoError> {
         let settings = VaultClientSettingsBuilder::default()
             .address(address)
             .token(token.expose())
@@ -222,6 +253,7 @@ impl Bao {
             retry: RetryPolicy::default(),
             pressure: Default::default(),
             requests: Default::default(),
+            permits: tokio::sync::Semaphore::new(limit.max(1)),
         })
     }
 
@@ -260,7 +292,7 @@ impl Bao {
     }
 
     pub async fn get(&self, ns: Option<&str>, path: impl AsRef<str>) -> Result<Option<Value>, BaoError> {
-        self.call(&self.scoped(ns), RequestMethod::GET, path.as_ref(), None).await
+        self.call(&self.scoped(ns), RequestMethod::GET, path.as_ref(), None, Idempotency::Idempotent).await
     }
 
     /// GET that maps 404 to `None`.
@@ -273,7 +305,7 @@ impl Bao {
 
     /// LIST that maps 404 (nothing there) to an empty list.
     pub async fn list(&self, ns: Option<&str>, path: impl AsRef<str>) -> Result<Vec<String>, BaoError> {
-        match self.call(&self.scoped(ns), RequestMethod::LIST, path.as_ref(), None).await {
+        match self.call(&self.scoped(ns), RequestMethod::LIST, path.as_ref(), None, Idempotency::Idempotent).await {
             Err(e) if e.is_not_found() => Ok(Vec::new()),
             Err(e) => Err(e),
             Ok(body) => Ok(body
@@ -285,37 +317,41 @@ impl Bao {
         }
     }
 
+    /// An idempotent POST ("set this to that value"), retried on transient failures. Calls that
+    /// act anew each time (secret-ids, logins, unwrapping) use [`Bao::call`] with
+    /// [`Idempotency::Once`].
     pub async fn write(
         &self,
         ns: Option<&str>,
         path: impl AsRef<str>,
         body: &Value,
     ) -> Result<Option<Value>, BaoError> {
-        self.call(&self.scoped(ns), RequestMethod::POST, path.as_ref(), Some(body)).await
+        self.call(&self.scoped(ns), RequestMethod::POST, path.as_ref(), Some(body), Idempotency::Idempotent).await
     }
 
     /// PATCH (JSON merge patch: keys set to null are removed).
     pub async fn patch(&self, ns: Option<&str>, path: impl AsRef<str>, body: &Value) -> Result<Option<Value>, BaoError> {
-        self.call(&self.scoped(ns), RequestMethod::PATCH, path.as_ref(), Some(body)).await
+        self.call(&self.scoped(ns), RequestMethod::PATCH, path.as_ref(), Some(body), Idempotency::Idempotent).await
     }
 
     /// DELETE that treats "already gone" as success.
     pub async fn delete(&self, ns: Option<&str>, path: impl AsRef<str>) -> Result<Option<Value>, BaoError> {
-        match self.call(&self.scoped(ns), RequestMethod::DELETE, path.as_ref(), None).await {
+        match self.call(&self.scoped(ns), RequestMethod::DELETE, path.as_ref(), None, Idempotency::Idempotent).await {
             Err(e) if e.is_not_found() => Ok(None),
             other => other,
         }
     }
 
-    /// One API call with retries. Returns the JSON body, `None` for 204.
+    /// One API call, retried as `idempotency` allows. Returns the JSON body, `None` for 204.
     pub async fn call(
         &self,
         client: &Scoped<'_>,
         method: RequestMethod,
         path: &str,
         body: Option<&Value>,
+        idempotency: Idempotency<'_>,
     ) -> Result<Option<Value>, BaoError> {
-        self.call_with(client, method, path, body, None).await
+        self.call_with(client, method, path, body, None, idempotency).await
     }
 
     /// One API call, optionally asking OpenBao to response-wrap the result with `wrap_ttl`.
@@ -326,6 +362,7 @@ impl Bao {
         path: &str,
         body: Option<&Value>,
         wrap_ttl: Option<&str>,
+        idempotency: Idempotency<'_>,
     ) -> Result<Option<Value>, BaoError> {
         let name = method_name(&method);
         let namespace = client.middle.namespace.clone();
@@ -339,26 +376,32 @@ impl Bao {
         let is_write = matches!(endpoint.method, RequestMethod::POST | RequestMethod::PUT | RequestMethod::PATCH);
         let mut attempt = 0;
         loop {
-            self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let outcome = endpoint.clone().with_middleware(&Middle(&middle)).exec(client.http()).await;
-            let transient = match &outcome {
-                Ok(_) => false,
-                Err(HttpError::ServerResponseError { code, content }) => {
-                    *code == 429
-                        || (*code >= 500 && *code != 501)
-                        || kv_upgrading(*code, content.as_deref())
-                        || (is_write && route_not_yet_known(*code, content.as_deref()))
-                }
-                Err(HttpError::RequestError { .. } | HttpError::ResponseError { .. }) => true,
-                Err(_) => false,
-            };
             attempt += 1;
+            let outcome = {
+                let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+                self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                endpoint.clone().with_middleware(&Middle(&middle)).exec(client.http()).await
+            };
             if let Err(HttpError::ServerResponseError { code, .. }) = &outcome {
-                if *code == 429 || (*code >= 500 && *code != 501) {
+                if overloaded(*code) {
                     self.pressure.note();
                 }
             }
-            if transient && attempt < self.retry.attempts {
+            let failure = outcome.as_ref().err().map(|e| classify(e, is_write));
+            if let (Some(Failure::MaybeActedOn), Idempotency::Once { check }, Err(e)) = (failure, idempotency, &outcome) {
+                return Err(BaoError::OutcomeUnknown {
+                    method: name,
+                    path: path.to_string(),
+                    namespace,
+                    cause: match e {
+                        HttpError::ServerResponseError { code, .. } => format!("HTTP {code}"),
+                        e => format!("connection lost: {}", root_cause(e)),
+                    },
+                    check: check.to_string(),
+                });
+            }
+            let retry = matches!(failure, Some(Failure::NotActedOn | Failure::MaybeActedOn));
+            if retry && attempt < self.retry.attempts {
                 let delay = self.retry.delay(attempt);
                 tracing::debug!(method = name, path, attempt, ?delay, "transient OpenBao error; retrying");
                 tokio::time::sleep(delay).await;
@@ -383,6 +426,44 @@ impl Bao {
                 }),
             };
         }
+    }
+}
+
+/// What a failed attempt says about whether OpenBao acted on the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// It did not (429, a refused connection, a route or KV mount not ready): send it again.
+    NotActedOn,
+    /// It may have (5xx, a connection lost after sending): only idempotent calls are resent.
+    MaybeActedOn,
+    /// A definite answer (4xx, 501, a malformed request): final.
+    Final,
+}
+
+fn overloaded(code: u16) -> bool {
+    code >= 500 && code != 501
+}
+
+fn classify(e: &HttpError, is_write: bool) -> Failure {
+    match e {
+        HttpError::ServerResponseError { code, content } => {
+            let content = content.as_deref();
+            if *code == 429 || kv_upgrading(*code, content) || (is_write && route_not_yet_known(*code, content)) {
+                Failure::NotActedOn
+            } else if overloaded(*code) {
+                Failure::MaybeActedOn
+            } else {
+                Failure::Final
+            }
+        }
+        // No connection was made, so nothing was sent.
+        HttpError::RequestError { source, .. }
+            if source.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_connect) =>
+        {
+            Failure::NotActedOn
+        }
+        HttpError::RequestError { .. } | HttpError::ResponseError { .. } => Failure::MaybeActedOn,
+        _ => Failure::Final,
     }
 }
 
@@ -486,6 +567,46 @@ mod tests {
         let body = r#"{"errors":["Upgrading from non-versioned to versioned data. This backend will be unavailable for a brief period and will resume service shortly."]}"#;
         assert!(kv_upgrading(400, Some(body)));
         assert!(!kv_upgrading(400, Some(r#"{"errors":["invalid"]}"#)));
+    }
+
+    #[test]
+    fn only_failures_openbao_did_not_act_on_are_safe_to_resend() {
+        let status = |code: u16, body: &str| HttpError::ServerResponseError { code, content: Some(body.to_string()) };
+        assert_eq!(classify(&status(429, "{}"), true), Failure::NotActedOn);
+        assert_eq!(classify(&status(404, r#"{"errors":["no handler for route \"x\""]}"#), true), Failure::NotActedOn);
+        assert_eq!(classify(&status(404, r#"{"errors":["no handler for route \"x\""]}"#), false), Failure::Final);
+        assert_eq!(classify(&status(502, "{}"), true), Failure::MaybeActedOn);
+        assert_eq!(classify(&status(503, "{}"), false), Failure::MaybeActedOn);
+        assert_eq!(classify(&status(501, "{}"), true), Failure::Final);
+        assert_eq!(classify(&status(400, "{}"), true), Failure::Final);
+    }
+
+    /// A refused connection sent nothing, so even a once-only call is retried, and the error
+    /// is "cannot reach", not "outcome unknown".
+    #[tokio::test]
+    async fn refused_connections_are_retried_even_for_once_only_calls() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut bao = Bao::connect(&format!("http://127.0.0.1:{port}"), &Sensitive::new("t".into()), 1).unwrap();
+        bao.retry = RetryPolicy { attempts: 3, base: Duration::from_millis(1), max: Duration::from_millis(2) };
+        let once = Idempotency::Once { check: "look" };
+        let err = bao.call(&bao.scoped(None), RequestMethod::POST, "auth/x/login", Some(&Value::Null), once).await.unwrap_err();
+        assert!(matches!(err, BaoError::Unreachable { attempts: 3, .. }), "{err}");
+        assert_eq!(bao.requests(), 3);
+    }
+
+    #[test]
+    fn outcome_unknown_says_what_to_check() {
+        let err = BaoError::OutcomeUnknown {
+            method: "POST",
+            path: "auth/approle/role/app/secret-id".into(),
+            namespace: Some("team-a".into()),
+            cause: "HTTP 502".into(),
+            check: "look at the accessors".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "POST auth/approle/role/app/secret-id (namespace team-a): outcome unknown (HTTP 502 after the request was sent); it may have succeeded: look at the accessors"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!   are ctl's when the namespace's custom_metadata records them (`ctl-owns/…`, see
 //!   [`record_key`]); others inside ctl's mounts are reported as unmanaged and never touched.
 
-use super::client::{data, Bao, BaoError};
+use super::client::{data, Bao, BaoError, Idempotency};
 use super::resources::*;
 use crate::model::{Address, Kind, Observed, Resource, Unmanaged};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -77,7 +77,7 @@ pub async fn namespaces(
     bao: &Bao,
     environment: &str,
 ) -> Result<(Vec<ManagedNamespace>, Vec<Unmanaged>), BaoError> {
-    let body = match bao.call(&bao.scoped(None), RequestMethod::LIST, "sys/namespaces", None).await {
+    let body = match bao.call(&bao.scoped(None), RequestMethod::LIST, "sys/namespaces", None, Idempotency::Idempotent).await {
         Err(e) if e.is_not_found() => None,
         other => other?,
     };

@@ -50,13 +50,19 @@ pub enum Cas {
     Lost,
 }
 
+/// A check-and-set write is safe to resend (the server applies it at most once), but a resend
+/// after an unseen success loses to itself: a lost write whose document is now exactly ours
+/// (documents carry unique ids and timestamps) was written by us.
 pub async fn write_cas(bao: &Bao, key: &str, cas: u64, doc: &Value) -> Result<Cas, BaoError> {
     let body = json!({"options": {"cas": cas}, "data": doc});
     match bao.write(None, format!("{STATE_MOUNT}/data/{key}"), &body).await {
         Ok(reply) => Ok(Cas::Written {
             version: data(&reply).and_then(|d| d.get("version")).and_then(Value::as_u64).unwrap_or(cas + 1),
         }),
-        Err(e) if e.status() == Some(400) && e.to_string().contains("check-and-set") => Ok(Cas::Lost),
+        Err(e) if e.status() == Some(400) && e.to_string().contains("check-and-set") => match read(bao, key).await? {
+            now if now.version == cas + 1 && now.data.as_ref() == Some(doc) => Ok(Cas::Written { version: now.version }),
+            _ => Ok(Cas::Lost),
+        },
         Err(e) => Err(e),
     }
 }

@@ -2,7 +2,7 @@
 //! (must be 403). The probe secret is random, held as [`Sensitive`], and removed afterwards.
 
 use super::approle::{issue_wrapped_secret_id, login, role_id, unwrap_secret_id};
-use super::client::{Bao, BaoError};
+use super::client::{Bao, BaoError, Idempotency};
 use crate::config::Workspace;
 use crate::secret::Sensitive;
 use rustify::enums::RequestMethod;
@@ -61,19 +61,21 @@ pub async fn verify_workspace(bao: &Bao, ws: &Workspace, other: &Workspace) -> R
     let token = login(bao, ns, &approle.mount, &rid, &secret_id).await?;
 
     let own = bao.scoped_as(Some(ns), &token);
-    let own_read = match vaultrs::kv2::read::<serde_json::Value>(&own, &ws.kv.path, PROBE_PATH).await {
-        Ok(data) => data.get("probe").and_then(|v| v.as_str()) == Some(value.expose().as_str()),
+    let own_path = format!("{}/data/{PROBE_PATH}", ws.kv.path);
+    let own_read = match bao.call(&own, RequestMethod::GET, &own_path, None, Idempotency::Idempotent).await {
+        Ok(body) => body.as_ref().and_then(|b| b.pointer("/data/data/probe")).and_then(|v| v.as_str()) == Some(value.expose().as_str()),
         Err(_) => false,
     };
     let cross = bao.scoped_as(Some(&other.namespace), &token);
     let cross_path = format!("{}/data/{PROBE_PATH}", other.kv.path);
-    let cross_status = match bao.call(&cross, RequestMethod::GET, &cross_path, None).await {
+    let cross_status = match bao.call(&cross, RequestMethod::GET, &cross_path, None, Idempotency::Idempotent).await {
         Ok(_) => 200,
         Err(e) => e.status().unwrap_or(0),
     };
 
     // Clean up: revoke the workload token, remove the probes.
-    let _ = bao.call(&own, RequestMethod::POST, "auth/token/revoke-self", Some(&json!({}))).await;
+    // Revoking twice is harmless (the second is refused, and ignored).
+    let _ = bao.call(&own, RequestMethod::POST, "auth/token/revoke-self", Some(&json!({})), Idempotency::Idempotent).await;
     for w in [ws, other] {
         bao.delete(Some(&w.namespace), format!("{}/metadata/{PROBE_PATH}", w.kv.path)).await?;
     }

@@ -30,7 +30,8 @@ classes:
 "#
 }
 
-fn env_body(workspaces: &[&str]) -> String {
+/// Workspaces of the class with every kind (also used by `faults.rs`).
+pub(crate) fn env_body(workspaces: &[&str]) -> String {
     let mut s = classes().to_string();
     s.push_str("workspaces:\n");
     for w in workspaces {
