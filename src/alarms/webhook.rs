@@ -67,7 +67,12 @@ pub async fn resolve(source: &WebhookSource, bao: Option<&Bao>) -> Result<Sensit
             }
         }
     };
-    let url = Sensitive::new(url.trim().to_string());
+    checked(url, what)
+}
+
+/// The URL as read (surrounding whitespace dropped), if it is an https:// URL with a host.
+fn checked(raw: String, what: String) -> Result<Sensitive<String>, WebhookError> {
+    let url = Sensitive::new(raw.trim().to_string());
     match url::Url::parse(url.expose()) {
         Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(url),
         _ => Err(WebhookError::NotHttps(what)),
@@ -147,18 +152,17 @@ mod tests {
         );
     }
 
+    /// No `set_var` here: changing the environment while other test threads read it is a data
+    /// race in libc (it made this suite flaky).
     #[tokio::test]
-    async fn resolve_from_the_environment_checks_https_without_echoing() {
-        let var = "CTL_TEST_WEBHOOK_RESOLVE";
-        std::env::set_var(var, format!(" {HOOK}\n"));
-        let url = resolve(&WebhookSource::Env(var.into()), None).await.unwrap();
-        assert_eq!(url.expose(), HOOK);
-        std::env::set_var(var, "http://hooks.example.com/secret-token-XYZ");
-        let e = resolve(&WebhookSource::Env(var.into()), None).await.unwrap_err().to_string();
+    async fn resolve_checks_https_without_echoing() {
+        let what = || "$CTL_TEST_WEBHOOK_RESOLVE".to_string();
+        assert_eq!(checked(format!(" {HOOK}\n"), what()).unwrap().expose(), HOOK);
+        let e = checked("http://hooks.example.com/secret-token-XYZ".into(), what()).unwrap_err().to_string();
         assert!(e.contains("$CTL_TEST_WEBHOOK_RESOLVE is not an https:// URL") && !e.contains("secret-token"), "{e}");
-        std::env::remove_var(var);
-        let e = resolve(&WebhookSource::Env(var.into()), None).await.unwrap_err().to_string();
-        assert!(e.contains("CTL_TEST_WEBHOOK_RESOLVE is not set"), "{e}");
+        let unset = "CTL_TEST_WEBHOOK_NEVER_SET_BY_ANYONE";
+        let e = resolve(&WebhookSource::Env(unset.into()), None).await.unwrap_err().to_string();
+        assert!(e.contains("CTL_TEST_WEBHOOK_NEVER_SET_BY_ANYONE is not set"), "{e}");
         let kv = WebhookSource::Kv { namespace: None, mount: "secret".into(), path: "alarms".into(), field: "url".into() };
         let e = resolve(&kv, None).await.unwrap_err().to_string();
         assert!(e.contains("KV secret secret/alarms field url") && e.contains("no OpenBao connection"), "{e}");
