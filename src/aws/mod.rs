@@ -158,7 +158,7 @@ pub fn owns(kind: Kind) -> bool {
 #[cfg(test)]
 mod tests {
     use crate::diff::diff;
-    use crate::execute::dependencies;
+    use crate::execute::{dependencies, steps};
     use crate::model::{Address, Kind, Resource, Scope};
     use serde_json::json;
 
@@ -194,7 +194,7 @@ mod tests {
 
         // Nothing declared: everything is deleted, dependents before what they refer to.
         let changes = diff(&[], &resources, &[]).changes;
-        let waits = dependencies(&changes);
+        let waits = dependencies(&steps(&changes));
         let index = |a: &str| changes.iter().position(|c| c.address.as_str() == a).unwrap();
         let waits_for = |a: &str, b: &str| waits[index(a)].contains(&index(b));
         assert!(waits_for("aws.vpc.main", "aws.subnet.a"));

@@ -240,7 +240,7 @@ pub async fn apply_plan(session: &Session, plan: &Plan, parallelism: usize) -> R
         &plan.changes,
         parallelism,
         Some(&session.bao.pressure),
-        |change| apply_one(session, change),
+        |change| async move { apply_one(session, &change).await },
         |outcome| {
             bar.inc(1);
             if let Status::Failed(e) = &outcome.status {

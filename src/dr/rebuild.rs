@@ -311,8 +311,8 @@ async fn execute_changes(ctx: &Ctx<'_>, diff: crate::diff::Diff, bao: Option<&Ba
     let (changes, deletes): (Vec<_>, Vec<_>) = diff.changes.into_iter().partition(|c| c.action != Action::Delete);
     let report = execute::execute(&changes, ctx.opts.parallelism, |change| async move {
         match (change.kind.provider(), bao, ctx.aws) {
-            (Provider::OpenBao, Some(bao), _) => crate::openbao::apply::apply_change(bao, change).await.map_err(|e| e.to_string()),
-            (Provider::Aws, _, Some(aws)) => crate::aws::apply_change(aws, change).await.map_err(|e| e.to_string()),
+            (Provider::OpenBao, Some(bao), _) => crate::openbao::apply::apply_change(bao, &change).await.map_err(|e| e.to_string()),
+            (Provider::Aws, _, Some(aws)) => crate::aws::apply_change(aws, &change).await.map_err(|e| e.to_string()),
             _ => Err(format!("{}: no connection for this kind", change.address)),
         }
     }, |_| {})
