@@ -287,7 +287,7 @@ async fn converge_aws(ctx: &Ctx<'_>, kinds: &[Kind]) -> Result<String, DrError> 
     let unmanaged: Vec<_> = live.unmanaged.into_iter().filter(|u| kinds.contains(&u.kind)).collect();
     let diff = crate::diff::diff(&desired, &resources, &unmanaged);
     if let Some(c) = diff.conflicts.first() {
-        return Err(DrError::Refused(format!("{} conflicts with an object ctl does not manage: {}", c.address, c.message)));
+        return Err(DrError::Refused(format!("{}: {}", c.address, c.message)));
     }
     crate::aws::ec2::check_boot_artifacts(aws, ctx.env, &diff.changes).await.map_err(|e| DrError::Refused(format!("{e:#}")))?;
     execute_changes(ctx, diff, None).await
@@ -300,7 +300,7 @@ async fn converge_openbao(ctx: &Ctx<'_>, bao: &Bao) -> Result<String, DrError> {
     let live = crate::openbao::observe::observe(bao, &opts).await?;
     let diff = crate::diff::diff(&desired, &live.resources, &live.unmanaged);
     if let Some(c) = diff.conflicts.first() {
-        return Err(DrError::Refused(format!("{} conflicts with an object ctl does not manage: {}", c.address, c.message)));
+        return Err(DrError::Refused(format!("{}: {}", c.address, c.message)));
     }
     let workspaces = ctx.env.workspaces.len();
     Ok(format!("{workspaces} workspaces: {}", execute_changes(ctx, diff, Some(bao)).await?))
