@@ -46,7 +46,7 @@ pub fn client(aws: &Aws) -> aws_sdk_cloudwatch::Client {
     aws_sdk_cloudwatch::Client::new(&aws.sdk)
 }
 
-fn api<E: std::error::Error>(op: &'static str) -> impl FnOnce(E) -> AwsError {
+fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata>(op: &'static str) -> impl FnOnce(E) -> AwsError {
     move |e| AwsError::api("cloudwatch", op, e)
 }
 

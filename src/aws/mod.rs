@@ -11,6 +11,7 @@ use crate::diff::Change;
 use crate::model::{Kind, Observed};
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 pub mod cloudwatch;
 pub mod iam;
@@ -40,10 +41,27 @@ pub enum AwsError {
 }
 
 impl AwsError {
-    /// An SDK error with its full context (service error code and message, or the transport
-    /// cause), never request or response bodies.
-    pub fn api<E: std::error::Error>(service: &'static str, operation: &'static str, e: E) -> AwsError {
-        AwsError::Api { service, operation, message: aws_smithy_types::error::display::DisplayErrorContext(e).to_string() }
+    /// An SDK error as the service's error code and message (`DependencyViolation: The subnet
+    /// … has dependencies`), or, when the call got no service answer, what failed and its root
+    /// cause (`dispatch failure: Connection refused (os error 111)`). Never request or response
+    /// bodies.
+    pub fn api<E>(service: &'static str, operation: &'static str, e: E) -> AwsError
+    where
+        E: std::error::Error + ProvideErrorMetadata,
+    {
+        let message = match (e.code(), e.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(only), None) | (None, Some(only)) => only.to_string(),
+            (None, None) => {
+                let mut root: &dyn std::error::Error = &e;
+                while let Some(cause) = root.source() {
+                    root = cause;
+                }
+                let (what, why) = (e.to_string(), root.to_string());
+                if what == why { what } else { format!("{what}: {why}") }
+            }
+        };
+        AwsError::Api { service, operation, message }
     }
 }
 
@@ -153,6 +171,38 @@ pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
 /// Which provider owns a kind.
 pub fn owns(kind: Kind) -> bool {
     kind.provider() == crate::model::Provider::Aws
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::AwsError;
+    use aws_sdk_ec2::operation::delete_subnet::DeleteSubnetError;
+    use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    const BODY: &str = "<Response><Errors><Error><Code>DependencyViolation</Code><Message>The subnet 'subnet-1' has dependencies and cannot be deleted.</Message></Error></Errors><RequestID>BODY-CANARY</RequestID></Response>";
+
+    #[test]
+    fn service_error_is_its_code_and_message_without_the_body() {
+        let meta = ErrorMetadata::builder()
+            .code("DependencyViolation")
+            .message("The subnet 'subnet-1' has dependencies and cannot be deleted.")
+            .build();
+        let raw = Response::new(StatusCode::try_from(400).unwrap(), SdkBody::from(BODY));
+        let e: SdkError<DeleteSubnetError, Response> = SdkError::service_error(DeleteSubnetError::generic(meta), raw);
+        let shown = AwsError::api("ec2", "DeleteSubnet", e).to_string();
+        assert_eq!(shown, "ec2 DeleteSubnet: DependencyViolation: The subnet 'subnet-1' has dependencies and cannot be deleted.");
+    }
+
+    #[test]
+    fn transport_error_is_its_root_cause() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        let e: SdkError<DeleteSubnetError, Response> = SdkError::dispatch_failure(ConnectorError::io(refused.into()));
+        let shown = AwsError::api("ec2", "DeleteSubnet", e).to_string();
+        assert_eq!(shown, "ec2 DeleteSubnet: dispatch failure: Connection refused (os error 111)");
+    }
 }
 
 #[cfg(test)]

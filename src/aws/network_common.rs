@@ -44,7 +44,7 @@ pub fn rds(aws: &Aws) -> aws_sdk_rds::Client {
 }
 
 /// An SDK error, with the endpoint it was sent to (so "connection refused" says where).
-pub fn api<E: std::error::Error>(
+pub fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata>(
     aws: &Aws,
     service: &'static str,
     operation: &'static str,

@@ -14,7 +14,7 @@ pub fn client(aws: &Aws) -> aws_sdk_route53::Client {
     aws_sdk_route53::Client::new(&aws.sdk)
 }
 
-fn api<E: std::error::Error>(op: &'static str) -> impl FnOnce(E) -> AwsError {
+fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata>(op: &'static str) -> impl FnOnce(E) -> AwsError {
     move |e| AwsError::api("route53", op, e)
 }
 

@@ -135,7 +135,7 @@ pub fn client(aws: &Aws) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::new(&aws.sdk)
 }
 
-fn api<E: std::error::Error>(op: &'static str) -> impl FnOnce(E) -> AwsError {
+fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata>(op: &'static str) -> impl FnOnce(E) -> AwsError {
     move |e| AwsError::api("sns", op, e)
 }
 
