@@ -11,6 +11,7 @@ use crate::diff::Change;
 use crate::model::{Kind, Observed};
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 pub mod cloudwatch;
@@ -24,6 +25,7 @@ pub mod ec2;
 pub mod network;
 pub mod network_common;
 pub mod rds;
+pub mod record_calls;
 
 /// Credentials moto accepts (it only checks that requests are SigV4-signed).
 const MOTO_ACCESS_KEY: &str = "test";
@@ -72,6 +74,8 @@ pub struct Aws {
     /// The environment's name: every resource is tagged with it.
     pub environment: String,
     pub endpoint: Option<String>,
+    /// The [`record_calls`] test hook, when it is on.
+    record_calls: Option<SharedInterceptor>,
 }
 
 fn is_loopback(endpoint: &str) -> bool {
@@ -100,7 +104,12 @@ impl Aws {
                 loader = loader.credentials_provider(Credentials::new(MOTO_ACCESS_KEY, MOTO_SECRET_KEY, None, None, "ctl-moto"));
             }
         }
-        Ok(Aws { sdk: loader.load().await, environment: environment.to_string(), endpoint })
+        Ok(Aws { sdk: loader.load().await, environment: environment.to_string(), endpoint, record_calls: record_calls::from_env() })
+    }
+
+    /// Interceptors for every client built from this connection (the test hook, when on).
+    pub fn interceptors(&self) -> impl Iterator<Item = SharedInterceptor> + '_ {
+        self.record_calls.iter().cloned()
     }
 }
 
