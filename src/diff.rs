@@ -12,6 +12,11 @@
 //! 5. a desired resource whose [`Identity`] (slot, scope, name: what the server keys the object
 //!    by) matches something ctl saw but does not manage is a [`Conflict`]: ctl never adopts
 //!    objects silently, nor renames one of its own onto a foreign object.
+//! 6. an object is destroyed (replaced, re-created, deleted) only if nothing that depends on it
+//!    live survives the plan; otherwise the plan refuses it ([`ConflictKind::BlockedReplace`])
+//!    instead of the provider refusing the delete half-way through an apply (AWS:
+//!    `DependencyViolation`). Rule 3 re-creates declared dependents, so this catches live
+//!    dependents the declaration does not link to the object.
 
 use crate::model::{Address, Identity, Kind, Resource, Unmanaged};
 use serde::{Deserialize, Serialize};
@@ -91,10 +96,23 @@ impl Change {
     }
 }
 
-/// A desired resource that collides with something ctl does not manage.
+/// Why a plan cannot be applied as it stands.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictKind {
+    /// A desired resource collides with something ctl does not manage (rule 5).
+    #[default]
+    Unmanaged,
+    /// Replacing or deleting the resource would leave a live dependent behind (rule 6).
+    BlockedReplace,
+}
+
+/// Something the plan refuses; apply does nothing while there is one.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 pub struct Conflict {
     pub address: Address,
+    #[serde(default)]
+    pub kind: ConflictKind,
     pub message: String,
 }
 
@@ -124,6 +142,7 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
         if let Some(u) = foreign.get(&identity).filter(|_| have.is_none_or(|h| h.identity() != identity)) {
             conflicts.push(Conflict {
                 address: want.address.clone(),
+                kind: ConflictKind::Unmanaged,
                 message: format!(
                     "{:?} {:?} already exists and is not managed by ctl ({}); refusing to adopt it (`ctl adopt {}` takes it over explicitly)",
                     u.kind,
@@ -193,6 +212,7 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
     unchanged -= recreate_dependents(desired, &mut changes);
     mark_implied_deletes(&mut changes);
     withhold_conflicted(&conflicts, &mut changes);
+    conflicts.extend(blocked_destroys(live, &changes));
 
     Diff { changes: changes.into_values().collect(), conflicts, unchanged }
 }
@@ -248,17 +268,8 @@ pub fn field_changes(have: &Resource, want: &Resource) -> Vec<FieldChange> {
 fn recreate_dependents(desired: &[Resource], changes: &mut BTreeMap<Address, Change>) -> usize {
     let mut from_unchanged = 0;
     loop {
-        let destroyed: BTreeSet<Address> = changes
-            .values()
-            .filter(|c| matches!(c.action, Action::Replace | Action::Delete))
-            .map(|c| c.address.clone())
-            .chain(
-                changes
-                    .values()
-                    .filter(|c| c.action == Action::Create && c.before.is_some())
-                    .map(|c| c.address.clone()),
-            )
-            .collect();
+        let destroyed: BTreeSet<Address> =
+            changes.values().filter(|c| destroys(c)).map(|c| c.address.clone()).collect();
         let mut grew = false;
         for want in desired {
             if matches!(changes.get(&want.address), Some(c) if c.action == Action::Create) {
@@ -280,6 +291,9 @@ fn recreate_dependents(desired: &[Resource], changes: &mut BTreeMap<Address, Cha
             }
             let mut change = create(want, format!("re-created because {dep} is replaced"));
             change.before = before;
+            // Its data goes with it, unless its container's flag covers it (as in rule 4).
+            change.destroys_data = want.kind.spec().data_loss_on_delete
+                && !want.container.as_ref().is_some_and(|k| destroyed.contains(k));
             changes.insert(want.address.clone(), change);
             grew = true;
         }
@@ -287,6 +301,46 @@ fn recreate_dependents(desired: &[Resource], changes: &mut BTreeMap<Address, Cha
             return from_unchanged;
         }
     }
+}
+
+/// Does this change destroy the live object (delete, replace, or re-create)?
+fn destroys(c: &Change) -> bool {
+    c.action != Action::Update && c.before.is_some()
+}
+
+/// Rule 6: a destroyed object's live dependents must be destroyed too, or updated so that they
+/// no longer refer to it (the executor runs those first).
+fn blocked_destroys(live: &[Resource], changes: &BTreeMap<Address, Change>) -> Vec<Conflict> {
+    let mut out = Vec::new();
+    for c in changes.values().filter(|c| destroys(c)) {
+        let kept: Vec<&str> = live
+            .iter()
+            .filter(|l| l.depends_on.contains(&c.address))
+            .filter(|l| match changes.get(&l.address) {
+                Some(d) if destroys(d) => false,
+                Some(d) => d.after.as_ref().is_some_and(|a| a.depends_on.contains(&c.address)),
+                None => true,
+            })
+            .map(|l| l.address.as_str())
+            .collect();
+        if kept.is_empty() {
+            continue;
+        }
+        let verb = if c.action == Action::Delete { "delete" } else { "replace" };
+        out.push(Conflict {
+            address: c.address.clone(),
+            kind: ConflictKind::BlockedReplace,
+            message: format!(
+                "cannot {verb} it: {} still depend{} on it and would be kept (the provider refuses to delete an object in use); \
+                 make {} change with it in the declaration, or remove {} first",
+                kept.join(", "),
+                if kept.len() == 1 { "s" } else { "" },
+                if kept.len() == 1 { "that dependent" } else { "those dependents" },
+                if kept.len() == 1 { "it" } else { "them" },
+            ),
+        });
+    }
+    out
 }
 
 /// Rule 5, continued: nothing is planned inside, or on top of, an object ctl may not touch.
@@ -496,5 +550,43 @@ mod tests {
         let u = Unmanaged::in_namespace(Kind::KvMount, "acme", "kv2", "no marker");
         let d = diff(&[ns(), want], &[ns(), kv(10)], &[u]);
         assert_eq!(d.conflicts.len(), 1, "{:?}", d.changes);
+    }
+
+    fn subnet_group(name: &str) -> Resource {
+        res("rds.subnet_group", Kind::DbSubnetGroup, json!({"name": name}))
+    }
+
+    fn database() -> Resource {
+        let mut db = res("rds.instance", Kind::DbInstance, json!({"identifier": "db"}));
+        db.depends_on = vec![Address::new("rds.subnet_group")];
+        db
+    }
+
+    #[test]
+    fn recreated_dependent_that_loses_data_needs_its_own_flag() {
+        let d = diff(&[subnet_group("new"), database()], &[subnet_group("old"), database()], &[]);
+        let db = d.changes.iter().find(|c| c.kind == Kind::DbInstance).unwrap();
+        assert_eq!((db.action, db.before.is_some()), (Action::Create, true), "re-created");
+        assert!(db.destroys_data, "the database is deleted with its old subnet group");
+        assert!(d.conflicts.is_empty(), "{:?}", d.conflicts);
+    }
+
+    #[test]
+    fn destroying_what_a_kept_live_resource_depends_on_is_refused_at_plan_time() {
+        // Live, the database refers to the subnet group (as AWS observe links references); the
+        // declaration does not say so, so rule 3 keeps the database.
+        let mut declared = database();
+        declared.depends_on.clear();
+        let d = diff(&[subnet_group("new"), declared.clone()], &[subnet_group("old"), database()], &[]);
+        assert_eq!(d.conflicts.len(), 1, "{:?}", d.conflicts);
+        let c = &d.conflicts[0];
+        assert_eq!((c.address.as_str(), c.kind), ("rds.subnet_group", ConflictKind::BlockedReplace));
+        assert!(c.message.contains("cannot replace it: rds.instance still depends on it"), "{}", c.message);
+
+        // Deleting it is refused the same way; deleting the dependent too is fine.
+        let d = diff(&[declared], &[subnet_group("old"), database()], &[]);
+        assert_eq!(d.conflicts.len(), 1);
+        assert!(d.conflicts[0].message.starts_with("cannot delete it"), "{}", d.conflicts[0].message);
+        assert!(diff(&[], &[subnet_group("old"), database()], &[]).conflicts.is_empty());
     }
 }

@@ -107,7 +107,7 @@ pub async fn run(
             if stop.load(Ordering::SeqCst) {
                 return Err("not started: the apply lock was lost".to_string());
             }
-            apply_one(p, change).await
+            apply_one(p, &change).await
         },
         on_done,
     )

@@ -3,15 +3,20 @@
 //! (with the reason) instead of being attempted against a half-built parent. Retries of
 //! transient errors happen below, in the provider's transport.
 //!
-//! Ordering rules (derived from each resource's `depends_on`):
-//! - create/update/replace of X waits for the create/update/replace of what X depends on;
-//! - delete of X waits for every change whose *live* resource depended on X (children are
-//!   deleted, or stop referring to X, first).
+//! A replace (and a re-create because something it depends on is replaced) runs as two
+//! [`steps`], as in Terraform: delete the old object, create the new one. Ordering rules, per
+//! step (derived from each resource's `depends_on`):
+//! - a create/update of X waits for the creates/updates of what X depends on, and for the
+//!   delete of X's old object;
+//! - a delete of X (or of X's old object) waits for every step whose *live* resource depended
+//!   on X: dependents are deleted, or stop referring to X, first. So when a subnet is replaced,
+//!   its instance is terminated before the subnet is deleted and launched after it is created.
 
 use crate::diff::{Action, Change};
 use crate::model::Address;
 use futures::stream::{FuturesUnordered, StreamExt};
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -119,27 +124,55 @@ impl Report {
     }
 }
 
-/// For each change, the indices of the changes it waits for.
-pub fn dependencies(changes: &[Change]) -> Vec<Vec<usize>> {
-    let index: BTreeMap<&Address, usize> = changes.iter().enumerate().map(|(i, c)| (&c.address, i)).collect();
-    let mut deps = vec![Vec::new(); changes.len()];
-    for (i, c) in changes.iter().enumerate() {
-        if c.action != Action::Delete {
-            for d in &c.resource().depends_on {
-                if let Some(&j) = index.get(d) {
-                    if changes[j].action != Action::Delete {
-                        deps[i].push(j);
-                    }
-                }
-            }
+/// One provider call: a whole change, or one half of a replace.
+#[derive(Clone, Debug)]
+pub struct Step<'c> {
+    /// The index of the change this step carries out (all or half of).
+    pub of: usize,
+    pub change: Cow<'c, Change>,
+}
+
+/// The steps of a plan. A change with an old object and a new one (a replace, or a re-create
+/// because a dependency is replaced) becomes two: a `Delete` of `before` and a `Create` of
+/// `after`. The old half is implied by its container when that is destroyed too (rule 4 of
+/// the diff). Everything else is one step.
+pub fn steps(changes: &[Change]) -> Vec<Step<'_>> {
+    let two_halves = |c: &Change| c.action != Action::Update && c.before.is_some() && c.after.is_some();
+    let destroyed: BTreeSet<&Address> =
+        changes.iter().filter(|c| c.action == Action::Delete || two_halves(c)).map(|c| &c.address).collect();
+    let mut out = Vec::with_capacity(changes.len());
+    for (of, c) in changes.iter().enumerate() {
+        if !two_halves(c) {
+            out.push(Step { of, change: Cow::Borrowed(c) });
+            continue;
+        }
+        let implied_by = c.before.as_ref().and_then(|old| old.container.clone()).filter(|k| destroyed.contains(k));
+        let old = Change { action: Action::Delete, fields: Vec::new(), after: None, implied_by, ..c.clone() };
+        let new = Change { action: Action::Create, before: None, ..c.clone() };
+        out.push(Step { of, change: Cow::Owned(old) });
+        out.push(Step { of, change: Cow::Owned(new) });
+    }
+    out
+}
+
+/// For each step, the indices of the steps it waits for (the rules in the module comment).
+pub fn dependencies(steps: &[Step<'_>]) -> Vec<Vec<usize>> {
+    let (mut deleting, mut making) = (BTreeMap::new(), BTreeMap::new());
+    for (i, s) in steps.iter().enumerate() {
+        let by_address = if s.change.action == Action::Delete { &mut deleting } else { &mut making };
+        by_address.insert(&s.change.address, i);
+    }
+    let mut deps = vec![Vec::new(); steps.len()];
+    for (i, s) in steps.iter().enumerate() {
+        if let Some(new) = &s.change.after {
+            deps[i].extend(new.depends_on.iter().filter_map(|d| making.get(d)));
+            deps[i].extend(deleting.get(&s.change.address)); // its own old object goes first
         }
         // Whoever depended on a resource that is deleted goes first.
-        if let Some(before) = &c.before {
-            for d in &before.depends_on {
-                if let Some(&j) = index.get(d) {
-                    if changes[j].action == Action::Delete && j != i {
-                        deps[j].push(i);
-                    }
+        for d in s.change.before.iter().flat_map(|old| &old.depends_on) {
+            if let Some(&j) = deleting.get(d) {
+                if j != i {
+                    deps[j].push(i);
                 }
             }
         }
@@ -151,11 +184,11 @@ pub fn dependencies(changes: &[Change]) -> Vec<Vec<usize>> {
     deps
 }
 
-/// Run `apply` for every change, at most `parallelism` at a time, in dependency order.
+/// Run `apply` for every step, at most `parallelism` at a time, in dependency order.
 /// `on_done` is called after each change settles (for progress display).
 pub async fn execute<'c, F, Fut>(changes: &'c [Change], parallelism: usize, apply: F, on_done: impl FnMut(&Outcome)) -> Report
 where
-    F: Fn(&'c Change) -> Fut,
+    F: Fn(Cow<'c, Change>) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
     execute_adaptive(changes, parallelism, None, apply, on_done).await
@@ -171,30 +204,35 @@ pub async fn execute_adaptive<'c, F, Fut>(
     mut on_done: impl FnMut(&Outcome),
 ) -> Report
 where
-    F: Fn(&'c Change) -> Fut,
+    F: Fn(Cow<'c, Change>) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
     let started = Instant::now();
     let base = pressure.map_or(0, Pressure::count);
     let mut aimd = Aimd::new(parallelism);
     aimd.settled(base, started);
-    let deps = dependencies(changes);
+    let steps = steps(changes);
+    let deps = dependencies(&steps);
     let mut waiting_on: Vec<usize> = deps.iter().map(Vec::len).collect();
-    let mut dependents = vec![Vec::new(); changes.len()];
+    let mut dependents = vec![Vec::new(); steps.len()];
     for (i, ds) in deps.iter().enumerate() {
         for &j in ds {
             dependents[j].push(i);
         }
     }
+    // Per step: settled yet. Per change: the worst status of its steps, steps still to settle.
+    let mut settled = vec![false; steps.len()];
     let mut status: Vec<Option<Status>> = vec![None; changes.len()];
+    let mut left = vec![0usize; changes.len()];
+    steps.iter().for_each(|s| left[s.of] += 1);
     let mut elapsed = vec![Duration::ZERO; changes.len()];
-    let mut ready: Vec<usize> = (0..changes.len()).rev().filter(|&i| waiting_on[i] == 0).collect();
+    let mut ready: Vec<usize> = (0..steps.len()).rev().filter(|&i| waiting_on[i] == 0).collect();
     let mut running = FuturesUnordered::new();
 
     loop {
         while running.len() < aimd.limit() {
             let Some(i) = ready.pop() else { break };
-            let fut = apply(&changes[i]);
+            let fut = apply(steps[i].change.clone());
             running.push(async move {
                 let t = Instant::now();
                 let result = fut.await;
@@ -205,19 +243,19 @@ where
         if let Some(p) = pressure {
             aimd.settled(p.count(), Instant::now());
         }
-        elapsed[i] = took;
+        let of = steps[i].of;
+        elapsed[of] += took;
         let ok = result.is_ok();
-        status[i] = Some(match result {
-            Ok(()) => Status::Done,
-            Err(e) => Status::Failed(e),
-        });
-        on_done(&outcome(changes, i, &status, &elapsed));
+        settled[i] = true;
+        if record(&mut status[of], &mut left[of], result.map_or_else(Status::Failed, |()| Status::Done)) {
+            on_done(&outcome(changes, of, &status, &elapsed));
+        }
         // Settle dependents: ready when all their dependencies are done; skipped (transitively)
         // when one failed.
         let mut settle = vec![(i, ok)];
         while let Some((j, ok)) = settle.pop() {
             for &k in &dependents[j] {
-                if status[k].is_some() {
+                if settled[k] {
                     continue;
                 }
                 if ok {
@@ -226,8 +264,11 @@ where
                         ready.push(k);
                     }
                 } else {
-                    status[k] = Some(Status::Skipped { because: changes[j].address.clone() });
-                    on_done(&outcome(changes, k, &status, &elapsed));
+                    settled[k] = true;
+                    let of = steps[k].of;
+                    if record(&mut status[of], &mut left[of], Status::Skipped { because: steps[j].change.address.clone() }) {
+                        on_done(&outcome(changes, of, &status, &elapsed));
+                    }
                     settle.push((k, false));
                 }
             }
@@ -235,12 +276,12 @@ where
     }
 
     let outcomes = (0..changes.len())
-        .map(|i| {
-            if status[i].is_none() {
+        .map(|of| {
+            if left[of] > 0 {
                 // Only possible with a dependency cycle, which the diff never produces.
-                status[i] = Some(Status::Failed("dependency cycle".into()));
+                status[of] = Some(Status::Failed("dependency cycle".into()));
             }
-            outcome(changes, i, &status, &elapsed)
+            outcome(changes, of, &status, &elapsed)
         })
         .collect();
     Report {
@@ -251,12 +292,27 @@ where
     }
 }
 
-fn outcome(changes: &[Change], i: usize, status: &[Option<Status>], elapsed: &[Duration]) -> Outcome {
+/// Record a step's status on its change, which keeps the worst (failed, then skipped, then
+/// done). True when that was the change's last step.
+fn record(status: &mut Option<Status>, left: &mut usize, step: Status) -> bool {
+    let rank = |s: &Status| match s {
+        Status::Done => 0,
+        Status::Skipped { .. } => 1,
+        Status::Failed(_) => 2,
+    };
+    if status.as_ref().is_none_or(|s| rank(&step) > rank(s)) {
+        *status = Some(step);
+    }
+    *left -= 1;
+    *left == 0
+}
+
+fn outcome(changes: &[Change], of: usize, status: &[Option<Status>], elapsed: &[Duration]) -> Outcome {
     Outcome {
-        address: changes[i].address.clone(),
-        action: changes[i].action,
-        status: status[i].clone().expect("settled"),
-        elapsed: elapsed[i],
+        address: changes[of].address.clone(),
+        action: changes[of].action,
+        status: status[of].clone().expect("settled"),
+        elapsed: elapsed[of],
     }
 }
 
@@ -322,6 +378,7 @@ mod tests {
         ]
     }
 
+    /// Runs the changes; `order` has one "verb address" entry per step, `fail` names one.
     async fn run(changes: &[Change], fail: Option<&str>) -> (Report, Vec<String>) {
         let order = Mutex::new(Vec::new());
         let report = execute(
@@ -331,8 +388,9 @@ mod tests {
                 let order = &order;
                 async move {
                     tokio::task::yield_now().await;
-                    order.lock().unwrap().push(c.address.to_string());
-                    if Some(c.address.as_str()) == fail {
+                    let step = format!("{} {}", c.action.verb(), c.address);
+                    order.lock().unwrap().push(step.clone());
+                    if Some(step.as_str()) == fail {
                         Err("boom".to_string())
                     } else {
                         Ok(())
@@ -354,9 +412,9 @@ mod tests {
         let d = diff(&world(), &[], &[]);
         let (report, order) = run(&d.changes, None).await;
         assert!(report.is_success());
-        assert!(pos(&order, "ns") < pos(&order, "ns.kv"));
-        assert!(pos(&order, "ns.auth") < pos(&order, "ns.role"));
-        assert!(pos(&order, "ns.policy") < pos(&order, "ns.role"));
+        assert!(pos(&order, "create ns") < pos(&order, "create ns.kv"));
+        assert!(pos(&order, "create ns.auth") < pos(&order, "create ns.role"));
+        assert!(pos(&order, "create ns.policy") < pos(&order, "create ns.role"));
     }
 
     #[tokio::test]
@@ -364,20 +422,75 @@ mod tests {
         let d = diff(&[], &world(), &[]);
         let (report, order) = run(&d.changes, None).await;
         assert!(report.is_success());
-        assert!(pos(&order, "ns.role") < pos(&order, "ns.auth"));
-        assert!(pos(&order, "ns.role") < pos(&order, "ns.policy"));
-        assert_eq!(*order.last().unwrap(), "ns");
+        assert!(pos(&order, "delete ns.role") < pos(&order, "delete ns.auth"));
+        assert!(pos(&order, "delete ns.role") < pos(&order, "delete ns.policy"));
+        assert_eq!(*order.last().unwrap(), "delete ns");
     }
 
     #[tokio::test]
     async fn failure_skips_dependents_transitively_but_not_others() {
         let d = diff(&world(), &[], &[]);
-        let (report, order) = run(&d.changes, Some("ns.auth")).await;
+        let (report, order) = run(&d.changes, Some("create ns.auth")).await;
         assert!(!report.is_success());
-        assert!(!order.contains(&"ns.role".to_string()));
+        assert!(!order.contains(&"create ns.role".to_string()));
         let role = report.outcomes.iter().find(|o| o.address.as_str() == "ns.role").unwrap();
         assert_eq!(role.status, Status::Skipped { because: Address::new("ns.auth") });
         assert_eq!(report.failed().count(), 1);
         assert_eq!(report.succeeded(), 3);
+    }
+
+    /// vpc ← subnet ← instance, and a second subnet with its own instance; `cidr` of the first
+    /// subnet is `cidr` (a replace-on field of subnets).
+    fn network(cidr: &str) -> Vec<Resource> {
+        let mut subnet = r("subnet.a", Kind::Subnet, &["vpc"]);
+        subnet.attrs.insert("cidr".into(), json!(cidr));
+        vec![
+            r("vpc", Kind::Vpc, &[]),
+            subnet,
+            r("subnet.b", Kind::Subnet, &["vpc"]),
+            r("instance.a", Kind::Instance, &["subnet.a"]),
+            r("instance.b", Kind::Instance, &["subnet.b"]),
+        ]
+    }
+
+    #[tokio::test]
+    async fn replace_runs_as_halves_dependents_old_first_new_after() {
+        let d = diff(&network("10.0.2.0/24"), &network("10.0.1.0/24"), &[]);
+        let planned: Vec<_> = d.changes.iter().map(|c| (c.address.as_str(), c.action)).collect();
+        assert_eq!(planned, [("instance.a", Action::Create), ("subnet.a", Action::Replace)], "instance.a is re-created");
+        let (report, order) = run(&d.changes, None).await;
+        assert!(report.is_success(), "{report:?}");
+        assert_eq!(order.len(), 4, "two halves each: {order:?}");
+        assert!(pos(&order, "delete instance.a") < pos(&order, "delete subnet.a"), "{order:?}");
+        assert!(pos(&order, "delete subnet.a") < pos(&order, "create subnet.a"), "{order:?}");
+        assert!(pos(&order, "create subnet.a") < pos(&order, "create instance.a"), "{order:?}");
+        let outcomes: Vec<_> = report.outcomes.iter().map(|o| (o.address.as_str(), o.action)).collect();
+        assert_eq!(outcomes, planned, "one outcome per change, not per half");
+    }
+
+    #[tokio::test]
+    async fn failed_old_half_skips_the_new_half_and_its_dependents() {
+        let d = diff(&network("10.0.2.0/24"), &network("10.0.1.0/24"), &[]);
+        let (report, order) = run(&d.changes, Some("delete subnet.a")).await;
+        assert_eq!(order, ["delete instance.a", "delete subnet.a"], "nothing is created on a failed delete");
+        let status = |a: &str| report.outcomes.iter().find(|o| o.address.as_str() == a).unwrap().status.clone();
+        assert_eq!(status("subnet.a"), Status::Failed("boom".into()));
+        assert_eq!(status("instance.a"), Status::Skipped { because: Address::new("subnet.a") });
+    }
+
+    #[test]
+    fn old_half_inside_a_destroyed_container_is_implied() {
+        let world = |path: &str| {
+            let mut w = world();
+            w[0].attrs.insert("path".into(), json!(path));
+            w[1].container = Some(Address::new("ns"));
+            w
+        };
+        let d = diff(&world("b"), &world("a"), &[]);
+        let steps = steps(&d.changes);
+        let old_kv = steps.iter().find(|s| s.change.address.as_str() == "ns.kv" && s.change.action == Action::Delete).unwrap();
+        assert_eq!(old_kv.change.implied_by, Some(Address::new("ns")));
+        let old_role = steps.iter().find(|s| s.change.address.as_str() == "ns.role" && s.change.action == Action::Delete).unwrap();
+        assert_eq!(old_role.change.implied_by, None, "not contained: deleted on its own");
     }
 }

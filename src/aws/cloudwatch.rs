@@ -43,10 +43,12 @@ pub fn owner(aws: &Aws, tags: &[(&str, &str)]) -> Option<Address> {
 }
 
 pub fn client(aws: &Aws) -> aws_sdk_cloudwatch::Client {
-    aws_sdk_cloudwatch::Client::new(&aws.sdk)
+    let mut conf = aws_sdk_cloudwatch::config::Builder::from(&aws.sdk);
+    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
+    aws_sdk_cloudwatch::Client::from_conf(conf.build())
 }
 
-fn api<E: std::error::Error>(op: &'static str) -> impl FnOnce(E) -> AwsError {
+fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata>(op: &'static str) -> impl FnOnce(E) -> AwsError {
     move |e| AwsError::api("cloudwatch", op, e)
 }
 

@@ -19,7 +19,9 @@ const NAME_PREFIX: &str = "ctl-";
 const READ_CONCURRENCY: usize = 8;
 
 fn client(aws: &Aws) -> Client {
-    Client::new(&aws.sdk)
+    let mut conf = aws_sdk_iam::config::Builder::from(&aws.sdk);
+    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
+    aws_sdk_iam::Client::from_conf(conf.build())
 }
 
 fn tag_pairs(t: &[Tag]) -> impl Iterator<Item = (&str, &str)> {

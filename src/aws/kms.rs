@@ -27,7 +27,9 @@ const READ_CONCURRENCY: usize = 8;
 pub const DELETION_WINDOW_DAYS: i32 = 30;
 
 fn client(aws: &Aws) -> Client {
-    Client::new(&aws.sdk)
+    let mut conf = aws_sdk_kms::config::Builder::from(&aws.sdk);
+    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
+    aws_sdk_kms::Client::from_conf(conf.build())
 }
 
 /// One live key with its tags judged.

@@ -11,6 +11,8 @@ use crate::diff::Change;
 use crate::model::{Kind, Observed};
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 pub mod cloudwatch;
 pub mod iam;
@@ -23,6 +25,7 @@ pub mod ec2;
 pub mod network;
 pub mod network_common;
 pub mod rds;
+pub mod record_calls;
 
 /// Credentials moto accepts (it only checks that requests are SigV4-signed).
 const MOTO_ACCESS_KEY: &str = "test";
@@ -40,10 +43,27 @@ pub enum AwsError {
 }
 
 impl AwsError {
-    /// An SDK error with its full context (service error code and message, or the transport
-    /// cause), never request or response bodies.
-    pub fn api<E: std::error::Error>(service: &'static str, operation: &'static str, e: E) -> AwsError {
-        AwsError::Api { service, operation, message: aws_smithy_types::error::display::DisplayErrorContext(e).to_string() }
+    /// An SDK error as the service's error code and message (`DependencyViolation: The subnet
+    /// … has dependencies`), or, when the call got no service answer, what failed and its root
+    /// cause (`dispatch failure: Connection refused (os error 111)`). Never request or response
+    /// bodies.
+    pub fn api<E>(service: &'static str, operation: &'static str, e: E) -> AwsError
+    where
+        E: std::error::Error + ProvideErrorMetadata,
+    {
+        let message = match (e.code(), e.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(only), None) | (None, Some(only)) => only.to_string(),
+            (None, None) => {
+                let mut root: &dyn std::error::Error = &e;
+                while let Some(cause) = root.source() {
+                    root = cause;
+                }
+                let (what, why) = (e.to_string(), root.to_string());
+                if what == why { what } else { format!("{what}: {why}") }
+            }
+        };
+        AwsError::Api { service, operation, message }
     }
 }
 
@@ -57,6 +77,8 @@ pub struct Aws {
     /// The alarm webhook URL, read by `cli::context::session` (`alarms::webhook::resolve`);
     /// only `sns::apply`'s Subscribe uses it.
     pub webhook: Option<crate::secret::Sensitive<String>>,
+    /// The [`record_calls`] test hook, when it is on.
+    record_calls: Option<SharedInterceptor>,
 }
 
 fn is_loopback(endpoint: &str) -> bool {
@@ -85,7 +107,18 @@ impl Aws {
                 loader = loader.credentials_provider(Credentials::new(MOTO_ACCESS_KEY, MOTO_SECRET_KEY, None, None, "ctl-moto"));
             }
         }
-        Ok(Aws { sdk: loader.load().await, environment: environment.to_string(), endpoint, webhook: None })
+        Ok(Aws {
+            sdk: loader.load().await,
+            environment: environment.to_string(),
+            endpoint,
+            webhook: None,
+            record_calls: record_calls::from_env(),
+        })
+    }
+
+    /// Interceptors for every client built from this connection (the test hook, when on).
+    pub fn interceptors(&self) -> impl Iterator<Item = SharedInterceptor> + '_ {
+        self.record_calls.iter().cloned()
     }
 }
 
@@ -159,9 +192,41 @@ pub fn owns(kind: Kind) -> bool {
 }
 
 #[cfg(test)]
+mod error_tests {
+    use super::AwsError;
+    use aws_sdk_ec2::operation::delete_subnet::DeleteSubnetError;
+    use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    const BODY: &str = "<Response><Errors><Error><Code>DependencyViolation</Code><Message>The subnet 'subnet-1' has dependencies and cannot be deleted.</Message></Error></Errors><RequestID>BODY-CANARY</RequestID></Response>";
+
+    #[test]
+    fn service_error_is_its_code_and_message_without_the_body() {
+        let meta = ErrorMetadata::builder()
+            .code("DependencyViolation")
+            .message("The subnet 'subnet-1' has dependencies and cannot be deleted.")
+            .build();
+        let raw = Response::new(StatusCode::try_from(400).unwrap(), SdkBody::from(BODY));
+        let e: SdkError<DeleteSubnetError, Response> = SdkError::service_error(DeleteSubnetError::generic(meta), raw);
+        let shown = AwsError::api("ec2", "DeleteSubnet", e).to_string();
+        assert_eq!(shown, "ec2 DeleteSubnet: DependencyViolation: The subnet 'subnet-1' has dependencies and cannot be deleted.");
+    }
+
+    #[test]
+    fn transport_error_is_its_root_cause() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        let e: SdkError<DeleteSubnetError, Response> = SdkError::dispatch_failure(ConnectorError::io(refused.into()));
+        let shown = AwsError::api("ec2", "DeleteSubnet", e).to_string();
+        assert_eq!(shown, "ec2 DeleteSubnet: dispatch failure: Connection refused (os error 111)");
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use crate::diff::diff;
-    use crate::execute::dependencies;
+    use crate::execute::{dependencies, steps};
     use crate::model::{Address, Kind, Resource, Scope};
     use serde_json::json;
 
@@ -197,7 +262,7 @@ mod tests {
 
         // Nothing declared: everything is deleted, dependents before what they refer to.
         let changes = diff(&[], &resources, &[]).changes;
-        let waits = dependencies(&changes);
+        let waits = dependencies(&steps(&changes));
         let index = |a: &str| changes.iter().position(|c| c.address.as_str() == a).unwrap();
         let waits_for = |a: &str, b: &str| waits[index(a)].contains(&index(b));
         assert!(waits_for("aws.vpc.main", "aws.subnet.a"));

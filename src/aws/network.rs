@@ -673,14 +673,8 @@ pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
         Action::Update => update(aws, &ec2, change).await,
         Action::Delete => delete(aws, &ec2, change.resource()).await,
         // Replace, or re-create because a dependency is replaced: the old object goes first.
+        // (The executor runs these as two steps, ordered around dependents; see `execute`.)
         Action::Create | Action::Replace => {
-            if change.kind == Kind::Vpc {
-                return Err(AwsError::Other(format!(
-                    "{}: changing the VPC's cidr means destroying the whole network; ctl does not do that in place \
-                     (remove the network section, apply, then declare the new one)",
-                    change.address
-                )));
-            }
             if let Some(old) = &change.before {
                 delete(aws, &ec2, old).await?;
             }

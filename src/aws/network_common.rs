@@ -28,23 +28,23 @@ fn timeouts() -> TimeoutConfig {
 }
 
 pub fn ec2(aws: &Aws) -> aws_sdk_ec2::Client {
-    let conf = aws_sdk_ec2::config::Builder::from(&aws.sdk)
+    let mut conf = aws_sdk_ec2::config::Builder::from(&aws.sdk)
         .retry_config(retry())
-        .timeout_config(timeouts())
-        .build();
-    aws_sdk_ec2::Client::from_conf(conf)
+        .timeout_config(timeouts());
+    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
+    aws_sdk_ec2::Client::from_conf(conf.build())
 }
 
 pub fn rds(aws: &Aws) -> aws_sdk_rds::Client {
-    let conf = aws_sdk_rds::config::Builder::from(&aws.sdk)
+    let mut conf = aws_sdk_rds::config::Builder::from(&aws.sdk)
         .retry_config(retry())
-        .timeout_config(timeouts())
-        .build();
-    aws_sdk_rds::Client::from_conf(conf)
+        .timeout_config(timeouts());
+    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
+    aws_sdk_rds::Client::from_conf(conf.build())
 }
 
 /// An SDK error, with the endpoint it was sent to (so "connection refused" says where).
-pub fn api<E: std::error::Error>(
+pub fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata>(
     aws: &Aws,
     service: &'static str,
     operation: &'static str,

@@ -11,10 +11,12 @@ use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType, Tag, TagResourc
 use std::collections::BTreeMap;
 
 pub fn client(aws: &Aws) -> aws_sdk_route53::Client {
-    aws_sdk_route53::Client::new(&aws.sdk)
+    let mut conf = aws_sdk_route53::config::Builder::from(&aws.sdk);
+    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
+    aws_sdk_route53::Client::from_conf(conf.build())
 }
 
-fn api<E: std::error::Error>(op: &'static str) -> impl FnOnce(E) -> AwsError {
+fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata>(op: &'static str) -> impl FnOnce(E) -> AwsError {
     move |e| AwsError::api("route53", op, e)
 }
 

@@ -134,10 +134,12 @@ pub async fn webhook_state(aws: &Aws, topic: &str, endpoint: &Sensitive<String>)
 }
 
 pub fn client(aws: &Aws) -> aws_sdk_sns::Client {
-    aws_sdk_sns::Client::new(&aws.sdk)
+    let mut conf = aws_sdk_sns::config::Builder::from(&aws.sdk);
+    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
+    aws_sdk_sns::Client::from_conf(conf.build())
 }
 
-fn api<E: std::error::Error>(op: &'static str) -> impl FnOnce(E) -> AwsError {
+fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata>(op: &'static str) -> impl FnOnce(E) -> AwsError {
     move |e| AwsError::api("sns", op, e)
 }
 

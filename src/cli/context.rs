@@ -113,7 +113,7 @@ pub async fn observe_env(session: &Session, env: &Environment, scope: &Scope<'_>
         .await
         .with_context(|| format!("reading live state from OpenBao at {}", bao.address()))?;
     if let (Some(aws), true) = (&session.aws, with_aws) {
-        let live = crate::aws::observe(aws).await.context("reading live state from AWS")?;
+        let live = crate::aws::observe(aws).await.with_context(|| format!("reading live state from AWS at {}", aws.endpoint.as_deref().unwrap_or("the default endpoint")))?;
         observed.resources.extend(live.resources);
         observed.unmanaged.extend(live.unmanaged);
         observed.resources.sort_by(|a, b| a.address.cmp(&b.address));

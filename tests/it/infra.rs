@@ -683,3 +683,102 @@ instances:
         assert!(vpcs.vpcs().is_empty(), "nothing was created");
     });
 }
+
+/// Replacing a subnet (its CIDR) replaces what lives in it, in the order real AWS requires:
+/// the instance is terminated before the subnet is deleted and launched after the new subnet
+/// exists (moto would accept the wrong order; the recorded calls show the real one); the same
+/// for a security group whose description changes. Each re-run plans nothing. A call AWS refuses is reported as service, operation, code and message.
+#[test]
+fn infra_replace_deletes_dependents_first_and_recreates_them_after() {
+    let stack = stack(BaoVersion::V2_6);
+    let moto = stack.moto_endpoint.clone().expect("the shared stack runs moto");
+    let env = unique("infra-order");
+    let aws = aws(&moto, &env);
+    let key = kms_key(&aws);
+    let body_with = |cidr: &str, extra_subnet: &str, group_description: &str| {
+        format!(
+            r#"aws: {{ region: us-east-1, endpoint: "{moto}" }}
+network:
+  vpc_cidr: 10.70.0.0/16
+  private_subnets:
+    - {{ name: private-a, cidr: {cidr}, az: us-east-1a }}
+{extra_subnet}  security_groups:
+    app: {{ description: "{group_description}", ingress: [ {{ port: 443, cidr: 10.70.0.0/16 }} ] }}
+instances:
+  app: {{ subnet: private-a, instance_type: t3.small, ami: {AMI}, security_group: app, kms_key: {key} }}
+"#
+        )
+    };
+    let body = |cidr: &str, extra_subnet: &str| body_with(cidr, extra_subnet, "app servers");
+    // The calls an apply makes, without the reads.
+    let apply_recording = |sc: &Scenario, name: &str| -> Vec<String> {
+        let file = sc.dir().join(name);
+        let out = sc.ctl_with_env(
+            &["apply", "-e", &sc.env_file(), "--auto-approve"],
+            &[("CTL_TEST_RECORD_AWS_CALLS", file.to_str().unwrap())],
+        );
+        assert_eq!(out.status, 0, "apply failed:\n{}\n{}", out.stdout, out.stderr);
+        std::fs::read_to_string(&file)
+            .expect("the test hook recorded the calls")
+            .lines()
+            .filter(|l| !l.contains(".Describe") && !l.contains(".List"))
+            .map(str::to_string)
+            .collect()
+    };
+    let at = |calls: &[String], op: &str| {
+        let hits: Vec<usize> = calls.iter().enumerate().filter(|(_, c)| c.as_str() == op).map(|(i, _)| i).collect();
+        assert_eq!(hits.len(), 1, "{op} exactly once in {calls:#?}");
+        hits[0]
+    };
+    let sc = Scenario::new(stack, &env, &body("10.70.1.0/24", ""));
+    apply(&sc);
+    assert_no_changes(&sc);
+
+    sc.write_env(&body("10.70.2.0/24", ""));
+    let planned: Vec<(String, String)> = changes(&plan_json(&sc))
+        .iter()
+        .map(|c| (c["action"].as_str().unwrap().to_string(), c["address"].as_str().unwrap().to_string()))
+        .collect();
+    for expected in [("replace", "network.subnet.private-a"), ("create", "instance.app.0")] {
+        assert!(
+            planned.iter().any(|(a, addr)| (a.as_str(), addr.as_str()) == expected),
+            "{expected:?} in {planned:?}"
+        );
+    }
+    let calls = apply_recording(&sc, "subnet-calls.txt");
+    assert!(at(&calls, "EC2.TerminateInstances") < at(&calls, "EC2.DeleteSubnet"), "the instance goes first: {calls:#?}");
+    assert!(at(&calls, "EC2.DeleteSubnet") < at(&calls, "EC2.CreateSubnet"), "{calls:#?}");
+    assert!(at(&calls, "EC2.CreateSubnet") < at(&calls, "EC2.RunInstances"), "the instance comes back after: {calls:#?}");
+    assert_no_changes(&sc);
+    runtime().block_on(async {
+        let i = instance(&aws, &env, "instance.app.0").await;
+        let subnets = ec2_client(&aws).describe_subnets().subnet_ids(i.subnet_id().unwrap()).send().await.unwrap();
+        assert_eq!(subnets.subnets()[0].cidr_block(), Some("10.70.2.0/24"), "launched into the new subnet");
+    });
+
+    // The same for a security group (its description cannot change in place).
+    sc.write_env(&body_with("10.70.2.0/24", "", "app servers, v2"));
+    let calls = apply_recording(&sc, "group-calls.txt");
+    assert!(at(&calls, "EC2.TerminateInstances") < at(&calls, "EC2.DeleteSecurityGroup"), "{calls:#?}");
+    assert!(at(&calls, "EC2.DeleteSecurityGroup") < at(&calls, "EC2.CreateSecurityGroup"), "{calls:#?}");
+    assert!(at(&calls, "EC2.CreateSecurityGroup") < at(&calls, "EC2.RunInstances"), "{calls:#?}");
+    assert_no_changes(&sc);
+
+    // A call AWS refuses: a subnet someone else created takes the declared CIDR.
+    runtime().block_on(async {
+        let ec2 = ec2_client(&aws);
+        let vpc = ec2.describe_vpcs().filters(tag_filter(&env)).send().await.unwrap().vpcs()[0].vpc_id().unwrap().to_string();
+        ec2.create_subnet().vpc_id(vpc).cidr_block("10.70.3.0/24").send().await.expect("CreateSubnet out of band");
+    });
+    sc.write_env(&body_with("10.70.2.0/24", "    - { name: private-b, cidr: 10.70.3.0/24, az: us-east-1b }\n", "app servers, v2"));
+    let failed = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
+    assert_eq!(failed.status, 1, "{}\n{}", failed.stdout, failed.stderr);
+    assert!(
+        failed.stderr.contains("ec2 CreateSubnet: InvalidSubnet.Conflict: The CIDR '10.70.3.0/24' conflicts with another subnet"),
+        "service, operation, code and message: {}",
+        failed.stderr
+    );
+    for body_part in ["<Response", "RequestID", "<Errors>"] {
+        assert!(!failed.stderr.contains(body_part), "no response body ({body_part}): {}", failed.stderr);
+    }
+}
