@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(sealed) = serde_json::to_string(&plan) else { return };
     let Ok(plan) = Plan::from_json(&sealed, "fuzz.json") else { return };
     let _ = ctl::engine::Guard::apply([]).check(&plan.changes, &plan.conflicts);
-    let _ = ctl::execute::dependencies(&plan.changes);
+    let _ = ctl::execute::dependencies(&ctl::execute::steps(&plan.changes));
     let _ = plan.touched_workspaces();
     let desired: Vec<_> = plan.changes.iter().filter_map(|c| c.after.clone()).collect();
     let live: Vec<_> = plan.changes.iter().filter_map(|c| c.before.clone()).collect();

@@ -6,7 +6,8 @@
 //! 3. disaster: bao killed and its raft data deleted, the DB instance deleted;
 //! 4. KMS key disabled → rebuild stops at step 1 with the reason; nothing was started/restored;
 //! 5. rebuild killed (SIGKILL) right after `openbao-start` → the same command resumes from
-//!    `openbao-restore` and finishes; both versions read back, the DB is restored encrypted with
+//!    `openbao-restore`, and refuses to converge a declaration that would replace a KV mount
+//!    (the destroy guard applies to rebuilds too); with the declaration restored it finishes; both versions read back, the DB is restored encrypted with
 //!    30-day retention, and the next plan is empty.
 
 use crate::harness::{bao_cli, fresh_stack, runtime, unique, Scenario};
@@ -134,6 +135,17 @@ rds:
     out.assert_status(1);
     assert!(out.stderr.contains("running with live data") && out.stderr.contains("--replace-live-openbao"), "{}", out.stderr);
 
+    // An apply holds the lock: a rebuild would replace the state it works on → refused, even
+    // with --replace-live-openbao (a raft restore used to replace the lock silently).
+    let now = ctl::openbao::state::now_secs();
+    sc.write_file("lock.json", &format!(r#"{{"id":"feedface","owner":"someone-else","acquired_at":{now},"expires_at":{}}}"#, now + 300));
+    let put = bao_cli(&stack, None, &["kv", "put", "-mount=ctl-state", &format!("locks/{env}"), &format!("@{}", sc.path("lock.json"))]);
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    let out = sc.ctl(&["dr", "rebuild", "-e", &e, "--from", &manifest, "--replace-live-openbao"]);
+    out.assert_status(1);
+    assert!(out.stderr.contains("is locked by someone-else") && out.stderr.contains("nothing was touched"), "{}", out.stderr);
+    sc.ctl(&["lock", "break", "-e", &e, "--id", "feedface"]).assert_success();
+
     // Fault: the sidecar no longer matches → refused, nothing touched.
     put_sidecar(format!("{}  raft.snap\n", "0".repeat(64)));
     let out = sc.ctl(&["dr", "rebuild", "-e", &e, "--from", &manifest, "--replace-live-openbao"]);
@@ -183,17 +195,30 @@ rds:
     child.wait().expect("reap");
     assert!(seen.iter().any(|l| l.contains("rds") && l.contains("restored")), "{seen:#?}");
 
+    // The declaration now moves a workspace's KV mount: converging would replace it and lose
+    // the data just restored. The rebuild goes through the apply engine's guard and refuses.
+    let moved = yaml.replace(&format!("  - {{ name: {env}-a, class: std }}"), &format!("  - {{ name: {env}-a, class: std, kv: {{ path: moved }} }}"));
+    assert_ne!(moved, yaml);
+    sc.write_file(&e, &moved);
+    let out = sc.ctl(&["dr", "rebuild", "-e", &e, "--from", &manifest]);
+    out.assert_status(1);
+    assert!(out.stderr.contains("refusing to destroy data") && out.stderr.contains(&format!("workspace.{env}-a.kv")), "{}", out.stderr);
+    assert!(out.stdout.contains("openbao-restore") && out.stdout.contains("unsealed by KMS"), "{}", out.stdout);
+    let state_now = ctl::dev::StackState::load(&stack.dir).unwrap();
+    let kept = kv_get(&state_now, &stack.bao_bin, &stack.token_file, &ns, 2);
+    assert_eq!(String::from_utf8_lossy(&kept.stdout).trim(), v2, "the restored data was not destroyed");
+    sc.write_file(&e, &yaml);
+
     let out = sc.ctl(&["dr", "rebuild", "-e", &e, "--from", &manifest]);
     out.assert_success();
-    for slug in ["snapshot", "network", "rds", "openbao-start"] {
+    for slug in ["snapshot", "network", "rds", "openbao-start", "openbao-restore"] {
         assert!(
             out.stdout.lines().any(|l| l.contains(slug) && l.contains("done in an earlier run")),
             "{slug} not resumed past:\n{}",
             out.stdout
         );
     }
-    assert!(out.stdout.contains("openbao-restore") && out.stdout.contains("unsealed by KMS"), "{}", out.stdout);
-    assert!(out.stdout.contains("in 5 run(s)") && out.stdout.contains("RTO") && out.stdout.contains("RPO"), "{}", out.stdout);
+    assert!(out.stdout.contains("in 6 run(s)") && out.stdout.contains("RTO") && out.stdout.contains("RPO"), "{}", out.stdout);
 
     let state = ctl::dev::StackState::load(&stack.dir).unwrap();
     for (version, want) in [(1, &v1), (2, &v2)] {

@@ -159,6 +159,8 @@ fn saboteur_rounds(rounds: u64, seed: u64) {
     let mut declared = Declared::default();
     // Foreign objects planted by the saboteur, with what they looked like right after.
     let mut foreign: BTreeMap<Obj, String> = BTreeMap::new();
+    // ctl's objects as of the last converged round.
+    let mut existing: std::collections::BTreeSet<Obj> = std::collections::BTreeSet::new();
     let mut counter = 0u64;
     let mut fresh = |what: &str| {
         counter += 1;
@@ -188,33 +190,34 @@ fn saboteur_rounds(rounds: u64, seed: u64) {
         let plan = sc.ctl(&["plan", "-e", &sc.env_file(), "--out", &plan_file]);
         assert!(plan.status == 0, "round {round}: plan failed\n{}", plan.stderr);
 
-        // 3. The saboteur: plants foreign objects at declared-but-absent names, drifts or
-        //    deletes ctl's, and plants foreign objects under names nobody declared.
-        let live_before: Vec<(String, Obj)> = declared.addresses();
-        for (_, obj) in &live_before {
-            if foreign.contains_key(obj) {
-                continue;
-            }
-            let exists = obj.read(stack).is_some();
-            let ns_exists = matches!(obj, Obj::Namespace(_)) || Obj::Namespace(obj.namespace().to_string()).read(stack).is_some();
-            if !exists && ns_exists && rng.chance(30) {
-                let tag = rng.next();
-                if obj.plant(stack, tag) {
-                    foreign.insert(obj.clone(), obj.read(stack).expect("just planted"));
+        // 3. The saboteur: plants foreign objects at the names declared this round (absent:
+        //    ctl has not created them yet), drifts or deletes ctl's own, and plants foreign
+        //    objects under names nobody declared. Everything declared before exists (the
+        //    previous round converged), so no read is needed to know what is absent.
+        let mut planted: Vec<Obj> = Vec::new();
+        for (_, obj) in declared.addresses() {
+            let new = !existing.contains(&obj);
+            let in_place = matches!(obj, Obj::Namespace(_)) || existing.contains(&Obj::Namespace(obj.namespace().to_string()));
+            if new && in_place && !foreign.contains_key(&obj) && rng.chance(40) {
+                if obj.plant(stack, rng.next()) {
+                    planted.push(obj);
                 }
-            } else if exists && rng.chance(15) {
+            } else if !new && rng.chance(10) {
                 obj.disturb(stack, &mut rng);
             }
         }
         if rng.chance(30) {
             let owner = names[rng.below(names.len() as u64) as usize].clone();
-            if Obj::Namespace(owner.clone()).read(stack).is_some() {
+            if existing.contains(&Obj::Namespace(owner.clone())) {
                 let stray = if rng.chance(50) { Obj::Role(owner, fresh("hand")) } else { Obj::Key(owner, fresh("hand")) };
-                let tag = rng.next();
-                if stray.plant(stack, tag) {
-                    foreign.insert(stray.clone(), stray.read(stack).expect("just planted"));
+                if stray.plant(stack, rng.next()) {
+                    planted.push(stray);
                 }
             }
+        }
+        for obj in planted {
+            let now = obj.read(stack).expect("just planted");
+            foreign.insert(obj, now);
         }
         let blocked: Vec<String> =
             declared.addresses().into_iter().filter(|(_, o)| foreign.contains_key(o)).map(|(a, _)| a).collect();
@@ -232,9 +235,13 @@ fn saboteur_rounds(rounds: u64, seed: u64) {
             assert!(blocked.iter().any(|a| direct.stderr.contains(a.as_str())), "round {round}: {}", direct.stderr);
         }
 
-        // 5. No foreign object was changed, deleted or stamped.
+        // 5. No foreign object was changed, deleted or stamped: the colliding ones every round,
+        //    all of them every 10th round and at the end (reads are what makes a round slow).
+        let check_all = round % 10 == 9 || round + 1 == rounds;
         for (obj, was) in &foreign {
-            assert_eq!(obj.read(stack).as_ref(), Some(was), "round {round} (seed {seed}): ctl touched foreign {obj:?}");
+            if check_all || declared.addresses().iter().any(|(_, o)| o == obj) {
+                assert_eq!(obj.read(stack).as_ref(), Some(was), "round {round} (seed {seed}): ctl touched foreign {obj:?}");
+            }
         }
 
         // 6. The operator resolves each collision: adopt it, or drop the declaration.
@@ -262,9 +269,10 @@ fn saboteur_rounds(rounds: u64, seed: u64) {
         assert_eq!(converge.status, 0, "round {round} (seed {seed}): no convergence\n{}\n{}", converge.stdout, converge.stderr);
         let after = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
         assert_eq!(after.status, 0, "round {round} (seed {seed}): the plan after is not empty\n{}", after.stdout);
-        for (obj, was) in &foreign {
-            assert_eq!(obj.read(stack).as_ref(), Some(was), "round {round} (seed {seed}): ctl touched foreign {obj:?}");
-        }
+        existing = declared.addresses().into_iter().map(|(_, o)| o).collect();
+    }
+    for (obj, was) in &foreign {
+        assert_eq!(obj.read(stack).as_ref(), Some(was), "after {rounds} rounds (seed {seed}): ctl touched foreign {obj:?}");
     }
     sc.assert_no_canary();
     eprintln!("saboteur: {rounds} rounds, seed {seed}, {} foreign objects left untouched", foreign.len());
