@@ -7,7 +7,8 @@
 use super::{context, CmdResult, EnvArgs};
 use crate::model::{Address, Observed, Provider, Resource};
 use crate::plan::Plan;
-use crate::openbao::{journal, lock, state};
+use crate::engine;
+use crate::openbao::{journal, state};
 use crate::render;
 use anyhow::{bail, Context};
 use std::collections::BTreeSet;
@@ -25,20 +26,13 @@ pub struct AdoptArgs {
 pub async fn run(args: AdoptArgs) -> CmdResult {
     let loaded = context::load(&args.env)?;
     let session = context::session(&loaded.env, args.env.parallelism).await?;
-    let held = lock::acquire(
-        &session.bao,
-        &loaded.env.name,
-        &state::actor(),
-        None,
-        std::time::Duration::from_secs(120),
-        std::time::Duration::from_secs(300),
-    )
-    .await?;
-    let result = adopt_locked(&args, &loaded, &session).await;
-    if let Err(e) = held.release().await {
-        tracing::warn!(error = %e, "could not release the apply lock; it expires by itself");
-    }
-    result
+    let spec = engine::LockSpec {
+        environment: &loaded.env.name,
+        plan: None,
+        ttl: std::time::Duration::from_secs(120),
+        wait: std::time::Duration::from_secs(300),
+    };
+    super::locked(engine::with_lock(&session.bao, spec, |_lost| adopt_locked(&args, &loaded, &session)).await)
 }
 
 async fn adopt_locked(args: &AdoptArgs, loaded: &context::Loaded, session: &context::Session) -> CmdResult {

@@ -61,13 +61,7 @@ pub async fn run(args: ApplyArgs) -> CmdResult {
         ttl: std::time::Duration::from_secs(args.lock_ttl.0),
         wait: std::time::Duration::from_secs(args.lock_wait.0),
     };
-    let locked = engine::with_lock(&session.bao, spec, |lost| apply_locked(&args, &guard, saved, &loaded, &session, lost)).await;
-    match locked {
-        Ok(code) => Ok(code),
-        Err(engine::LockedError::Work(e)) => Err(e),
-        Err(engine::LockedError::Lock(e)) => Err(e.into()),
-        Err(lost @ engine::LockedError::Lost) => Err(anyhow::anyhow!("{lost}")),
-    }
+    super::locked(engine::with_lock(&session.bao, spec, |lost| apply_locked(&args, &guard, saved, &loaded, &session, lost)).await)
 }
 
 /// A saved plan must carry ctl's signature of its fingerprint (see `openbao::signing`).

@@ -125,6 +125,17 @@ pub fn color_enabled_stderr() -> bool {
 /// A command's result: an exit code, or an error printed with its context chain.
 pub type CmdResult = anyhow::Result<ExitCode>;
 
+/// The result of work done under the apply lock (`engine::with_lock`), as a command result.
+fn locked(result: Result<ExitCode, crate::engine::LockedError<anyhow::Error>>) -> CmdResult {
+    use crate::engine::LockedError;
+    match result {
+        Ok(code) => Ok(code),
+        Err(LockedError::Work(e)) => Err(e),
+        Err(LockedError::Lock(e)) => Err(e.into()),
+        Err(lost @ LockedError::Lost) => Err(anyhow::anyhow!("{lost}")),
+    }
+}
+
 pub fn main() -> ExitCode {
     // `ctl plan | head` should end quietly, like any Unix tool, not panic on a closed pipe.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
