@@ -240,3 +240,31 @@ fn foreign_children_of_managed_mounts_are_never_deleted() {
     ok(bao_cli(stack, Some(&acme), &["read", "transit/keys/handkey"]));
     assert!(!bao_cli(stack, Some(&acme), &["read", "auth/approle/role/app"]).status.success(), "ctl's own role is gone");
 }
+
+/// The other kinds of reproduction 1: an auth mount and the workspace's quota made by hand
+/// before ctl declares them are conflicts; nothing of them is changed.
+#[test]
+fn a_foreign_auth_mount_and_quota_are_conflicts() {
+    let stack = stack(BaoVersion::V2_6);
+    let q = unique("q");
+    let bare = format!("workspaces:\n  - {{ name: {q}, kv: {{ path: secret }} }}\n");
+    let sc = Scenario::new(stack, &unique("env"), &bare);
+    sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]).assert_success();
+    ok(bao_cli(stack, Some(&q), &["auth", "enable", "approle"]));
+    ok(bao_cli(stack, None, &["write", &format!("sys/quotas/rate-limit/ctl-{q}"), &format!("path={q}/"), "rate=5"]));
+
+    sc.write_env(&format!(
+        "workspaces:\n  - {{ name: {q}, kv: {{ path: secret }}, approle: {{ roles: {{ app: {{ token_policies: [default] }} }} }}, quota: {{ rate: 100 }} }}\n"
+    ));
+    let plan = plan_json(&sc);
+    let mut conflicts = conflict_addresses(&plan);
+    conflicts.sort();
+    assert_eq!(conflicts, vec![format!("workspace.{q}.auth"), format!("workspace.{q}.quota")], "{plan:#}");
+    assert!(plan["changes"].as_array().unwrap().is_empty(), "the role waits for its mount: {plan:#}");
+    let refused = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
+    assert_eq!(refused.status, 1, "{}", refused.stdout);
+    let rate = ok(bao_cli(stack, None, &["read", "-field=rate", &format!("sys/quotas/rate-limit/ctl-{q}")]));
+    assert_eq!(rate.trim(), "5", "the foreign quota is unchanged");
+    let mounts = ok(bao_cli(stack, Some(&q), &["read", "-format=json", "sys/auth/approle"]));
+    assert!(!mounts.contains("managed by ctl"), "the foreign mount is not stamped: {mounts}");
+}
