@@ -18,7 +18,21 @@ pub enum LogFormat {
 }
 
 /// Crates whose events never reach the log.
-const SILENCED: &[&str] = &["rustify", "vaultrs", "reqwest", "hyper", "hyper_util", "h2"];
+/// TLS crates too: a handshake failure is reported once, as ctl's own one-line error.
+const SILENCED: &[&str] = &[
+    "rustify",
+    "vaultrs",
+    "reqwest",
+    "hyper",
+    "hyper_util",
+    "hyper_rustls",
+    "h2",
+    "rustls",
+    "rustls_platform_verifier",
+    "tokio_rustls",
+    "webpki",
+    "rustls_native_certs",
+];
 /// Target prefix of the AWS SDK's crates (aws_smithy_*, aws_sigv4, aws_config, aws_runtime,
 /// aws_sdk_*, aws_types, …).
 const SILENCED_PREFIX: &str = "aws_";
@@ -60,6 +74,8 @@ mod tests {
             "hyper_util::client",
             "vaultrs",
             "h2::codec",
+            "rustls::client::hs",
+            "rustls_platform_verifier::verification",
         ] {
             assert!(silenced(t), "{t}");
         }

@@ -1,7 +1,7 @@
 //! What most commands do first: load and expand the environment, connect, observe, plan.
 
 use super::EnvArgs;
-use crate::config::{self, Connection, Environment, TokenSource};
+use crate::config::{self, Connection, Environment, Pem, Tls, TokenSource};
 use crate::model::{Observed, Resource};
 use crate::openbao::observe::{observe, ObserveOptions};
 use crate::openbao::Bao;
@@ -39,12 +39,12 @@ pub fn templates_dir(args: &EnvArgs, env: &Environment) -> PathBuf {
 /// Address and token of the environment's OpenBao. The token never comes from argv.
 /// `parallelism` (`--parallelism`) bounds the requests in flight at any moment.
 pub fn connect(env: &Environment, parallelism: u16) -> anyhow::Result<Bao> {
-    let (address, token) = match &env.openbao {
-        Connection::Server { address, token } => (address.clone(), token.clone()),
+    let (address, token, tls) = match &env.openbao {
+        Connection::Server { address, token, tls } => (address.clone(), token.clone(), tls_with_env(tls, address)?),
         Connection::DevStack { dir } => {
             let (address, token_file) = crate::dev::connection(dir)
                 .with_context(|| format!("environment {} uses the local dev stack", env.name))?;
-            (address, TokenSource::File(token_file))
+            (address, TokenSource::File(token_file), Tls::default())
         }
     };
     let token = match token {
@@ -58,7 +58,47 @@ pub fn connect(env: &Environment, parallelism: u16) -> anyhow::Result<Bao> {
     if token.is_empty() {
         bail!("the OpenBao token for environment {} is empty", env.name);
     }
-    Ok(Bao::connect(&address, &Sensitive::new(token), usize::from(parallelism))?)
+    Ok(Bao::connect_tls(&address, &Sensitive::new(token), usize::from(parallelism), &tls)?)
+}
+
+/// The first of `vars` that is set and not empty, with its name.
+fn env_path(vars: &[&'static str]) -> Option<(&'static str, PathBuf)> {
+    vars.iter().find_map(|v| std::env::var_os(v).filter(|p| !p.is_empty()).map(|p| (*v, PathBuf::from(p))))
+}
+
+/// The file's TLS settings, with what it leaves unset taken from `BAO_CACERT` / `VAULT_CACERT`
+/// and `BAO_CLIENT_CERT` + `BAO_CLIENT_KEY` (or the `VAULT_` pair), checked like the file's
+/// (readable PEM). Only for `https://` addresses; the file wins.
+pub fn tls_with_env(file: &Tls, address: &str) -> anyhow::Result<Tls> {
+    let mut tls = file.clone();
+    if !address.starts_with("https://") {
+        return Ok(tls);
+    }
+    let check = |var: &str, path: &PathBuf, kind: Pem| {
+        config::check_pem(path, kind).map_err(|e| anyhow::anyhow!("${var}: {e}"))
+    };
+    if tls.ca_cert.is_none() {
+        if let Some((var, path)) = env_path(&["BAO_CACERT", "VAULT_CACERT"]) {
+            check(var, &path, Pem::Certificate)?;
+            tls.ca_cert = Some(path);
+        }
+    }
+    if tls.client.is_none() {
+        for (cert_var, key_var) in [("BAO_CLIENT_CERT", "BAO_CLIENT_KEY"), ("VAULT_CLIENT_CERT", "VAULT_CLIENT_KEY")] {
+            match (env_path(&[cert_var]), env_path(&[key_var])) {
+                (Some((_, cert)), Some((_, key))) => {
+                    check(cert_var, &cert, Pem::Certificate)?;
+                    check(key_var, &key, Pem::PrivateKey)?;
+                    tls.client = Some((cert, key));
+                    break;
+                }
+                (None, None) => {}
+                (Some(_), None) => bail!("${cert_var} is set but ${key_var} is not; set both (or neither)"),
+                (None, Some(_)) => bail!("${key_var} is set but ${cert_var} is not; set both (or neither)"),
+            }
+        }
+    }
+    Ok(tls)
 }
 
 /// Connect to OpenBao (see [`connect`]) and, when the environment has an `aws:` section, AWS.

@@ -1,10 +1,11 @@
 //! Reading: the environment file, the workspace directory (in parallel), the source digest, and
 //! turning collected problems into located [`ConfigErrors`].
 
+use super::names::NonEmpty;
 use super::raw::{RawAws, RawEnv, RawOpenbao, RawWorkspace};
 use super::validate::{self, Decl};
 use super::locate::locate_many;
-use super::{locate, AwsConnection, ConfigError, ConfigErrors, Connection, Environment, PathSeg, TokenSource};
+use super::{check_pem, locate, AwsConnection, ConfigError, ConfigErrors, Connection, Environment, PathSeg, Pem, Tls, TokenSource};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use sha2::{Digest, Sha256};
@@ -211,6 +212,11 @@ fn connection(raw: &RawOpenbao, dir: &Path, problems: &mut Problems) -> Option<C
                     problems.at(0, at(key), format!("{key} is only used with address; dev_stack manages its own token"));
                 }
             }
+            for (key, set) in tls_keys(raw) {
+                if set {
+                    problems.at(0, at(key), format!("{key} is only used with an https:// address; the dev stack speaks plain HTTP"));
+                }
+            }
             Some(Connection::DevStack { dir: absolute(dir, &dev.0) })
         }
         (None, Some(address)) => {
@@ -231,7 +237,8 @@ fn connection(raw: &RawOpenbao, dir: &Path, problems: &mut Problems) -> Option<C
                     return None;
                 }
             };
-            Some(Connection::Server { address: address.0.clone(), token })
+            let tls = tls(raw, &address.0, dir, problems)?;
+            Some(Connection::Server { address: address.0.clone(), token, tls })
         }
         (Some(_), Some(_)) => {
             problems.at(0, at("address"), "set either dev_stack or address, not both");
@@ -247,6 +254,58 @@ fn connection(raw: &RawOpenbao, dir: &Path, problems: &mut Problems) -> Option<C
             None
         }
     }
+}
+
+fn tls_keys(raw: &RawOpenbao) -> [(&'static str, bool); 4] {
+    [
+        ("ca_cert", raw.ca_cert.is_some()),
+        ("client_cert", raw.client_cert.is_some()),
+        ("client_key", raw.client_key.is_some()),
+        ("tls_server_name", raw.tls_server_name.is_some()),
+    ]
+}
+
+/// `ca_cert`, `client_cert` + `client_key` (readable PEM files, relative to the file) and
+/// `tls_server_name`, with an `https://` address only.
+fn tls(raw: &RawOpenbao, address: &str, dir: &Path, problems: &mut Problems) -> Option<Tls> {
+    let at = |key: &str| vec![PathSeg::key("openbao"), PathSeg::key(key)];
+    let before = problems.0.len();
+    if !address.starts_with("https://") {
+        for (key, set) in tls_keys(raw) {
+            if set {
+                problems.at(0, at(key), format!("{key} needs an https:// address"));
+            }
+        }
+    }
+    let mut file = |key: &str, value: &Option<NonEmpty>, kind: Pem| {
+        let path = absolute(dir, &value.as_ref()?.0);
+        if let Err(message) = check_pem(&path, kind) {
+            problems.at(0, at(key), message);
+        }
+        Some(path)
+    };
+    let ca_cert = file("ca_cert", &raw.ca_cert, Pem::Certificate);
+    let cert = file("client_cert", &raw.client_cert, Pem::Certificate);
+    let key = file("client_key", &raw.client_key, Pem::PrivateKey);
+    let client = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        (Some(_), None) => {
+            problems.at(0, at("client_cert"), "client_cert needs client_key (the certificate's private key)");
+            None
+        }
+        (None, Some(_)) => {
+            problems.at(0, at("client_key"), "client_key needs client_cert (the certificate it belongs to)");
+            None
+        }
+    };
+    let server_name = raw.tls_server_name.as_ref().map(|n| n.0.clone());
+    if let Some(name) = &server_name {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+            problems.at(0, at("tls_server_name"), format!("tls_server_name {name:?} is not a DNS name (letters, digits, '-', '.')"));
+        }
+    }
+    (problems.0.len() == before).then_some(Tls { ca_cert, client, server_name })
 }
 
 /// `p` resolved against `dir`, made absolute and lexically normalized (`.` and `..` removed).

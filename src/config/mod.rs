@@ -118,12 +118,54 @@ pub enum Connection {
         address: String,
         /// Where the token is read from.
         token: TokenSource,
+        /// CA, client certificate and server name for `https://` (what the file sets; the CLI
+        /// fills the unset ones from `BAO_CACERT` & co.).
+        tls: Tls,
     },
     /// The local dev stack whose state directory is `dir` (absolute).
     DevStack {
         /// Absolute state directory, resolved relative to the environment file's directory.
         dir: PathBuf,
     },
+}
+
+/// TLS settings of an `https://` OpenBao address. Paths are absolute; files were checked to
+/// be readable PEM when loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    /// CA bundle (PEM) that signs the server's certificate; when set, the only trusted roots.
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS; both or neither.
+    pub client: Option<(PathBuf, PathBuf)>,
+    /// The name to verify the server's certificate against, instead of the address's host.
+    pub server_name: Option<String>,
+}
+
+/// What a PEM file must hold.
+#[derive(Clone, Copy, Debug)]
+pub enum Pem {
+    Certificate,
+    PrivateKey,
+}
+
+/// Why `bytes` (read from `path`) is not the PEM `kind` expects; cheap textual check, the
+/// transport parses it for real.
+pub fn check_pem(path: &Path, kind: Pem) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let ok = match kind {
+        Pem::Certificate => text.contains("-----BEGIN CERTIFICATE-----"),
+        Pem::PrivateKey => text.lines().any(|l| l.starts_with("-----BEGIN ") && l.ends_with("PRIVATE KEY-----")),
+    };
+    if ok {
+        Ok(())
+    } else {
+        let what = match kind {
+            Pem::Certificate => "a PEM certificate (-----BEGIN CERTIFICATE-----)",
+            Pem::PrivateKey => "a PEM private key (-----BEGIN ... PRIVATE KEY-----)",
+        };
+        Err(format!("{} is not {what}", path.display()))
+    }
 }
 
 /// How to reach AWS. Credentials are never in the file: an account uses the SDK's default

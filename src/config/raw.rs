@@ -53,6 +53,14 @@ pub(crate) struct RawOpenbao {
     pub token_env: Option<EnvVarName>,
     #[serde(default)]
     pub token_file: Option<NonEmpty>,
+    #[serde(default)]
+    pub ca_cert: Option<NonEmpty>,
+    #[serde(default)]
+    pub client_cert: Option<NonEmpty>,
+    #[serde(default)]
+    pub client_key: Option<NonEmpty>,
+    #[serde(default)]
+    pub tls_server_name: Option<NonEmpty>,
 }
 
 /// How to reach AWS: the dev stack's moto, or an account (region + optional endpoint).

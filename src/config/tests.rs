@@ -202,13 +202,18 @@ fn server_connection() {
         Connection::Server {
             address: "https://bao.example.com:8200".into(),
             token: TokenSource::File(tree.root.join("secrets/token")),
+            tls: Default::default(),
         }
     );
     let tree = Tree::new(&[("environments/test.yaml", "openbao: { address: \"http://[::1]:8200\", token_env: BAO_TOKEN }\n")]);
     let env = tree.load().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         env.openbao,
-        Connection::Server { address: "http://[::1]:8200".into(), token: TokenSource::Env("BAO_TOKEN".into()) }
+        Connection::Server {
+            address: "http://[::1]:8200".into(),
+            token: TokenSource::Env("BAO_TOKEN".into()),
+            tls: Default::default()
+        }
     );
 }
 
@@ -234,6 +239,50 @@ fn example_local_environment_loads() {
 
 // ---------------------------------------------------------------------------------------------
 // serde-level errors: syntax, types, unknown keys, missing fields, per-value checks.
+
+const PEM_CERT: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+const PEM_KEY: &str = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+
+fn tls_env(extra: &str) -> Tree {
+    let yaml = format!("openbao:\n  address: https://bao:8200\n  token_env: BAO_TOKEN\n{extra}");
+    Tree::new(&[
+        ("environments/test.yaml", yaml.as_str()),
+        ("tls/ca.pem", PEM_CERT),
+        ("tls/client.pem", PEM_CERT),
+        ("tls/client-key.pem", PEM_KEY),
+        ("tls/not-pem.txt", "hello\n"),
+    ])
+}
+
+#[test]
+fn tls_files_are_resolved_relative_to_the_file() {
+    let tree = tls_env(
+        "  ca_cert: ../tls/ca.pem\n  client_cert: ../tls/client.pem\n  client_key: ../tls/client-key.pem\n  tls_server_name: bao.internal\n",
+    );
+    let env = tree.load().unwrap_or_else(|e| panic!("{e}"));
+    let Connection::Server { tls, .. } = env.openbao else { panic!("server") };
+    assert_eq!(tls.ca_cert, Some(tree.root.join("tls/ca.pem")));
+    assert_eq!(tls.client, Some((tree.root.join("tls/client.pem"), tree.root.join("tls/client-key.pem"))));
+    assert_eq!(tls.server_name.as_deref(), Some("bao.internal"));
+}
+
+#[test]
+fn tls_problems_are_located() {
+    let e = tls_env("  ca_cert: ../tls/missing.pem\n").one_error();
+    assert_at(&e, "test.yaml", 4, 12, "cannot read");
+    let e = tls_env("  ca_cert: ../tls/not-pem.txt\n").one_error();
+    assert_at(&e, "test.yaml", 4, 12, "is not a PEM certificate");
+    let e = tls_env("  client_cert: ../tls/client.pem\n").one_error();
+    assert_at(&e, "test.yaml", 4, 16, "client_cert needs client_key");
+    let e = tls_env("  client_key: ../tls/ca.pem\n  client_cert: ../tls/client.pem\n").one_error();
+    assert_at(&e, "test.yaml", 4, 15, "not a PEM private key");
+    let e = tls_env("  tls_server_name: \"a b\"\n").one_error();
+    assert_at(&e, "test.yaml", 4, 20, "not a DNS name");
+    let tree = Tree::new(&[("environments/test.yaml", "openbao:\n  address: http://bao:8200\n  token_env: T\n  tls_server_name: x\n")]);
+    assert_at(&tree.one_error(), "test.yaml", 4, 20, "needs an https:// address");
+    let tree = Tree::new(&[("environments/test.yaml", "openbao:\n  dev_stack: ../.ctl/dev\n  ca_cert: ca.pem\n")]);
+    assert_at(&tree.one_error(), "test.yaml", 3, 12, "only used with an https:// address");
+}
 
 #[test]
 fn yaml_syntax_error() {

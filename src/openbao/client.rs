@@ -20,6 +20,8 @@ use std::time::Duration;
 use vaultrs::api::EndpointMiddleware;
 use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
 
+pub use crate::config::Tls;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BaoError {
     #[error("cannot configure the OpenBao client for {address}: {message}")]
@@ -56,6 +58,9 @@ pub enum BaoError {
         namespace: Option<String>,
         warning: String,
     },
+    /// The TLS handshake failed (an untrusted or wrong certificate): final, never retried.
+    #[error("{address}: {message}")]
+    Tls { address: String, message: String },
     #[error("{method} {path}: unexpected response: {message}")]
     Unexpected { method: &'static str, path: String, message: String },
     #[error("{0}")]
@@ -226,6 +231,7 @@ impl Client for Scoped<'_> {
 pub struct Bao {
     inner: VaultClient,
     address: String,
+    base: String,
     pub retry: RetryPolicy,
     /// 429 and 5xx answers seen (each retried); the executor adapts its concurrency to it.
     pub pressure: std::sync::Arc<crate::execute::Pressure>,
@@ -237,24 +243,86 @@ pub struct Bao {
 
 impl Bao {
     /// A client sending at most `limit` requests at a time (permits are held only while a
-    /// request is in flight, not during retry backoff).
+    /// request is in flight, not during retry backoff), with the platform's trust roots.
     pub fn connect(address: &str, token: &Sensitive<String>, limit: usize) -> Result<Bao, BaoError> {
+        Bao::connect_tls(address, token, limit, &Tls::default())
+    }
+
+    /// The same with explicit TLS settings (already resolved from the file and `BAO_CACERT` &
+    /// co. by the CLI; nothing here reads the environment, unlike vaultrs's settings defaults,
+    /// so ctl builds the HTTP client itself).
+    pub fn connect_tls(address: &str, token: &Sensitive<String>, limit: usize, tls: &Tls) -> Result<Bao, BaoError> {
+        let config = |message: String| BaoError::Config { address: address.into(), message };
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| config(format!("cannot read {}: {e}", path.display())))
+        };
+        let mut http = reqwest::Client::builder().tls_backend_rustls().timeout(Duration::from_secs(60));
+        let mut base = address.to_string();
+        if address.starts_with("http://") {
+            // No TLS: skip loading the platform verifier (reqwest issue 2988, as vaultrs does).
+            http = http.tls_certs_only(Vec::new());
+        } else {
+            if let Some(ca) = &tls.ca_cert {
+                let certs = reqwest::Certificate::from_pem_bundle(&read(ca)?)
+                    .map_err(|e| config(format!("{}: not a PEM certificate bundle: {e}", ca.display())))?;
+                // The given CA *replaces* the platform roots (as BAO_CACERT does for the bao
+                // CLI): a private deployment's CA pins it, so a certificate some public CA
+                // issued for the same name is not accepted.
+                http = http.tls_certs_only(certs);
+            }
+            if let Some((cert, key)) = &tls.client {
+                let mut pem = read(cert)?;
+                pem.push(b'\n');
+                pem.extend(read(key)?);
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| config(format!("client certificate {} / key {}: {e}", cert.display(), key.display())))?;
+                http = http.identity(identity);
+            }
+            if let Some(name) = &tls.server_name {
+                // Verify (and send SNI) for `name` while connecting to the address's host: the
+                // URL carries the name, and the resolver maps it to the host's addresses.
+                let mut url = reqwest::Url::parse(address).map_err(|e| config(e.to_string()))?;
+                let port = url.port_or_known_default().unwrap_or(443);
+                let host = url.host_str().ok_or_else(|| config("no host".into()))?.trim_matches(['[', ']']).to_string();
+                let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+                    .map_err(|e| config(format!("cannot resolve {host}: {e}")))?
+                    .collect();
+                url.set_host(Some(name)).map_err(|e| config(format!("tls_server_name {name}: {e}")))?;
+                http = http.resolve_to_addrs(name, &addrs);
+                base = url.as_str().trim_end_matches('/').to_string();
+            }
+        }
+        let http = http.build().map_err(|e| config(root_cause(&e)))?;
         let settings = VaultClientSettingsBuilder::default()
-            .address(address)
+            .address(&base)
             .token(token.expose())
+            .ca_certs(Vec::new())
+            .identity(None)
+            .verify(true)
             .timeout(Some(Duration::from_secs(60)))
             .build()
-            .map_err(|e| BaoError::Config { address: address.into(), message: e.to_string() })?;
-        let inner = VaultClient::new(settings)
-            .map_err(|e| BaoError::Config { address: address.into(), message: e.to_string() })?;
+            .map_err(|e| config(e.to_string()))?;
+        let middle = EndpointMiddleware {
+            token: token.expose().to_string(),
+            version: format!("v{}", settings.version),
+            wrap: None,
+            namespace: None,
+        };
+        let inner = VaultClient { http: rustify::clients::reqwest::Client::new(&base, http), middle, settings };
         Ok(Bao {
             inner,
             address: address.to_string(),
+            base,
             retry: RetryPolicy::default(),
             pressure: Default::default(),
             requests: Default::default(),
             permits: tokio::sync::Semaphore::new(limit.max(1)),
         })
+    }
+
+    /// The URL requests go to: the address, with `tls_server_name` as its host when set.
+    pub(crate) fn base_url(&self) -> &str {
+        &self.base
     }
 
     pub fn address(&self) -> &str {
@@ -388,6 +456,9 @@ impl Bao {
                 }
             }
             let failure = outcome.as_ref().err().map(|e| classify(e, is_write));
+            if let Some(message) = outcome.as_ref().err().and_then(|e| tls_problem(e, &self.base)) {
+                return Err(BaoError::Tls { address: self.address.clone(), message });
+            }
             if let (Some(Failure::MaybeActedOn), Idempotency::Once { check }, Err(e)) = (failure, idempotency, &outcome) {
                 return Err(BaoError::OutcomeUnknown {
                     method: name,
@@ -535,6 +606,49 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
     parts.dedup();
     parts.join(": ")
+}
+
+/// A TLS failure in `e`'s chain, as what is wrong and how to fix it; `None` for other errors.
+/// rustls's error sits inside an `io::Error`, whose `source()` skips it, hence `get_ref`.
+fn tls_problem(e: &(dyn std::error::Error + 'static), base: &str) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &(dyn std::error::Error + 'static));
+        for candidate in [Some(err), inner].into_iter().flatten() {
+            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
+                return Some(describe_tls(tls, base));
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn describe_tls(e: &rustls::Error, base: &str) -> String {
+    use rustls::CertificateError as C;
+    const TRUST: &str = "set openbao.ca_cert or BAO_CACERT to the CA that signed it";
+    let host = reqwest::Url::parse(base).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer | C::BadSignature => format!("the server's certificate is not trusted (unknown issuer); {TRUST}"),
+            C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+                "the server's certificate is not valid for the name {host} (wrong name); use a name the certificate \
+                 was issued for in address, or set openbao.tls_server_name to it"
+            ),
+            C::Expired | C::ExpiredContext { .. } => {
+                "the server's certificate has expired; renew it (and check this machine's clock)".into()
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "the server's certificate is not valid yet; check this machine's clock".into()
+            }
+            other => format!("the server's certificate was rejected ({other:?}); check openbao.ca_cert or BAO_CACERT"),
+        },
+        rustls::Error::AlertReceived(alert) => format!(
+            "the server refused the TLS handshake ({alert:?}); if it requires a client certificate, set \
+             openbao.client_cert and client_key (or BAO_CLIENT_CERT and BAO_CLIENT_KEY)"
+        ),
+        other => format!("TLS handshake failed ({other}); check that the address speaks https and openbao.ca_cert"),
+    }
 }
 
 /// `data` of a response body.

@@ -67,7 +67,7 @@ impl Bao {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}/v1/{path}", self.address().trim_end_matches('/'))
+        format!("{}/v1/{path}", self.base_url().trim_end_matches('/'))
     }
 
     async fn check(
