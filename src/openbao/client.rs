@@ -609,15 +609,20 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A TLS failure in `e`'s chain, as what is wrong and how to fix it; `None` for other errors.
-/// rustls's error sits inside an `io::Error`, whose `source()` skips it, hence `get_ref`.
+/// rustls's error sits inside (nested) `io::Error`s, whose `source()` skips what they wrap,
+/// hence the descent through `get_ref`.
 fn tls_problem(e: &(dyn std::error::Error + 'static), base: &str) -> Option<String> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        let inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &(dyn std::error::Error + 'static));
-        for candidate in [Some(err), inner].into_iter().flatten() {
+        let mut inner = Some(err);
+        while let Some(candidate) = inner {
             if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
                 return Some(describe_tls(tls, base));
             }
+            inner = candidate
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|i| i as &(dyn std::error::Error + 'static));
         }
         cur = err.source();
     }
@@ -721,6 +726,20 @@ mod tests {
             err.to_string(),
             "POST auth/approle/role/app/secret-id (namespace team-a): outcome unknown (HTTP 502 after the request was sent); it may have succeeded: look at the accessors"
         );
+    }
+
+    /// rustls's error arrives inside nested `io::Error`s (what hyper's connector gives).
+    #[test]
+    fn certificate_errors_are_found_and_explained() {
+        let wrap = |e: rustls::Error| std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+        let base = "https://bao.example:8200";
+        let unknown = wrap(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer));
+        assert!(tls_problem(&unknown, base).unwrap().contains("not trusted (unknown issuer); set openbao.ca_cert or BAO_CACERT"));
+        let name = wrap(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName));
+        assert!(tls_problem(&name, base).unwrap().contains("not valid for the name bao.example"));
+        let expired = wrap(rustls::Error::InvalidCertificate(rustls::CertificateError::Expired));
+        assert!(tls_problem(&expired, base).unwrap().contains("has expired"));
+        assert_eq!(tls_problem(&std::io::Error::from(std::io::ErrorKind::ConnectionRefused), base), None);
     }
 
     #[test]

@@ -13,4 +13,5 @@ mod ownership;
 mod saboteur;
 mod infra;
 mod seal;
+mod tls;
 mod workspaces;
