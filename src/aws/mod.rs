@@ -107,6 +107,9 @@ impl Aws {
                 loader = loader.credentials_provider(Credentials::new(MOTO_ACCESS_KEY, MOTO_SECRET_KEY, None, None, "ctl-moto"));
             }
         }
+        if let Some(bundle) = std::env::var_os("AWS_CA_BUNDLE").filter(|p| !p.is_empty()) {
+            loader = loader.http_client(ca_bundle_client(std::path::Path::new(&bundle))?);
+        }
         Ok(Aws {
             sdk: loader.load().await,
             environment: environment.to_string(),
@@ -120,6 +123,25 @@ impl Aws {
     pub fn interceptors(&self) -> impl Iterator<Item = SharedInterceptor> + '_ {
         self.record_calls.iter().cloned()
     }
+}
+
+/// The SDK's default https client (rustls, aws-lc) trusting only the PEM bundle at `path`:
+/// what `AWS_CA_BUNDLE` means to the AWS CLI, which the SDK for Rust does not read itself
+/// (a TLS-intercepting proxy or a private endpoint's CA replaces the platform roots, as
+/// `openbao.ca_cert` does).
+pub fn ca_bundle_client(path: &std::path::Path) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, AwsError> {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+    crate::config::check_pem(path, crate::config::Pem::Certificate)
+        .map_err(|e| AwsError::Connect(format!("$AWS_CA_BUNDLE: {e}")))?;
+    let pem = std::fs::read(path).map_err(|e| AwsError::Connect(format!("$AWS_CA_BUNDLE: cannot read {}: {e}", path.display())))?;
+    let context = TlsContext::builder()
+        .with_trust_store(TrustStore::empty().with_pem_certificate(pem))
+        .build()
+        .map_err(|e| AwsError::Connect(format!("$AWS_CA_BUNDLE {}: {e}", path.display())))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https())
 }
 
 /// Read every AWS resource this environment manages.

@@ -198,3 +198,33 @@ fn tls_certificate_problems_fail_at_once_with_one_line() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("$BAO_CACERT: ") && stderr.contains("is not a PEM certificate"), "{stderr}");
 }
+
+/// The AWS SDK for Rust ignores `AWS_CA_BUNDLE`; `Aws::connect` builds its https client with
+/// `ca_bundle_client`, which trusts the bundle: a KMS call to an https endpoint signed by it
+/// (the TLS OpenBao, which answers with an HTTP error) gets a response; the SDK's default
+/// client fails the handshake.
+#[test]
+fn aws_ca_bundle_client_trusts_the_bundle() {
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let bao = TlsBao::start();
+    let env = EnvDir::new();
+    let err = ctl::aws::ca_bundle_client(&env.file().with_extension("missing")).err().expect("a missing bundle is an error");
+    assert!(err.to_string().contains("$AWS_CA_BUNDLE: cannot read"), "{err}");
+    super::harness::runtime().block_on(async {
+        let kms = |http: Option<aws_smithy_runtime_api::client::http::SharedHttpClient>| {
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(bao.address())
+                .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "t"));
+            if let Some(http) = http {
+                loader = loader.http_client(http);
+            }
+            async move { aws_sdk_kms::Client::new(&loader.load().await) }
+        };
+        let trusted = kms(Some(ctl::aws::ca_bundle_client(&bao.ca()).unwrap())).await.list_keys().send().await;
+        let err = trusted.expect_err("OpenBao is no KMS");
+        assert!(err.raw_response().is_some(), "expected an HTTP answer: {err:?}");
+        let untrusted = kms(None).await.list_keys().send().await.expect_err("untrusted");
+        assert!(matches!(untrusted, SdkError::DispatchFailure(_)), "{untrusted:?}");
+    });
+}
