@@ -6,6 +6,7 @@
 //! ```yaml
 //! openbao:
 //!   dev_stack: ../.ctl/dev        # or: address: https://bao:8200 + token_env | token_file
+//!                                 #   (+ ca_cert, client_cert + client_key, tls_server_name)
 //! classes:
 //!   standard: { kv: { max_versions: 10 }, policies: [ { name: app-read, template: kv-read } ] }
 //! workspaces:

@@ -152,8 +152,19 @@ fn tls_ca_cert_in_the_file_or_bao_cacert() {
     // Without ca_cert in the file, BAO_CACERT (then VAULT_CACERT) is used.
     env.write(&bao, "", &["a", "b"]);
     env.converge(&bao, &[("BAO_CACERT", bao.ca().to_str().unwrap())]);
+    // VAULT_CACERT, plus a client certificate from BAO_CLIENT_CERT / BAO_CLIENT_KEY (the dev
+    // server asks for none, so this only shows the identity loads and is offered harmlessly).
     env.write(&bao, "", &["a", "b", "c"]);
-    env.converge(&bao, &[("VAULT_CACERT", bao.ca().to_str().unwrap())]);
+    let cert = bao.dir.path().join("vault-cert.pem");
+    let key = bao.dir.path().join("vault-key.pem");
+    env.converge(
+        &bao,
+        &[
+            ("VAULT_CACERT", bao.ca().to_str().unwrap()),
+            ("BAO_CLIENT_CERT", cert.to_str().unwrap()),
+            ("BAO_CLIENT_KEY", key.to_str().unwrap()),
+        ],
+    );
 }
 
 /// Exit 1 quickly, with one line naming the address, the problem and the fix; one attempt,
@@ -197,6 +208,10 @@ fn tls_certificate_problems_fail_at_once_with_one_line() {
     let (code, _, stderr, _) = env.ctl(&bao, &["plan"], &[("BAO_CACERT", env.file().to_str().unwrap())]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("$BAO_CACERT: ") && stderr.contains("is not a PEM certificate"), "{stderr}");
+    let cert = bao.dir.path().join("vault-cert.pem");
+    let (code, _, stderr, _) = env.ctl(&bao, &["plan"], &[("BAO_CLIENT_CERT", cert.to_str().unwrap())]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("$BAO_CLIENT_CERT is set but $BAO_CLIENT_KEY is not"), "{stderr}");
 }
 
 /// The AWS SDK for Rust ignores `AWS_CA_BUNDLE`; `Aws::connect` builds its https client with
