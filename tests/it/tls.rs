@@ -7,54 +7,108 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A `bao server -dev -dev-tls`, killed on drop.
+/// A `bao server -dev` with a TLS listener, killed on drop.
 struct TlsBao {
     child: Child,
+    /// The TLS listener's port.
     port: u16,
     dir: tempfile::TempDir,
     token: String,
+    /// The CA that signed the listener's certificate.
+    ca: PathBuf,
+    /// The client certificate and key the listener requires, if it does.
+    client: Option<(PathBuf, PathBuf)>,
+}
+
+fn bao_bin() -> String {
+    std::env::var("CTL_BAO_BIN").unwrap_or_else(|_| "bao".into())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl TlsBao {
+    /// `bao server -dev -dev-tls`: a fresh CA and server certificate in its temp dir.
     fn start() -> TlsBao {
-        let bin = std::env::var("CTL_BAO_BIN").unwrap_or_else(|_| "bao".into());
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
+        let args = vec![
+            "-dev-tls".to_string(),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+            format!("-dev-tls-cert-dir={}", dir.path().display()),
+        ];
+        let ca = dir.path().join("vault-ca.pem");
+        TlsBao::spawn(args, dir, port, ca, None)
+    }
+
+    /// A dev server (plain HTTP dev listener) plus a TLS listener using `signer`'s server
+    /// certificate that requires a client certificate issued by `client_ca`.
+    fn start_mtls(signer: &TlsBao, client_ca: &Path, client: (PathBuf, PathBuf)) -> TlsBao {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let hcl = format!(
+            "listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  \
+             tls_require_and_verify_client_cert = true\n  tls_client_ca_file = \"{}\"\n}}\n",
+            signer.dir.path().join("vault-cert.pem").display(),
+            signer.dir.path().join("vault-key.pem").display(),
+            client_ca.display()
+        );
+        std::fs::write(dir.path().join("listener.hcl"), hcl).unwrap();
+        let args = vec![
+            format!("-dev-listen-address=127.0.0.1:{}", free_port()),
+            format!("-config={}", dir.path().join("listener.hcl").display()),
+        ];
+        TlsBao::spawn(args, dir, port, signer.ca.clone(), Some(client))
+    }
+
+    fn spawn(args: Vec<String>, dir: tempfile::TempDir, port: u16, ca: PathBuf, client: Option<(PathBuf, PathBuf)>) -> TlsBao {
         let token = unique("tok");
         let log = std::fs::File::create(dir.path().join("bao.log")).unwrap();
-        let mut cmd = Command::new(bin);
-        cmd.args(["server", "-dev", "-dev-tls"])
+        let mut cmd = Command::new(bao_bin());
+        cmd.args(["server", "-dev"])
             .arg(format!("-dev-root-token-id={token}"))
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-            .arg(format!("-dev-tls-cert-dir={}", dir.path().display()))
+            .args(args)
             // -dev writes ~/.vault-token: keep it in the temp dir.
             .env("HOME", dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         scrub(&mut cmd);
-        let child = cmd.spawn().expect("start bao server -dev-tls");
-        let bao = TlsBao { child, port, dir, token };
+        let child = cmd.spawn().expect("start bao server -dev");
+        let bao = TlsBao { child, port, dir, token, ca, client };
         bao.wait_ready();
         bao
     }
 
-    /// Until the CA is written and the listener answers a TLS health check.
+    /// Until the CA is written and the TLS listener answers `bao status`.
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if self.ca().exists() && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                let bin = std::env::var("CTL_BAO_BIN").unwrap_or_else(|_| "bao".into());
-                let mut cmd = Command::new(bin);
-                cmd.args(["status", "-address", &self.address(), "-ca-cert"]).arg(self.ca()).env("HOME", self.dir.path());
-                scrub(&mut cmd);
+            if self.ca.exists() && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                let mut cmd = self.cli(&["status"]);
                 if cmd.output().is_ok_and(|o| o.status.success()) {
                     return;
                 }
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("bao -dev-tls not ready: {}", std::fs::read_to_string(self.dir.path().join("bao.log")).unwrap_or_default());
+        panic!("bao TLS listener not ready: {}", std::fs::read_to_string(self.dir.path().join("bao.log")).unwrap_or_default());
+    }
+
+    /// The `bao` CLI against this server's TLS listener, as root.
+    fn cli(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bao_bin());
+        scrub(&mut cmd);
+        cmd.args(args)
+            .env("BAO_ADDR", self.address())
+            .env("BAO_CACERT", &self.ca)
+            .env("BAO_TOKEN", &self.token)
+            .env("HOME", self.dir.path());
+        if let Some((cert, key)) = &self.client {
+            cmd.env("BAO_CLIENT_CERT", cert).env("BAO_CLIENT_KEY", key);
+        }
+        cmd
     }
 
     fn address(&self) -> String {
@@ -62,7 +116,7 @@ impl TlsBao {
     }
 
     fn ca(&self) -> PathBuf {
-        self.dir.path().join("vault-ca.pem")
+        self.ca.clone()
     }
 }
 
@@ -212,6 +266,39 @@ fn tls_certificate_problems_fail_at_once_with_one_line() {
     let (code, _, stderr, _) = env.ctl(&bao, &["plan"], &[("BAO_CLIENT_CERT", cert.to_str().unwrap())]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("$BAO_CLIENT_CERT is set but $BAO_CLIENT_KEY is not"), "{stderr}");
+}
+
+/// A server that requires a client certificate: without one, the handshake failure is final
+/// and names the fix; with `client_cert` + `client_key` in the file, plan/apply converge.
+#[test]
+fn tls_client_certificate_when_the_server_requires_one() {
+    let signer = TlsBao::start();
+    let run = |args: &[&str]| {
+        let out = signer.cli(args).output().unwrap();
+        assert!(out.status.success(), "bao {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["secrets", "enable", "pki"]);
+    let client_ca = run(&["write", "-field=certificate", "pki/root/generate/internal", "common_name=ctl-client-ca", "ttl=2h"]);
+    run(&["write", "pki/roles/client", "allow_any_name=true", "ttl=1h"]);
+    let issued: serde_json::Value = serde_json::from_str(&run(&["write", "-format=json", "pki/issue/client", "common_name=ctl", "ttl=1h"])).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let client_ca = write("client-ca.pem", &client_ca);
+    let cert = write("client.pem", issued["data"]["certificate"].as_str().unwrap());
+    let key = write("client-key.pem", issued["data"]["private_key"].as_str().unwrap());
+    let bao = TlsBao::start_mtls(&signer, &client_ca, (cert.clone(), key.clone()));
+    let env = EnvDir::new();
+    let ca = env.copy_ca(&bao.ca(), "ca.pem");
+    env.write(&bao, &format!("  ca_cert: {ca}\n"), &["a"]);
+    assert_fails_at_once(&env, &bao, &[], "the server refused the TLS handshake");
+    let (c, k) = (env.copy_ca(&cert, "client.pem"), env.copy_ca(&key, "client-key.pem"));
+    env.write(&bao, &format!("  ca_cert: {ca}\n  client_cert: {c}\n  client_key: {k}\n"), &["a"]);
+    env.converge(&bao, &[]);
 }
 
 /// The AWS SDK for Rust ignores `AWS_CA_BUNDLE`; `Aws::connect` builds its https client with
