@@ -280,6 +280,9 @@ fn saboteur_rounds(rounds: u64, seed: u64) {
         let after = sc.ctl(&["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
         assert_eq!(after.status, 0, "round {round} (seed {seed}): the plan after is not empty\n{}", after.stdout);
         existing = declared.addresses().into_iter().map(|(_, o)| o).collect();
+        if round % 50 == 49 {
+            eprintln!("saboteur: {} rounds done, {} foreign objects planted so far", round + 1, foreign.len());
+        }
     }
     for (obj, was) in &foreign {
         assert_eq!(obj.read(stack).as_ref(), Some(was), "after {rounds} rounds (seed {seed}): ctl touched foreign {obj:?}");
