@@ -7,7 +7,7 @@
 //! 4. KMS key disabled → rebuild stops at step 1 with the reason; nothing was started/restored;
 //! 5. rebuild killed (SIGKILL) right after `openbao-start` → the same command resumes from
 //!    `openbao-restore`, and refuses to converge a declaration that would replace a KV mount
-//!    (the destroy guard applies to rebuilds too); with the declaration restored it finishes; both versions read back, the DB is restored encrypted with
+//!    (the destroy guard applies to rebuilds too); with the declaration restored it finishes (7 runs in all, the refusals included); both versions read back, the DB is restored encrypted with
 //!    30-day retention, and the next plan is empty.
 
 use crate::harness::{bao_cli, fresh_stack, runtime, unique, Scenario};
@@ -218,7 +218,7 @@ rds:
             out.stdout
         );
     }
-    assert!(out.stdout.contains("in 6 run(s)") && out.stdout.contains("RTO") && out.stdout.contains("RPO"), "{}", out.stdout);
+    assert!(out.stdout.contains("in 7 run(s)") && out.stdout.contains("RTO") && out.stdout.contains("RPO"), "{}", out.stdout);
 
     let state = ctl::dev::StackState::load(&stack.dir).unwrap();
     for (version, want) in [(1, &v1), (2, &v2)] {
