@@ -318,11 +318,6 @@ impl Plan {
             })
             .collect()
     }
-
-    /// Changes that lose data and are not allowed by `--allow-destroy`.
-    pub fn forbidden_destroys<'a>(&'a self, allowed: &BTreeSet<Address>) -> Vec<&'a Change> {
-        self.changes.iter().filter(|c| c.destroys_data && !allowed.contains(&c.address)).collect()
-    }
 }
 
 #[cfg(test)]
@@ -447,9 +442,13 @@ mod tests {
 
     #[test]
     fn destroy_guard_lists_unallowed_data_loss() {
+        // The guard every apply path uses (`engine::Guard`), on a plan's changes.
         let plan = plan_for(&[], &[ns("a", "ctl")]);
         let addr = Address::workspace("a", &["namespace"]);
-        assert_eq!(plan.forbidden_destroys(&BTreeSet::new()).len(), 1);
-        assert!(plan.forbidden_destroys(&BTreeSet::from([addr])).is_empty());
+        let refused = crate::engine::Guard::apply([]).check(&plan.changes, &plan.conflicts).unwrap_err();
+        assert!(matches!(&refused, crate::engine::Refused::DataLoss(l) if l.len() == 1), "{refused}");
+        assert_eq!(crate::engine::Guard::apply([addr]).check(&plan.changes, &plan.conflicts).unwrap().len(), 1);
+        // A rebuild never deletes: the delete is left out, not run.
+        assert!(crate::engine::Guard::rebuild().check(&plan.changes, &plan.conflicts).unwrap().is_empty());
     }
 }
