@@ -4,6 +4,7 @@
 //! lock, recorded in the journal; the plan that follows shows how each differs from its
 //! declaration.
 
+use crate::openbao::access::Role;
 use super::{context, CmdResult, EnvArgs};
 use crate::model::{Address, Observed, Provider, Resource};
 use crate::plan::Plan;
@@ -25,7 +26,7 @@ pub struct AdoptArgs {
 
 pub async fn run(args: AdoptArgs) -> CmdResult {
     let loaded = context::load(&args.env)?;
-    let session = context::session(&loaded.env, args.env.parallelism).await?;
+    let session = context::session(&loaded.env, args.env.parallelism, Role::Apply).await?;
     let spec = engine::LockSpec {
         environment: &loaded.env.name,
         plan: None,

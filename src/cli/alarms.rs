@@ -457,7 +457,7 @@ async fn status(args: &EnvArgs) -> CmdResult {
     }
     // OpenBao is contacted only when the URL is kept there.
     let bao = match cfg.webhook {
-        crate::config::WebhookSource::Kv { .. } => Some(super::context::connect(&env, args.parallelism)?),
+        crate::config::WebhookSource::Kv { .. } => Some(super::context::connect(&env, args.parallelism, crate::openbao::access::Role::Plan).await?),
         crate::config::WebhookSource::Env(_) => None,
     };
     let url = crate::alarms::webhook::resolve(&cfg.webhook, bao.as_ref()).await?;

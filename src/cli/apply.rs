@@ -1,6 +1,7 @@
 //! `ctl apply [PLAN]`: refuses conflicts, un-flagged data loss and stale plans before it
 //! touches anything; then executes in dependency order with bounded concurrency.
 
+use crate::openbao::access::Role;
 use super::context::{Loaded, Session};
 use super::{context, CmdResult, EnvArgs};
 use crate::diff::Change;
@@ -48,7 +49,7 @@ pub async fn run(args: ApplyArgs) -> CmdResult {
         check_saved(path, plan, &loaded)?;
         guard.check(&plan.changes, &plan.conflicts)?;
     }
-    let mut session = context::session(&loaded.env, args.env.parallelism).await?;
+    let mut session = context::session(&loaded.env, args.env.parallelism, Role::Apply).await?;
     context::read_webhook(&mut loaded, &mut session).await?;
     if let Some((path, plan)) = &saved {
         check_signature(path, plan, &loaded, &session).await?;

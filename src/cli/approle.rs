@@ -1,5 +1,6 @@
 //! `ctl approle issue`: a response-wrapped secret-id, never the raw secret-id.
 
+use crate::openbao::access::Role;
 use super::{context, CmdResult, EnvArgs};
 use crate::config::Duration;
 use crate::openbao::approle::issue_wrapped_secret_id;
@@ -40,7 +41,7 @@ pub async fn run(cmd: ApproleCommand) -> CmdResult {
     let Some(approle) = ws.approle.as_ref().filter(|a| a.roles.contains_key(&role)) else {
         bail!("workspace {workspace:?} declares no AppRole role {role:?}");
     };
-    let bao = context::connect(&loaded.env, env.parallelism)?;
+    let bao = context::connect(&loaded.env, env.parallelism, Role::Apply).await?;
     let wrapped = issue_wrapped_secret_id(&bao, &ws.namespace, &approle.mount, &role, &ttl.to_string())
         .await
         .with_context(|| format!("issuing a secret-id for {workspace}/{role}"))?;

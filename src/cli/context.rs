@@ -1,7 +1,9 @@
 //! What most commands do first: load and expand the environment, connect, observe, plan.
 
 use super::EnvArgs;
-use crate::config::{self, Connection, Environment, Pem, Tls, TokenSource};
+use crate::config::{self, Auth, Connection, Environment, Pem, Tls, TokenSource};
+use crate::openbao::access::{self, Catalogue, Role};
+use crate::openbao::login;
 use crate::model::{Observed, Resource};
 use crate::openbao::observe::{observe, ObserveOptions};
 use crate::openbao::Bao;
@@ -36,32 +38,107 @@ pub fn templates_dir(args: &EnvArgs, env: &Environment) -> PathBuf {
     args.templates.clone().unwrap_or_else(|| env.dir.join("..").join("templates"))
 }
 
-/// Address and token of the environment's OpenBao. The token never comes from argv.
-/// `parallelism` (`--parallelism`) bounds the requests in flight at any moment.
-pub fn connect(env: &Environment, parallelism: u16) -> anyhow::Result<Bao> {
-    let (address, token, tls) = match &env.openbao {
-        Connection::Server { address, token, tls } => (address.clone(), token.clone(), tls_with_env(tls, address)?),
-        Connection::DevStack { dir } => {
-            let (address, token_file) = crate::dev::connection(dir)
-                .with_context(|| format!("environment {} uses the local dev stack", env.name))?;
-            (address, TokenSource::File(token_file), Tls::default())
-        }
-    };
-    let token = match token {
-        TokenSource::Env(var) => std::env::var(&var)
-            .with_context(|| format!("reading the OpenBao token from ${var} (set it, or use token_file)"))?,
-        TokenSource::File(path) => std::fs::read_to_string(&path)
-            .with_context(|| format!("reading the OpenBao token from {}", path.display()))?
+/// Tokens ctl obtained by logging in, revoked by [`logout`] when the command ends.
+static LOGINS: std::sync::Mutex<Vec<crate::openbao::client::Revoker>> = std::sync::Mutex::new(Vec::new());
+
+/// Revoke every token this process logged in for (called once, as `ctl` exits).
+pub async fn logout() {
+    let revokers = std::mem::take(&mut *LOGINS.lock().unwrap_or_else(|e| e.into_inner()));
+    futures::future::join_all(revokers.into_iter().map(|r| r.revoke())).await;
+}
+
+/// The first of `vars` that is set and not empty.
+fn env_var(vars: &[&str]) -> Option<String> {
+    vars.iter().find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+}
+
+fn read_secret(source: &TokenSource, what: &str, hint: &str) -> anyhow::Result<Sensitive<String>> {
+    let value = match source {
+        TokenSource::Env(var) => std::env::var(var).with_context(|| format!("reading the {what} from ${var} ({hint})"))?,
+        TokenSource::File(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the {what} from {}", path.display()))?
             .trim()
             .to_string(),
     };
-    if token.is_empty() {
-        bail!("the OpenBao token for environment {} is empty", env.name);
+    if value.is_empty() {
+        let from = match source {
+            TokenSource::Env(var) => format!("${var}"),
+            TokenSource::File(path) => path.display().to_string(),
+        };
+        bail!("the {what} in {from} is empty");
     }
-    Ok(Bao::connect_tls(&address, &Sensitive::new(token), usize::from(parallelism), &tls)?)
+    Ok(Sensitive::new(value))
 }
 
-/// The first of `vars` that is set and not empty, with its name.
+/// The access catalogue of `env`: its name and the webhook URL's KV path, if declared.
+pub fn catalogue(env: &Environment) -> Catalogue {
+    let webhook = env.alarms.as_ref().and_then(|a| match &a.webhook {
+        config::WebhookSource::Kv { namespace, mount, path, .. } => {
+            Some(namespace.iter().map(|n| format!("{n}/")).collect::<String>() + &format!("{mount}/data/{path}"))
+        }
+        _ => None,
+    });
+    Catalogue::for_env(&env.name, webhook)
+}
+
+/// A client of the environment's OpenBao, logged in. The address, namespace and token come
+/// from the file, else from `BAO_ADDR`, `BAO_NAMESPACE` and `BAO_TOKEN` (never from argv).
+/// A JWT login without a role uses `ctl-<env>-<role>`: read-only commands pass
+/// [`Role::Plan`], writing ones [`Role::Apply`]. `parallelism` bounds the requests in flight.
+pub async fn connect(env: &Environment, parallelism: u16, role: Role) -> anyhow::Result<Bao> {
+    let (address, namespace, auth, tls) = match &env.openbao {
+        Connection::Server { namespace, auth, tls, .. } => {
+            let address = env.openbao.server_address().with_context(|| {
+                format!("environment {} names no OpenBao address: set openbao.address or BAO_ADDR", env.name)
+            })?;
+            let tls = tls_with_env(tls, &address)?;
+            let namespace = namespace.clone().or_else(|| env_var(&["BAO_NAMESPACE", "VAULT_NAMESPACE"]));
+            let auth = auth.clone().unwrap_or(Auth::Token(TokenSource::Env(
+                if std::env::var_os("BAO_TOKEN").is_none() && std::env::var_os("VAULT_TOKEN").is_some() { "VAULT_TOKEN" } else { "BAO_TOKEN" }.into(),
+            )));
+            (address, namespace, auth, tls)
+        }
+        Connection::DevStack { dir } => {
+            let (address, token_file) = crate::dev::connection(dir)
+                .with_context(|| format!("environment {} uses the local dev stack", env.name))?;
+            (address, None, Auth::Token(TokenSource::File(token_file)), Tls::default())
+        }
+    };
+    let given = match &auth {
+        Auth::Token(source) => read_secret(source, "OpenBao token", "set it, or use openbao.auth")?,
+        _ => Sensitive::new(String::new()),
+    };
+    let mut bao = Bao::connect_tls(&address, &given, usize::from(parallelism), &tls)?
+        .with_namespace(namespace)
+        .with_catalogue(catalogue(env));
+    let version = login::check_version(&bao).await?;
+    tracing::debug!(%version, address = %address, "connected to OpenBao");
+    let credentials = match auth {
+        Auth::Token(_) => return Ok(bao),
+        Auth::Jwt { mount, role: r, jwt } => login::Credentials::Jwt {
+            role: r.unwrap_or_else(|| access::name(&env.name, role)),
+            jwt: read_secret(&jwt, "JWT", "the CI system's OIDC token")?,
+            mount,
+        },
+        Auth::AppRole { mount, role_id_file, secret_id_file } => {
+            let role_id = read_secret(&TokenSource::File(role_id_file), "AppRole role-id", "")?.expose().to_string();
+            let contents = read_secret(&TokenSource::File(secret_id_file.clone()), "AppRole secret-id", "")?;
+            let secret_id = login::secret_id(&bao, contents)
+                .await
+                .with_context(|| format!("reading the AppRole secret-id in {}", secret_id_file.display()))?;
+            login::Credentials::AppRole { mount, role_id, secret_id }
+        }
+    };
+    let what = match &credentials {
+        login::Credentials::Jwt { mount, role, .. } => format!("logging in to OpenBao at {address} with a JWT (auth/{mount}, role {role})"),
+        login::Credentials::AppRole { mount, .. } => format!("logging in to OpenBao at {address} with AppRole (auth/{mount})"),
+    };
+    login::login(&mut bao, &credentials).await.context(what)?;
+    LOGINS.lock().unwrap_or_else(|e| e.into_inner()).push(bao.revoker());
+    Ok(bao)
+}
+
+/// The first of `vars` that is set and not empty, with its name (a path).
 fn env_path(vars: &[&'static str]) -> Option<(&'static str, PathBuf)> {
     vars.iter().find_map(|v| std::env::var_os(v).filter(|p| !p.is_empty()).map(|p| (*v, PathBuf::from(p))))
 }
@@ -102,8 +179,8 @@ pub fn tls_with_env(file: &Tls, address: &str) -> anyhow::Result<Tls> {
 }
 
 /// Connect to OpenBao (see [`connect`]) and, when the environment has an `aws:` section, AWS.
-pub async fn session(env: &Environment, parallelism: u16) -> anyhow::Result<Session> {
-    let bao = connect(env, parallelism)?;
+pub async fn session(env: &Environment, parallelism: u16, role: Role) -> anyhow::Result<Session> {
+    let bao = connect(env, parallelism, role).await?;
     let aws = match &env.aws {
         Some(conn) => Some(crate::aws::Aws::connect(conn, &env.name).await?),
         None => None,
@@ -175,7 +252,7 @@ pub fn git_commit(dir: &std::path::Path) -> Option<String> {
 /// Load → connect → observe → diff → plan.
 pub async fn make_plan(args: &EnvArgs) -> anyhow::Result<(Loaded, Session, Plan)> {
     let mut loaded = load(args)?;
-    let mut session = session(&loaded.env, args.parallelism).await?;
+    let mut session = session(&loaded.env, args.parallelism, Role::Plan).await?;
     read_webhook(&mut loaded, &mut session).await?;
     let plan = plan_with(&loaded, &session, args.parallelism).await?;
     Ok((loaded, session, plan))

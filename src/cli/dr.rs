@@ -1,5 +1,7 @@
 //! `ctl dr snapshot | rebuild | runbook | drill`.
 
+use crate::openbao::access::Role;
+use futures::FutureExt;
 use super::{context, CmdResult, EnvArgs};
 use crate::dr::{self, rebuild, Manifest, DrError};
 use anyhow::Context;
@@ -78,7 +80,7 @@ pub async fn run(cmd: DrCommand) -> CmdResult {
 async fn snapshot(args: EnvArgs, out_dir: PathBuf) -> CmdResult {
     let loaded = context::load(&args)?;
     dr::snapshot::dr_config(&loaded.env)?;
-    let session = context::session(&loaded.env, args.parallelism).await?;
+    let session = context::session(&loaded.env, args.parallelism, Role::Apply).await?;
     let aws = session.aws.as_ref().context("dr snapshot needs an aws: section")?;
     let t = std::time::Instant::now();
     let work = out_dir.join(format!("snapshot-{}", std::process::id()));
@@ -135,7 +137,9 @@ async fn rebuild_cmd(args: EnvArgs, from: &str, dry_run: bool, opts: rebuild::Op
         return Ok(ExitCode::SUCCESS);
     }
     let env = &loaded.env;
-    let connect = || context::connect(env, args.parallelism).map_err(|e| DrError::Other(format!("{e:#}")));
+    let connect = || {
+        async move { context::connect(env, args.parallelism, Role::Apply).await.map_err(|e| DrError::Other(format!("{e:#}"))) }.boxed()
+    };
     let total = dr::STEPS.len();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());

@@ -11,6 +11,8 @@
 //! 5. `dr rebuild` from the manifest (timed: the RTO);
 //! 6. read every version back and compare digests: the number lost must be 0.
 
+use crate::openbao::access::Role;
+use futures::FutureExt;
 use super::{apply, context, CmdResult, EnvArgs};
 use crate::dev::{BaoVersion, Stack, StackOptions};
 use crate::dr::{rebuild, DrError};
@@ -99,7 +101,7 @@ async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &P
     // The drill's webhook goes nowhere (`.invalid`), but is still read the way a real one is.
     std::env::set_var(DRILL_WEBHOOK_ENV, "https://hooks.invalid/oncall");
     let mut loaded = context::load(&env_args)?;
-    let mut session = context::session(&loaded.env, env_args.parallelism).await?;
+    let mut session = context::session(&loaded.env, env_args.parallelism, Role::Apply).await?;
     context::read_webhook(&mut loaded, &mut session).await?;
     let aws = session.aws.as_ref().context("the drill environment has aws:")?;
 
@@ -141,7 +143,9 @@ async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &P
     // 5. Rebuild.
     let opts = rebuild::Options { state_dir: dr_dir.clone(), fresh: true, parallelism: args.parallelism, verify_sample: 10, replace_live: false };
     let env = &loaded.env;
-    let connect = || context::connect(env, env_args.parallelism).map_err(|e| DrError::Other(format!("{e:#}")));
+    let connect = || {
+        async move { context::connect(env, env_args.parallelism, Role::Apply).await.map_err(|e| DrError::Other(format!("{e:#}"))) }.boxed()
+    };
     let mut lines = String::new();
     let mut on_event = |e: rebuild::Event<'_>| {
         if let rebuild::Event::Done { step, secs, detail, .. } = e {
@@ -155,7 +159,7 @@ async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &P
 
     // 6. Count.
     let t = Instant::now();
-    let bao = context::connect(env, env_args.parallelism)?;
+    let bao = context::connect(env, env_args.parallelism, Role::Apply).await?;
     let lost = count_lost(&bao, &written, args.parallelism).await?;
     println!("  check      {:>6.1}s  {} of {} versions read back", t.elapsed().as_secs_f64(), written.len() - lost, written.len());
     let rpo = disaster_at.saturating_sub(taken.manifest.openbao.taken_unix);

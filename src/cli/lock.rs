@@ -1,5 +1,6 @@
 //! `ctl lock status|break` and `ctl journal`: the apply lock and ctl's audit journal.
 
+use crate::openbao::access::Role;
 use super::{context, CmdResult, EnvArgs};
 use crate::openbao::{journal, lock, state};
 use std::process::ExitCode;
@@ -25,7 +26,7 @@ pub async fn run(cmd: LockCommand) -> CmdResult {
     match cmd {
         LockCommand::Status { env } => {
             let loaded = context::load(&env)?;
-            let bao = context::connect(&loaded.env, env.parallelism)?;
+            let bao = context::connect(&loaded.env, env.parallelism, Role::Plan).await?;
             match lock::status(&bao, &loaded.env.name).await? {
                 Some(l) => println!(
                     "locked: id {} owner {} acquired at {} expires in {}s{}",
@@ -41,7 +42,7 @@ pub async fn run(cmd: LockCommand) -> CmdResult {
         }
         LockCommand::Break { env, id } => {
             let loaded = context::load(&env)?;
-            let bao = context::connect(&loaded.env, env.parallelism)?;
+            let bao = context::connect(&loaded.env, env.parallelism, Role::Apply).await?;
             let broken = lock::break_lock(&bao, &loaded.env.name, &id).await?;
             let entry = journal::Entry {
                 at: state::now_secs(),
@@ -76,7 +77,7 @@ pub struct JournalArgs {
 
 pub async fn journal(args: JournalArgs) -> CmdResult {
     let loaded = context::load(&args.env)?;
-    let bao = context::connect(&loaded.env, args.env.parallelism)?;
+    let bao = context::connect(&loaded.env, args.env.parallelism, Role::Plan).await?;
     for e in journal::read(&bao, &loaded.env.name, args.limit).await? {
         if args.json {
             println!("{}", serde_json::to_string(&e)?);

@@ -1,5 +1,6 @@
 //! `ctl verify`: log in as sampled workspaces' AppRoles and prove isolation.
 
+use crate::openbao::access::Role;
 use super::{context, CmdResult, EnvArgs};
 use crate::openbao::verify::{verify_workspace, Probe};
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ pub struct VerifyArgs {
 
 pub async fn run(args: VerifyArgs) -> CmdResult {
     let loaded = context::load(&args.env)?;
-    let bao = context::connect(&loaded.env, args.env.parallelism)?;
+    let bao = context::connect(&loaded.env, args.env.parallelism, Role::Apply).await?;
     let sample = crate::openbao::verify::sample(&loaded.env.workspaces, args.sample);
     if sample.is_empty() {
         anyhow::bail!("verify needs at least two workspaces with an AppRole role");

@@ -1,11 +1,11 @@
 //! Reading: the environment file, the workspace directory (in parallel), the source digest, and
 //! turning collected problems into located [`ConfigErrors`].
 
-use super::names::NonEmpty;
-use super::raw::{RawAws, RawEnv, RawOpenbao, RawWorkspace};
+use super::names::{EnvVarName, NonEmpty};
+use super::raw::{AuthMethod, RawAuth, RawAws, RawEnv, RawOpenbao, RawWorkspace};
 use super::validate::{self, Decl};
 use super::locate::locate_many;
-use super::{check_pem, locate, AwsConnection, ConfigError, ConfigErrors, Connection, Environment, PathSeg, Pem, Tls, TokenSource};
+use super::{check_pem, locate, Auth, AwsConnection, ConfigError, ConfigErrors, Connection, Environment, PathSeg, Pem, Tls, TokenSource};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use sha2::{Digest, Sha256};
@@ -202,58 +202,122 @@ fn aws_connection(raw: &RawAws, dir: &Path, problems: &mut Problems) -> Option<A
     }
 }
 
-/// The `openbao:` section: exactly one of `dev_stack` or `address` (+ exactly one token source).
+/// The `openbao:` section: `dev_stack`, or a server: `address` (else `BAO_ADDR`), `namespace`
+/// (else `BAO_NAMESPACE`), how ctl logs in (`auth:`, or the older `token_env`/`token_file`;
+/// else `BAO_TOKEN`) and TLS settings.
 fn connection(raw: &RawOpenbao, dir: &Path, problems: &mut Problems) -> Option<Connection> {
     let at = |key: &str| vec![PathSeg::key("openbao"), PathSeg::key(key)];
-    match (&raw.dev_stack, &raw.address) {
-        (Some(dev), None) => {
-            for (key, set) in [("token_env", raw.token_env.is_some()), ("token_file", raw.token_file.is_some())] {
-                if set {
-                    problems.at(0, at(key), format!("{key} is only used with address; dev_stack manages its own token"));
-                }
+    if let Some(dev) = &raw.dev_stack {
+        let server_keys = [
+            ("address", raw.address.is_some()),
+            ("token_env", raw.token_env.is_some()),
+            ("token_file", raw.token_file.is_some()),
+            ("auth", raw.auth.is_some()),
+            ("namespace", raw.namespace.is_some()),
+        ];
+        for (key, set) in server_keys {
+            if set {
+                problems.at(0, at(key), format!("{key} is only used with a server; dev_stack manages its own address and token"));
             }
-            for (key, set) in tls_keys(raw) {
-                if set {
-                    problems.at(0, at(key), format!("{key} is only used with an https:// address; the dev stack speaks plain HTTP"));
-                }
+        }
+        for (key, set) in tls_keys(raw) {
+            if set {
+                problems.at(0, at(key), format!("{key} is only used with an https:// address; the dev stack speaks plain HTTP"));
             }
-            Some(Connection::DevStack { dir: absolute(dir, &dev.0) })
         }
-        (None, Some(address)) => {
-            let token = match (&raw.token_env, &raw.token_file) {
-                (Some(var), None) => TokenSource::Env(var.0.clone()),
-                (None, Some(file)) => TokenSource::File(absolute(dir, &file.0)),
-                (Some(_), Some(_)) => {
-                    problems.at(0, at("token_file"), "set exactly one of token_env or token_file, not both");
-                    return None;
-                }
-                (None, None) => {
-                    problems.at(
-                        0,
-                        at("address"),
-                        "address needs a token source: set token_env (an environment variable name) or \
-                         token_file (a file path); tokens are never taken from the command line",
-                    );
-                    return None;
-                }
-            };
-            let tls = tls(raw, &address.0, dir, problems)?;
-            Some(Connection::Server { address: address.0.clone(), token, tls })
-        }
+        return Some(Connection::DevStack { dir: absolute(dir, &dev.0) });
+    }
+    let legacy = match (&raw.token_env, &raw.token_file) {
+        (Some(var), None) => Some(TokenSource::Env(var.0.clone())),
+        (None, Some(file)) => Some(TokenSource::File(absolute(dir, &file.0))),
         (Some(_), Some(_)) => {
-            problems.at(0, at("address"), "set either dev_stack or address, not both");
+            problems.at(0, at("token_file"), "set exactly one of token_env or token_file, not both");
+            return None;
+        }
+        (None, None) => None,
+    };
+    let auth = match (&raw.auth, legacy) {
+        (Some(_), Some(_)) => {
+            let key = if raw.token_env.is_some() { "token_env" } else { "token_file" };
+            problems.at(0, at(key), format!("{key} and auth both say how to log in; keep one (auth: {{ method: token, {key}: … }})"));
+            return None;
+        }
+        (Some(a), None) => Some(auth(a, dir, problems)?),
+        (None, Some(token)) => Some(Auth::Token(token)),
+        (None, None) => None,
+    };
+    let address = raw.address.as_ref().map(|a| a.0.clone());
+    let tls = tls(raw, address.as_deref(), dir, problems)?;
+    let namespace = raw.namespace.as_ref().map(|n| n.0.trim_matches('/').to_string());
+    Some(Connection::Server { address, namespace, auth, tls })
+}
+
+/// `openbao.auth`: the fields its method needs, and no others.
+fn auth(raw: &RawAuth, dir: &Path, problems: &mut Problems) -> Option<Auth> {
+    let at = |key: &str| vec![PathSeg::key("openbao"), PathSeg::key("auth"), PathSeg::key(key)];
+    let method = match raw.method {
+        AuthMethod::Token => "token",
+        AuthMethod::Jwt => "jwt",
+        AuthMethod::Approle => "approle",
+    };
+    let allowed: &[&str] = match raw.method {
+        AuthMethod::Token => &["token_env", "token_file"],
+        AuthMethod::Jwt => &["mount", "role", "jwt_env", "jwt_file"],
+        AuthMethod::Approle => &["mount", "role_id_file", "secret_id_file"],
+    };
+    let set = [
+        ("mount", raw.mount.is_some()),
+        ("role", raw.role.is_some()),
+        ("token_env", raw.token_env.is_some()),
+        ("token_file", raw.token_file.is_some()),
+        ("jwt_env", raw.jwt_env.is_some()),
+        ("jwt_file", raw.jwt_file.is_some()),
+        ("role_id_file", raw.role_id_file.is_some()),
+        ("secret_id_file", raw.secret_id_file.is_some()),
+    ];
+    let before = problems.0.len();
+    for (key, _) in set.iter().filter(|(k, s)| *s && !allowed.contains(k)) {
+        problems.at(0, at(key), format!("{key} is not used by method {method} (it takes {})", allowed.join(", ")));
+    }
+    let source = |env: &Option<EnvVarName>, file: &Option<NonEmpty>, what: &str, problems: &mut Problems| match (env, file) {
+        (Some(var), None) => Some(TokenSource::Env(var.0.clone())),
+        (None, Some(f)) => Some(TokenSource::File(absolute(dir, &f.0))),
+        (Some(_), Some(_)) => {
+            problems.at(0, at(&format!("{what}_file")), format!("set exactly one of {what}_env or {what}_file, not both"));
             None
         }
         (None, None) => {
-            problems.at(
-                0,
-                vec![PathSeg::key("openbao")],
-                "openbao needs either dev_stack (the local dev stack's directory) or address \
-                 (http(s)://host:port) with token_env or token_file",
-            );
+            problems.at(0, vec![PathSeg::key("openbao"), PathSeg::key("auth")], format!(
+                "method {method} needs {what}_env (an environment variable name) or {what}_file (a file path)"
+            ));
             None
         }
-    }
+    };
+    let file = |key: &str, value: &Option<NonEmpty>, problems: &mut Problems| match value {
+        Some(v) => Some(absolute(dir, &v.0)),
+        None => {
+            problems.at(0, vec![PathSeg::key("openbao"), PathSeg::key("auth")], format!("method approle needs {key}"));
+            None
+        }
+    };
+    let auth = match raw.method {
+        AuthMethod::Token => Auth::Token(source(&raw.token_env, &raw.token_file, "token", problems)?),
+        AuthMethod::Jwt => Auth::Jwt {
+            mount: raw.mount.as_ref().map_or_else(|| "jwt".to_string(), |m| m.0.clone()),
+            role: raw.role.as_ref().map(|r| r.0.clone()),
+            jwt: source(&raw.jwt_env, &raw.jwt_file, "jwt", problems)?,
+        },
+        AuthMethod::Approle => {
+            let role_id_file = file("role_id_file", &raw.role_id_file, problems);
+            let secret_id_file = file("secret_id_file", &raw.secret_id_file, problems);
+            Auth::AppRole {
+                mount: raw.mount.as_ref().map_or_else(|| "approle".to_string(), |m| m.0.clone()),
+                role_id_file: role_id_file?,
+                secret_id_file: secret_id_file?,
+            }
+        }
+    };
+    (problems.0.len() == before).then_some(auth)
 }
 
 fn tls_keys(raw: &RawOpenbao) -> [(&'static str, bool); 4] {
@@ -267,10 +331,10 @@ fn tls_keys(raw: &RawOpenbao) -> [(&'static str, bool); 4] {
 
 /// `ca_cert`, `client_cert` + `client_key` (readable PEM files, relative to the file) and
 /// `tls_server_name`, with an `https://` address only.
-fn tls(raw: &RawOpenbao, address: &str, dir: &Path, problems: &mut Problems) -> Option<Tls> {
+fn tls(raw: &RawOpenbao, address: Option<&str>, dir: &Path, problems: &mut Problems) -> Option<Tls> {
     let at = |key: &str| vec![PathSeg::key("openbao"), PathSeg::key(key)];
     let before = problems.0.len();
-    if !address.starts_with("https://") {
+    if address.is_some_and(|a| !a.starts_with("https://")) {
         for (key, set) in tls_keys(raw) {
             if set {
                 problems.at(0, at(key), format!("{key} needs an https:// address"));

@@ -115,10 +115,12 @@ pub enum Connection {
     /// A running server. `address` is `http(s)://host:port`; the token comes from an environment
     /// variable or a file, never from the command line.
     Server {
-        /// `http(s)://host:port`, without a trailing slash.
-        address: String,
-        /// Where the token is read from.
-        token: TokenSource,
+        /// `http(s)://host:port`, without a trailing slash; `None`: `BAO_ADDR`.
+        address: Option<String>,
+        /// ctl's namespace (every path relative to it); `None`: `BAO_NAMESPACE`, else the root.
+        namespace: Option<String>,
+        /// How ctl logs in; `None`: the token in `BAO_TOKEN`.
+        auth: Option<Auth>,
         /// CA, client certificate and server name for `https://` (what the file sets; the CLI
         /// fills the unset ones from `BAO_CACERT` & co.).
         tls: Tls,
@@ -185,6 +187,35 @@ pub enum AwsConnection {
         /// Override of the service endpoints (`http(s)://host:port`), for moto.
         endpoint: Option<String>,
     },
+}
+
+impl Connection {
+    /// The OpenBao address: the file's, else `BAO_ADDR` (`VAULT_ADDR`); `None` for the dev
+    /// stack (whose address is in its state directory) or when neither is set.
+    pub fn server_address(&self) -> Option<String> {
+        match self {
+            Connection::Server { address: Some(a), .. } => Some(a.clone()),
+            Connection::Server { address: None, .. } => ["BAO_ADDR", "VAULT_ADDR"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|a| !a.is_empty()))
+                .map(|a| a.trim_end_matches('/').to_string()),
+            Connection::DevStack { .. } => None,
+        }
+    }
+}
+
+/// How ctl logs in to OpenBao. Secrets (tokens, JWTs, secret-ids) are named, never written, in
+/// the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// A token from an environment variable or a file.
+    Token(TokenSource),
+    /// A JWT login (a CI system's OIDC token). `role: None`: `ctl-<env>-plan` for read-only
+    /// commands and `ctl-<env>-apply` for writing ones (what `ctl bootstrap` creates).
+    Jwt { mount: String, role: Option<String>, jwt: TokenSource },
+    /// An AppRole login; a response-wrapped secret-id in the file is unwrapped (once: a
+    /// wrapping token is single-use).
+    AppRole { mount: String, role_id_file: PathBuf, secret_id_file: PathBuf },
 }
 
 /// Where a server token comes from.

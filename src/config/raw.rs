@@ -61,6 +61,41 @@ pub(crate) struct RawOpenbao {
     pub client_key: Option<NonEmpty>,
     #[serde(default)]
     pub tls_server_name: Option<NonEmpty>,
+    #[serde(default)]
+    pub namespace: Option<NonEmpty>,
+    #[serde(default)]
+    pub auth: Option<RawAuth>,
+}
+
+/// How ctl logs in (`openbao.auth`); which fields a method needs is checked after parsing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuth {
+    pub method: AuthMethod,
+    #[serde(default)]
+    pub mount: Option<MountPath>,
+    #[serde(default)]
+    pub role: Option<NonEmpty>,
+    #[serde(default)]
+    pub token_env: Option<EnvVarName>,
+    #[serde(default)]
+    pub token_file: Option<NonEmpty>,
+    #[serde(default)]
+    pub jwt_env: Option<EnvVarName>,
+    #[serde(default)]
+    pub jwt_file: Option<NonEmpty>,
+    #[serde(default)]
+    pub role_id_file: Option<NonEmpty>,
+    #[serde(default)]
+    pub secret_id_file: Option<NonEmpty>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AuthMethod {
+    Token,
+    Jwt,
+    Approle,
 }
 
 /// How to reach AWS: the dev stack's moto, or an account (region + optional endpoint).

@@ -200,8 +200,9 @@ fn server_connection() {
     assert_eq!(
         env.openbao,
         Connection::Server {
-            address: "https://bao.example.com:8200".into(),
-            token: TokenSource::File(tree.root.join("secrets/token")),
+            address: Some("https://bao.example.com:8200".into()),
+            namespace: None,
+            auth: Some(Auth::Token(TokenSource::File(tree.root.join("secrets/token")))),
             tls: Default::default(),
         }
     );
@@ -210,11 +211,47 @@ fn server_connection() {
     assert_eq!(
         env.openbao,
         Connection::Server {
-            address: "http://[::1]:8200".into(),
-            token: TokenSource::Env("BAO_TOKEN".into()),
+            address: Some("http://[::1]:8200".into()),
+            namespace: None,
+            auth: Some(Auth::Token(TokenSource::Env("BAO_TOKEN".into()))),
             tls: Default::default()
         }
     );
+}
+
+#[test]
+fn auth_methods_and_what_the_file_leaves_to_bao_variables() {
+    let load = |openbao: &str| Tree::new(&[("environments/test.yaml", &format!("openbao:\n{openbao}"))]).load();
+    let server = |yaml: &str| match load(yaml).unwrap_or_else(|e| panic!("{e}")).openbao {
+        Connection::Server { address, namespace, auth, .. } => (address, namespace, auth),
+        other => panic!("{other:?}"),
+    };
+    // Everything open: BAO_ADDR, BAO_NAMESPACE and BAO_TOKEN at connect.
+    assert_eq!(server("  {}\n"), (None, None, None));
+    let (_, ns, auth) = server("  namespace: platform/\n  auth: { method: jwt, jwt_env: CI_OIDC_TOKEN }\n");
+    assert_eq!(ns.as_deref(), Some("platform"));
+    assert_eq!(auth, Some(Auth::Jwt { mount: "jwt".into(), role: None, jwt: TokenSource::Env("CI_OIDC_TOKEN".into()) }));
+    let (_, _, auth) = server("  auth: { method: jwt, mount: gha, role: ctl-ci, jwt_file: ../ci.jwt }\n");
+    let Some(Auth::Jwt { mount, role, jwt: TokenSource::File(file) }) = auth else { panic!("{auth:?}") };
+    assert_eq!((mount.as_str(), role.as_deref()), ("gha", Some("ctl-ci")));
+    assert!(file.ends_with("ci.jwt") && file.is_absolute());
+    let (_, _, auth) = server("  auth: { method: approle, role_id_file: r, secret_id_file: s }\n");
+    assert!(matches!(auth, Some(Auth::AppRole { ref mount, .. }) if mount == "approle"), "{auth:?}");
+
+    // Each mistake is named at its line and column, before any API call.
+    let err = |yaml: &str| load(yaml).unwrap_err().to_string();
+    let e = err("  auth: { method: jwt, role: x }\n");
+    assert!(e.contains("test.yaml:2:") && e.contains("method jwt needs jwt_env"), "{e}");
+    let e = err("  auth:\n    method: jwt\n    jwt_env: T\n    secret_id_file: s\n");
+    assert!(e.contains("test.yaml:5:") && e.contains("secret_id_file is not used by method jwt"), "{e}");
+    let e = err("  auth: { method: approle, role_id_file: r }\n");
+    assert!(e.contains("method approle needs secret_id_file"), "{e}");
+    let e = err("  auth: { method: kerberos }\n");
+    assert!(e.contains("test.yaml:2:") && e.contains("kerberos"), "{e}");
+    let e = err("  token_env: T\n  auth: { method: jwt, jwt_env: J }\n");
+    assert!(e.contains("token_env and auth both say how to log in"), "{e}");
+    let e = err("  dev_stack: ../.ctl\n  auth: { method: jwt, jwt_env: J }\n");
+    assert!(e.contains("auth is only used with a server"), "{e}");
 }
 
 #[test]
@@ -529,15 +566,13 @@ fn auto_rotate_period_minimum() {
 #[test]
 fn openbao_exactly_one() {
     let t = |openbao: &str| Tree::new(&[("environments/test.yaml", openbao)]).one_error();
-    assert_at(&t("openbao: {}\n"), "test.yaml", 1, 10, "openbao needs either dev_stack");
     assert_at(
-        &t("openbao:\n  dev_stack: x\n  address: http://a:1\n  token_env: T\n"),
+        &t("openbao:\n  dev_stack: x\n  address: http://a:1\n"),
         "test.yaml",
         3,
         12,
-        "either dev_stack or address, not both",
+        "address is only used with a server; dev_stack manages its own address and token",
     );
-    assert_at(&t("openbao:\n  address: http://a:1\n"), "test.yaml", 2, 12, "address needs a token source");
     assert_at(
         &t("openbao:\n  address: http://a:1\n  token_env: T\n  token_file: f\n"),
         "test.yaml",
@@ -545,7 +580,7 @@ fn openbao_exactly_one() {
         15,
         "exactly one of token_env or token_file",
     );
-    assert_at(&t("openbao:\n  dev_stack: d\n  token_env: T\n"), "test.yaml", 3, 14, "token_env is only used with address");
+    assert_at(&t("openbao:\n  dev_stack: d\n  token_env: T\n"), "test.yaml", 3, 14, "token_env is only used with a server");
     assert_at(&t("openbao:\n  address: bao:8200\n  token_env: T\n"), "test.yaml", 2, 12, "scheme must be http or https");
     assert_at(&t("openbao:\n  address: https://bao\n  token_env: T\n"), "test.yaml", 2, 12, "missing port");
     assert_at(&t("openbao:\n  address: https://b:1/v1\n  token_env: T\n"), "test.yaml", 2, 12, "must not have a path");
@@ -556,7 +591,7 @@ fn collects_every_error() {
     let tree = Tree::new(&[
         (
             "environments/test.yaml",
-            "openbao: {}\nclasses:\n  c: { quota: { rate: -1 } }\nworkspaces:\n  - { name: a, class: nope }\n  - { name: a }\nworkspaces_dir: ws\n",
+            "openbao: { dev_stack: d, namespace: n }\nclasses:\n  c: { quota: { rate: -1 } }\nworkspaces:\n  - { name: a, class: nope }\n  - { name: a }\nworkspaces_dir: ws\n",
         ),
         ("environments/ws/x.yaml", "name: x\nkv: { max_versions: 1h }\n"),
         ("environments/ws/y.yaml", "name: y\napprole: { roles: { r: { token_ttl: 2h, token_max_ttl: 1h } } }\n"),

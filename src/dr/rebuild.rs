@@ -121,6 +121,9 @@ struct Ctx<'a> {
     work: PathBuf,
 }
 
+/// Builds the operator's OpenBao client (logged in as the environment says).
+pub type Connect<'a> = dyn Fn() -> futures::future::BoxFuture<'a, Result<Bao, DrError>> + Sync + 'a;
+
 /// Run the rebuild. `connect` builds the operator's OpenBao client (called once OpenBao is up).
 pub async fn run(
     env: &Environment,
@@ -128,7 +131,7 @@ pub async fn run(
     manifest: &Manifest,
     aws: Option<&Aws>,
     opts: &Options,
-    connect: &(dyn Fn() -> Result<Bao, DrError> + Sync),
+    connect: &Connect<'_>,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Summary, DrError> {
     if manifest.environment != env.name {
@@ -179,7 +182,7 @@ pub async fn run(
     })
 }
 
-async fn run_step(ctx: &Ctx<'_>, step: &Step, connect: &(dyn Fn() -> Result<Bao, DrError> + Sync)) -> Result<String, DrError> {
+async fn run_step(ctx: &Ctx<'_>, step: &Step, connect: &Connect<'_>) -> Result<String, DrError> {
     match step.id {
         StepId::Kms => check_seal_key(ctx).await,
         StepId::Snapshot => fetch_snapshot(ctx).await,
@@ -189,8 +192,8 @@ async fn run_step(ctx: &Ctx<'_>, step: &Step, connect: &(dyn Fn() -> Result<Bao,
         StepId::Rds => restore_databases(ctx).await,
         StepId::OpenbaoStart => start_openbao(ctx).await,
         StepId::OpenbaoRestore => restore_openbao(ctx, connect).await,
-        StepId::Workspaces => converge_openbao(ctx, &connect()?).await,
-        StepId::Verify => verify(ctx, &connect()?).await,
+        StepId::Workspaces => converge_openbao(ctx, &connect().await?).await,
+        StepId::Verify => verify(ctx, &connect().await?).await,
     }
 }
 
@@ -296,11 +299,11 @@ async fn converge_aws(ctx: &Ctx<'_>, kinds: &[Kind]) -> Result<String, DrError> 
 
 /// [`converge_aws`] once the webhook URL is read (from the restored OpenBao when it is in KV):
 /// the desired subscription gets its stand-in, the AWS connection the URL for Subscribe.
-async fn converge_alarms(ctx: &Ctx<'_>, kinds: &[Kind], connect: &(dyn Fn() -> Result<Bao, DrError> + Sync)) -> Result<String, DrError> {
+async fn converge_alarms(ctx: &Ctx<'_>, kinds: &[Kind], connect: &Connect<'_>) -> Result<String, DrError> {
     use crate::alarms::webhook;
     let Some(cfg) = &ctx.env.alarms else { return converge_aws(ctx, kinds).await };
     let bao = match cfg.webhook {
-        crate::config::WebhookSource::Kv { .. } => Some(connect()?),
+        crate::config::WebhookSource::Kv { .. } => Some(connect().await?),
         crate::config::WebhookSource::Env(_) => None,
     };
     let url = webhook::resolve(&cfg.webhook, bao.as_ref()).await.map_err(|e| DrError::Other(e.to_string()))?;
@@ -421,16 +424,19 @@ async fn restore_databases(ctx: &Ctx<'_>) -> Result<String, DrError> {
 
 fn bao_address(env: &Environment) -> Result<String, DrError> {
     Ok(match &env.openbao {
-        Connection::Server { address, .. } => address.clone(),
+        Connection::Server { .. } => env
+            .openbao
+            .server_address()
+            .ok_or_else(|| DrError::Other(format!("environment {} names no OpenBao address: set openbao.address or BAO_ADDR", env.name)))?,
         Connection::DevStack { dir } => crate::dev::StackState::load(dir)?.bao_addr,
     })
 }
 
 /// Before any step: a dev-stack OpenBao that is running with live data (the operator token
 /// works) is not replaced by an older snapshot unless asked to.
-async fn preflight(ctx: &Ctx<'_>, state: &State, connect: &(dyn Fn() -> Result<Bao, DrError> + Sync)) -> Result<(), DrError> {
+async fn preflight(ctx: &Ctx<'_>, state: &State, connect: &Connect<'_>) -> Result<(), DrError> {
     // An apply holding the lock on a live OpenBao would have its state replaced under it.
-    if let Ok(bao) = connect() {
+    if let Ok(bao) = connect().await {
         if let Ok(Some(held)) = crate::openbao::lock::status(&bao, &ctx.env.name).await {
             return Err(DrError::Refused(format!(
                 "environment {} is locked by {} (lock {}, expires in {}s): an apply is running against this OpenBao, and a rebuild would replace what it works on. Wait for it, or if it is dead `ctl lock break --id {}`; nothing was touched.",
@@ -478,15 +484,16 @@ async fn start_openbao(ctx: &Ctx<'_>) -> Result<String, DrError> {
             let state = crate::dev::respawn_empty(dir).await?;
             Ok(format!("bao started on empty storage at {} (pid {})", state.bao_addr, state.bao_pid))
         }
-        Connection::Server { address, .. } => {
-            wait_for(address, "to answer", |s| s.is_some()).await?;
+        Connection::Server { .. } => {
+            let address = bao_address(ctx.env)?;
+            wait_for(&address, "to answer", |s| s.is_some()).await?;
             Ok(format!("{address} answers"))
         }
     }
 }
 
-async fn operator_token_works(connect: &(dyn Fn() -> Result<Bao, DrError> + Sync)) -> bool {
-    match connect() {
+async fn operator_token_works(connect: &Connect<'_>) -> bool {
+    match connect().await {
         Ok(bao) => bao.get(None, "auth/token/lookup-self").await.is_ok(),
         Err(_) => false,
     }
@@ -507,7 +514,7 @@ async fn wait_for(addr: &str, what: &str, ok: impl Fn(Option<&crate::dev::SealSt
     }
 }
 
-async fn restore_openbao(ctx: &Ctx<'_>, connect: &(dyn Fn() -> Result<Bao, DrError> + Sync)) -> Result<String, DrError> {
+async fn restore_openbao(ctx: &Ctx<'_>, connect: &Connect<'_>) -> Result<String, DrError> {
     let addr = bao_address(ctx.env)?;
     let file = ctx.work.join(SNAPSHOT_FILE);
     let snap = &ctx.manifest.openbao;
@@ -564,7 +571,7 @@ async fn restore_openbao(ctx: &Ctx<'_>, connect: &(dyn Fn() -> Result<Bao, DrErr
     tracing::debug!(elapsed = ?t.elapsed(), "restored");
     wait_for(&addr, "come back unsealed after the restore", |s| s.is_some_and(|s| s.initialized && !s.sealed)).await?;
     tracing::debug!(elapsed = ?t.elapsed(), "unsealed after the restore");
-    let operator = connect()?;
+    let operator = connect().await?;
     let deadline = Instant::now() + SERVER_WAIT;
     loop {
         match operator.get(None, "auth/token/lookup-self").await {

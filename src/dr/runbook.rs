@@ -68,7 +68,7 @@ impl Facts {
     pub fn of(env: &Environment) -> Facts {
         let (dev_stack, dev_dir, bao_addr) = match &env.openbao {
             Connection::DevStack { dir } => (true, relative(dir), format!("the dev stack's address (`ctl dev status --dir {}`)", relative(dir))),
-            Connection::Server { address, .. } => (false, String::new(), address.clone()),
+            Connection::Server { .. } => (false, String::new(), env.openbao.server_address().unwrap_or_else(|| "$BAO_ADDR".into())),
         };
         let region = match &env.aws {
             Some(crate::config::AwsConnection::Account { region, .. }) => region.clone(),

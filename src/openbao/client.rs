@@ -61,10 +61,31 @@ pub enum BaoError {
     /// The TLS handshake failed (an untrusted or wrong certificate): final, never retried.
     #[error("{address}: {message}")]
     Tls { address: String, message: String },
+    /// A 403: ctl's token lacks a capability. `grant` is the path and capabilities of ctl's
+    /// policy that allow the call (see `ctl render ctl-policy`).
+    #[error("{method} {path}{ns}: permission denied{hint}", ns = ns_suffix(namespace), hint = denied_hint(grant))]
+    Denied {
+        method: &'static str,
+        path: String,
+        namespace: Option<String>,
+        grant: Option<(String, String)>,
+    },
+    #[error(transparent)]
+    Uncatalogued(#[from] super::access::Uncatalogued),
     #[error("{method} {path}: unexpected response: {message}")]
     Unexpected { method: &'static str, path: String, message: String },
     #[error("{0}")]
     Other(String),
+}
+
+fn denied_hint(grant: &Option<(String, String)>) -> String {
+    match grant {
+        Some((path, caps)) => format!(
+            ": ctl's token needs \"{caps}\" on path \"{path}\"; `ctl render ctl-policy` prints the policy that grants it \
+             (`ctl bootstrap` writes it)"
+        ),
+        None => String::new(),
+    }
 }
 
 fn ns_suffix(ns: &Option<String>) -> String {
@@ -75,6 +96,7 @@ impl BaoError {
     pub fn status(&self) -> Option<u16> {
         match self {
             BaoError::Api { status, .. } => Some(*status),
+            BaoError::Denied { .. } => Some(403),
             _ => None,
         }
     }
@@ -207,6 +229,8 @@ impl rustify::MiddleWare for Middle<'_> {
 pub struct Scoped<'a> {
     bao: &'a Bao,
     middle: EndpointMiddleware,
+    /// The workspace namespace relative to ctl's own (what the access catalogue matches).
+    relative: Option<String>,
 }
 
 impl Client for Scoped<'_> {
@@ -239,6 +263,10 @@ pub struct Bao {
     requests: std::sync::atomic::AtomicU64,
     /// One permit per request in flight (`--parallelism` of them), however many tasks call.
     permits: tokio::sync::Semaphore,
+    /// Every endpoint ctl may call; requests outside it are refused before they are sent.
+    catalogue: super::access::Catalogue,
+    /// ctl's namespace (`openbao.namespace` / `BAO_NAMESPACE`): every path is relative to it.
+    namespace: Option<String>,
 }
 
 impl Bao {
@@ -317,7 +345,49 @@ impl Bao {
             pressure: Default::default(),
             requests: Default::default(),
             permits: tokio::sync::Semaphore::new(limit.max(1)),
+            catalogue: super::access::Catalogue::any(),
+            namespace: None,
         })
+    }
+
+    /// Only the endpoints of this table (an environment's) may be called.
+    pub fn with_catalogue(mut self, catalogue: super::access::Catalogue) -> Bao {
+        self.catalogue = catalogue;
+        self
+    }
+
+    /// Work inside `namespace` instead of the root: every path, workspace namespaces included,
+    /// is relative to it.
+    pub fn with_namespace(mut self, namespace: Option<String>) -> Bao {
+        self.namespace = namespace.map(|n| n.trim_matches('/').to_string()).filter(|n| !n.is_empty());
+        self.inner.middle.namespace = self.namespace.clone();
+        self
+    }
+
+    /// ctl's namespace, if not the root.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// Use `token` from now on (after a login).
+    pub fn set_token(&mut self, token: &Sensitive<String>) {
+        self.inner.settings.token = token.expose().to_string();
+        self.inner.middle.token = token.expose().to_string();
+    }
+
+    /// What revokes this client's current token later (at exit), independent of the client.
+    pub fn revoker(&self) -> Revoker {
+        Revoker {
+            http: self.http().clone(),
+            url: format!("{}/v1/auth/token/revoke-self", self.base.trim_end_matches('/')),
+            token: Sensitive::new(self.token().to_string()),
+            namespace: self.namespace.clone(),
+        }
+    }
+
+    /// The access catalogue this client enforces.
+    pub fn catalogue(&self) -> &super::access::Catalogue {
+        &self.catalogue
     }
 
     /// The URL requests go to: the address, with `tls_server_name` as its host when set.
@@ -348,8 +418,11 @@ impl Bao {
     /// A vaultrs client for `namespace` (root when `None`) sharing this connection pool.
     pub fn scoped(&self, namespace: Option<&str>) -> Scoped<'_> {
         let mut middle = self.inner.middle.clone();
-        middle.namespace = namespace.map(str::to_string);
-        Scoped { bao: self, middle }
+        middle.namespace = match (&self.namespace, namespace) {
+            (Some(base), Some(ns)) => Some(format!("{base}/{ns}")),
+            (base, ns) => ns.map(str::to_string).or_else(|| base.clone()),
+        };
+        Scoped { bao: self, middle, relative: namespace.map(str::to_string) }
     }
 
     /// The same, authenticated with another token (e.g. an AppRole login).
@@ -434,6 +507,8 @@ impl Bao {
     ) -> Result<Option<Value>, BaoError> {
         let name = method_name(&method);
         let namespace = client.middle.namespace.clone();
+        self.catalogue().check(&method, name, client.relative.as_deref(), path)?;
+        let grant = self.catalogue().grant(&method, client.relative.as_deref(), path);
         let mut middle = client.middle.clone();
         middle.wrap = wrap_ttl.map(str::to_string);
         let endpoint = Call {
@@ -480,6 +555,9 @@ impl Bao {
             }
             return match outcome {
                 Ok(result) => parse_body(name, path, &namespace, result.response.body()),
+                Err(HttpError::ServerResponseError { code: 403, .. }) => {
+                    Err(BaoError::Denied { method: name, path: path.to_string(), namespace, grant })
+                }
                 Err(HttpError::ServerResponseError { code, content }) => Err(BaoError::Api {
                     method: name,
                     path: path.to_string(),
@@ -496,6 +574,29 @@ impl Bao {
                     message: root_cause(&e),
                 }),
             };
+        }
+    }
+}
+
+/// Revokes a token ctl obtained by logging in (`auth/token/revoke-self`).
+pub struct Revoker {
+    http: reqwest::Client,
+    url: String,
+    token: Sensitive<String>,
+    namespace: Option<String>,
+}
+
+impl Revoker {
+    /// Best effort: a token that cannot be revoked expires with its TTL.
+    pub async fn revoke(self) {
+        let mut req = self.http.post(&self.url).header("X-Vault-Token", self.token.expose());
+        if let Some(ns) = &self.namespace {
+            req = req.header("X-Vault-Namespace", ns);
+        }
+        match req.timeout(Duration::from_secs(5)).send().await {
+            Ok(r) if r.status().is_success() => tracing::debug!("revoked ctl's login token"),
+            Ok(r) => tracing::warn!(status = r.status().as_u16(), "could not revoke ctl's login token; it expires with its TTL"),
+            Err(e) => tracing::warn!(error = %root_cause(&e), "could not revoke ctl's login token; it expires with its TTL"),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The OpenBao provider: reads live state ([`observe`]) and carries out changes ([`apply`])
 //! over one transport ([`client`]). It never formats output; callers render what it returns.
 
+pub mod access;
 pub mod apply;
 pub mod approle;
 pub mod client;
 pub mod journal;
 pub mod lock;
+pub mod login;
 pub mod observe;
 pub mod raft;
 pub mod resources;

@@ -168,16 +168,18 @@ async fn observe_workspace(
     })];
     let mut unmanaged = Vec::new();
 
-    let (mounts, policies) = futures::try_join!(
-        bao.get(ns, "sys/internal/ui/mounts"),
+    // `sys/mounts` and `sys/auth` list every mount; `sys/internal/ui/mounts` would hide the
+    // ones a least-privilege token has no access to, i.e. exactly the foreign ones.
+    let (secret, auth, policies) = futures::try_join!(
+        bao.get(ns, "sys/mounts"),
+        bao.get(ns, "sys/auth"),
         bao.list(ns, "sys/policies/acl")
     )?;
-    let mounts = data(&mounts).cloned().unwrap_or(Value::Null);
 
     // Every managed mount's contents and every policy are read concurrently.
     let mut reads = Vec::new();
-    for (section, is_auth) in [("secret", false), ("auth", true)] {
-        let Some(list) = mounts.get(section).and_then(Value::as_object) else { continue };
+    for (body, is_auth) in [(&secret, false), (&auth, true)] {
+        let Some(list) = data(body).and_then(Value::as_object) else { continue };
         for (key, mount) in list {
             let path = key.trim_end_matches('/').to_string();
             let kind = str_of(mount, "type");

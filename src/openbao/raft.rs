@@ -15,6 +15,7 @@ impl Bao {
     /// `GET sys/storage/raft/snapshot` into `file` (created with mode 0600, replaced if present).
     /// Connection errors and 5xx before the first byte are retried like every other call.
     pub async fn raft_snapshot_save(&self, file: &Path) -> Result<Hashed, BaoError> {
+        self.catalogue().check(&rustify::enums::RequestMethod::GET, "GET", None, SAVE)?;
         let mut attempt = 0;
         let mut response = loop {
             attempt += 1;
@@ -52,6 +53,7 @@ impl Bao {
     /// this (fresh) cluster. The caller verifies the file's digest first. Not retried: a restore
     /// that reached the server must not be sent twice blindly.
     pub async fn raft_snapshot_restore_force(&self, file: &Path) -> Result<(), BaoError> {
+        self.catalogue().check(&rustify::enums::RequestMethod::POST, "POST", None, RESTORE_FORCE)?;
         let body = tokio::fs::File::open(file)
             .await
             .map_err(|e| BaoError::Other(format!("opening the raft snapshot {}: {e}", file.display())))?;
@@ -89,6 +91,11 @@ impl Bao {
             return Ok(response);
         }
         let status = response.status().as_u16();
+        if status == 403 {
+            let m = if method == "GET" { rustify::enums::RequestMethod::GET } else { rustify::enums::RequestMethod::POST };
+            let grant = self.catalogue().grant(&m, None, path);
+            return Err(BaoError::Denied { method, path: path.into(), namespace: None, grant });
+        }
         let text = response.text().await.unwrap_or_default();
         let errors = serde_json::from_str::<serde_json::Value>(&text)
             .ok()

@@ -20,7 +20,7 @@ fn input(fingerprint: &str) -> String {
 }
 
 /// Enable the transit mount and create the environment's key if missing (both idempotent).
-async fn ensure_key(bao: &Bao, environment: &str) -> Result<(), BaoError> {
+pub async fn ensure_key(bao: &Bao, environment: &str) -> Result<(), BaoError> {
     let body = json!({"type": "transit", "description": format!("{MOUNT_MARKER}plan signing (HMAC keys; never exported)")});
     match bao.write(None, format!("sys/mounts/{SIGNING_MOUNT}"), &body).await {
         Err(e) if e.is_already_in_use() => {}
@@ -33,12 +33,19 @@ async fn ensure_key(bao: &Bao, environment: &str) -> Result<(), BaoError> {
     Ok(())
 }
 
-/// The signature of a plan fingerprint (`vault:v1:…`), creating the key on first use.
+/// The signature of a plan fingerprint (`vault:v1:…`). `ctl bootstrap` creates the key; an
+/// admin token creates it on first use.
 pub async fn sign(bao: &Bao, environment: &str, fingerprint: &str) -> Result<String, BaoError> {
-    ensure_key(bao, environment).await?;
-    let body = bao
-        .write(None, format!("{SIGNING_MOUNT}/hmac/{}/sha2-256", key(environment)), &json!({"input": input(fingerprint)}))
-        .await?;
+    let path = format!("{SIGNING_MOUNT}/hmac/{}/sha2-256", key(environment));
+    let body = json!({"input": input(fingerprint)});
+    let body = match bao.write(None, &path, &body).await {
+        // No mount (404) or no key yet (400 "encryption key not found").
+        Err(e) if e.is_not_found() || e.status() == Some(400) => {
+            ensure_key(bao, environment).await?;
+            bao.write(None, &path, &body).await?
+        }
+        other => other?,
+    };
     data(&body)
         .and_then(|d| d.get("hmac"))
         .and_then(Value::as_str)

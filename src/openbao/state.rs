@@ -7,8 +7,12 @@ use serde_json::{json, Value};
 
 pub const STATE_MOUNT: &str = "ctl-state";
 
-/// Enable the state mount if it is missing (idempotent).
+/// Enable the state mount if it is missing (idempotent). `ctl bootstrap` creates it, so ctl's
+/// own policy only needs to read its settings; an admin token creates it on first use.
 pub async fn ensure_mount(bao: &Bao) -> Result<(), BaoError> {
+    if bao.read(None, format!("{STATE_MOUNT}/config")).await?.is_some() {
+        return Ok(());
+    }
     let body = json!({"type": "kv", "options": {"version": "2"}, "description": format!("{MOUNT_MARKER}state (apply locks, audit journal)")});
     match bao.write(None, format!("sys/mounts/{STATE_MOUNT}"), &body).await {
         Err(e) if e.is_already_in_use() => return Ok(()),
