@@ -52,6 +52,9 @@ pub enum RenderCommand {
     },
     /// Print the OpenBao server config (HCL) of one node of openbao_cluster.
     OpenbaoConfig(super::render::OpenbaoConfigArgs),
+    /// Print the smallest OpenBao policy ctl's own token needs for this environment (plan:
+    /// read-only, apply: everything), derived from the endpoints ctl calls.
+    CtlPolicy(super::bootstrap::CtlPolicyArgs),
 }
 
 fn load(args: &EnvArgs) -> anyhow::Result<Environment> {
@@ -164,6 +167,7 @@ pub async fn render(cmd: RenderCommand) -> CmdResult {
     let (name, install_path, args) = match cmd {
         RenderCommand::BootFetcher { name, install_path, env } => (name, install_path, env),
         RenderCommand::OpenbaoConfig(args) => return super::render::openbao_config(args).await,
+        RenderCommand::CtlPolicy(args) => return super::bootstrap::render_policy(&args),
     };
     let env = load(&args)?;
     let (section, item) = artifacts::lookup(&env, &name)?;

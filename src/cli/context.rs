@@ -86,6 +86,16 @@ pub fn catalogue(env: &Environment) -> Catalogue {
 /// A JWT login without a role uses `ctl-<env>-<role>`: read-only commands pass
 /// [`Role::Plan`], writing ones [`Role::Apply`]. `parallelism` bounds the requests in flight.
 pub async fn connect(env: &Environment, parallelism: u16, role: Role) -> anyhow::Result<Bao> {
+    connect_as(env, parallelism, role, false).await
+}
+
+/// [`connect`] with the admin token in `BAO_TOKEN` whatever the file's `auth` says (for
+/// `ctl bootstrap`, which creates what ctl's own logins need).
+pub async fn connect_admin(env: &Environment, parallelism: u16) -> anyhow::Result<Bao> {
+    connect_as(env, parallelism, Role::Apply, true).await
+}
+
+async fn connect_as(env: &Environment, parallelism: u16, role: Role, admin: bool) -> anyhow::Result<Bao> {
     let (address, namespace, auth, tls) = match &env.openbao {
         Connection::Server { namespace, auth, tls, .. } => {
             let address = env.openbao.server_address().with_context(|| {
@@ -93,7 +103,7 @@ pub async fn connect(env: &Environment, parallelism: u16, role: Role) -> anyhow:
             })?;
             let tls = tls_with_env(tls, &address)?;
             let namespace = namespace.clone().or_else(|| env_var(&["BAO_NAMESPACE", "VAULT_NAMESPACE"]));
-            let auth = auth.clone().unwrap_or(Auth::Token(TokenSource::Env(
+            let auth = auth.clone().filter(|_| !admin).unwrap_or(Auth::Token(TokenSource::Env(
                 if std::env::var_os("BAO_TOKEN").is_none() && std::env::var_os("VAULT_TOKEN").is_some() { "VAULT_TOKEN" } else { "BAO_TOKEN" }.into(),
             )));
             (address, namespace, auth, tls)

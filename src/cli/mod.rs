@@ -8,6 +8,7 @@ pub mod apply;
 pub mod artifacts;
 pub mod approle;
 pub mod bench;
+pub mod bootstrap;
 pub mod bench_backtest;
 pub mod bench_verify;
 pub mod context;
@@ -69,6 +70,9 @@ pub enum Command {
     Adopt(adopt::AdoptArgs),
     /// Drift check for schedules: like `plan --detailed-exitcode` (0 in sync, 2 drift, 1 error).
     Drift(plan::DriftArgs),
+    /// Once, with an admin token in BAO_TOKEN: ctl's policies (plan, apply), its state and
+    /// signing mounts, and a JWT auth mount with the CI login roles. Idempotent.
+    Bootstrap(bootstrap::BootstrapArgs),
     /// The environment's apply lock.
     #[command(subcommand)]
     Lock(lock::LockCommand),
@@ -181,6 +185,7 @@ async fn run(command: Command) -> CmdResult {
         Command::Apply(args) => apply::run(args).await,
         Command::Drift(args) => plan::drift(args).await,
         Command::Adopt(args) => adopt::run(args).await,
+        Command::Bootstrap(args) => bootstrap::run(args).await,
         Command::Lock(cmd) => lock::run(cmd).await,
         Command::Journal(args) => lock::journal(args).await,
         Command::Completions { shell } => {

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod apply;
 pub mod approle;
+pub mod bootstrap;
 pub mod client;
 pub mod journal;
 pub mod lock;
