@@ -23,6 +23,8 @@ pub enum Cap {
     Patch,
     Delete,
     List,
+    /// Needed on root-protected paths (auth mounts, raft snapshots) on top of the others.
+    Sudo,
 }
 
 impl Cap {
@@ -34,6 +36,7 @@ impl Cap {
             Cap::Patch => "patch",
             Cap::Delete => "delete",
             Cap::List => "list",
+            Cap::Sudo => "sudo",
         }
     }
 
@@ -127,8 +130,8 @@ const TABLE: &[(Need, &[Cap], &str, &str)] = &[
     (Apply, &[Create, Read, Update, Patch, Delete], "sys/namespaces/+", "create, record ownership in, and delete workspace namespaces"),
     (Apply, &[Create, Read, Update, Delete], "{ns}/sys/mounts/+", "enable, inspect and disable KV and transit mounts"),
     (Apply, &[Update], "{ns}/sys/mounts/+/tune", "set a mount's description (ctl's marker)"),
-    (Apply, &[Create, Read, Update, Delete], "{ns}/sys/auth/+", "enable, inspect and disable auth mounts"),
-    (Apply, &[Update], "{ns}/sys/auth/+/tune", "set an auth mount's description (ctl's marker)"),
+    (Apply, &[Create, Read, Update, Delete, Sudo], "{ns}/sys/auth/+", "enable, inspect and disable auth mounts (root-protected: sudo)"),
+    (Apply, &[Update, Sudo], "{ns}/sys/auth/+/tune", "set an auth mount's description (ctl's marker; root-protected: sudo)"),
     (Apply, &[Create, Update, Delete], "{ns}/sys/policies/acl/+", "write (check-and-set) and delete policies"),
     (Apply, &[Create, Update], "{ns}/+/config", "KV mount settings"),
     (Apply, &[Create, Update, Delete], "{ns}/auth/+/role/+", "AppRole roles"),
@@ -140,7 +143,7 @@ const TABLE: &[(Need, &[Cap], &str, &str)] = &[
     (Apply, &[Delete], "sys/quotas/rate-limit/+", "delete a quota"),
     (Apply, &[Create, Update], "{ns}/+/data/ctl-verify/probe", "`ctl verify`: seed the isolation probe"),
     (Apply, &[Delete], "{ns}/+/metadata/ctl-verify/probe", "`ctl verify`: remove the isolation probe"),
-    (Snapshot, &[Read], "sys/storage/raft/snapshot", "`ctl dr snapshot`"),
+    (Snapshot, &[Read, Sudo], "sys/storage/raft/snapshot", "`ctl dr snapshot` (root-protected: sudo)"),
     (WebhookKv, &[Read], "{webhook}", "the alarm webhook URL (alarms.sns.webhook.url_kv)"),
     // Once, with an admin token: `ctl bootstrap` (ctl also does the first three lazily when its
     // token may).
@@ -149,7 +152,7 @@ const TABLE: &[(Need, &[Cap], &str, &str)] = &[
     (Bootstrap, &[Create, Read, Update], "ctl-signing/keys/plans-{env}", "the environment's plan-signing key"),
     (Bootstrap, &[Create, Read, Update], "sys/policies/acl/+", "ctl's own policies"),
     (Bootstrap, &[Read], "sys/auth", "find the JWT auth mount"),
-    (Bootstrap, &[Create, Update], "sys/auth/+", "enable the JWT auth mount"),
+    (Bootstrap, &[Create, Update, Sudo], "sys/auth/+", "enable the JWT auth mount"),
     (Bootstrap, &[Create, Read, Update], "auth/+/config", "configure the JWT auth mount"),
     (Bootstrap, &[Create, Read, Update], "auth/+/role/+", "ctl's JWT login roles"),
     // Operators' tokens.
@@ -269,7 +272,10 @@ impl Catalogue {
                     Some(env) => pattern.replace("{env}", env),
                     None => pattern.clone(),
                 };
-                Some(Entry { need, caps, path: path.replace("{ns}", "+"), segs: segments(&pattern, env), why })
+                // A LIST is checked against the path with a trailing slash: `P/` allows it
+                // whatever other rules match `P/+` (a rule for `P` would lose to them).
+                let slash = if caps.contains(&List) { "/" } else { "" };
+                Some(Entry { need, caps, path: path.replace("{ns}", "+") + slash, segs: segments(&pattern, env), why })
             })
             .collect();
         Catalogue { entries }
@@ -303,7 +309,8 @@ impl Catalogue {
     pub fn grant(&self, method: &RequestMethod, namespace: Option<&str>, path: &str) -> Option<(String, String)> {
         let e = self.find(method, namespace, path).find(|e| e.need < Bootstrap)?;
         let caps: Vec<&str> = e.caps.iter().filter(|c| c.allows(method)).map(|c| c.as_str()).collect();
-        Some((e.path.clone(), caps.join("\" or \"")))
+        let sudo = if e.caps.contains(&Sudo) { "\" and \"sudo" } else { "" };
+        Some((e.path.clone(), format!("{}{sudo}", caps.join("\" or \""))))
     }
 
     /// The policy for `role`, as HCL: one stanza per path, capabilities merged, sorted by
@@ -381,6 +388,7 @@ mod tests {
     fn the_plan_policy_reads_and_signs_but_writes_nothing() {
         let plan = cat().policy(Role::Plan, true);
         assert!(plan.contains("path \"+/sys/mounts\" {\n  capabilities = [\"read\"]\n}"), "{plan}");
+        assert!(plan.contains("path \"+/sys/policies/acl/\" {\n  capabilities = [\"list\"]\n}"), "{plan}");
         assert!(plan.contains("path \"ctl-signing/hmac/plans-prod/sha2-256\" {\n  capabilities = [\"update\"]"), "{plan}");
         assert!(plan.contains("path \"ops/secret/data/alarms/webhook\""), "{plan}");
         for line in plan.lines().filter(|l| l.contains("capabilities")) {

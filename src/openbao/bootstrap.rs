@@ -127,7 +127,11 @@ pub async fn run(bao: &Bao, opts: &Options<'_>, on_step: &mut dyn FnMut(&Step)) 
             }
             if !opts.dry_run {
                 let body = json!({"type": "jwt", "description": format!("{MOUNT_MARKER}JWT logins of ctl's CI jobs")});
-                bao.write(None, format!("sys/auth/{}", jwt.mount), &body).await?;
+                match bao.write(None, format!("sys/auth/{}", jwt.mount), &body).await {
+                    // Another bootstrap enabled it a moment ago.
+                    Err(e) if e.is_already_in_use() => {}
+                    other => other.map(drop)?,
+                }
             }
             report(format!("auth mount {}/ (jwt)", jwt.mount), Outcome::Created);
             true

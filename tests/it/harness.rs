@@ -431,17 +431,26 @@ impl Scenario {
         &self.stack
     }
 
-    /// Rewrites the environment file with a new body (same `openbao:` section).
+    /// Rewrites the environment file with a new body (same `openbao:` section) and
+    /// bootstraps it with the root token ([`Scenario::bootstrap`]). ctl logs in as CI does: a
+    /// JWT from the test issuer ([`oidc`]), role `ctl-<env>-plan` for read-only commands and
+    /// `ctl-<env>-apply` for writing ones, under the policies `ctl render ctl-policy` prints.
     pub fn write_env(&self, yaml_body: &str) {
         assert!(
             !yaml_body.lines().any(|l| l.starts_with("openbao:")),
             "the harness writes the openbao: section; leave it out of the scenario body"
         );
         let q = |s: &str| serde_json::to_string(s).expect("json string");
+        let jwt = self.dir.path().join("ci/oidc.jwt");
+        if !jwt.exists() {
+            let token = oidc().token(&push_to_main());
+            self.canary(token.clone());
+            self.write_file("ci/oidc.jwt", &token);
+        }
         let yaml = format!(
-            "openbao:\n  address: {}\n  token_file: {}\n{}{}",
+            "openbao:\n  address: {}\n  auth: {{ method: jwt, jwt_file: {} }}\n{}{}",
             q(&self.stack.addr),
-            q(&self.stack.token_file.display().to_string()),
+            q(&jwt.display().to_string()),
             yaml_body,
             if yaml_body.ends_with('\n') || yaml_body.is_empty() {
                 ""
@@ -450,6 +459,31 @@ impl Scenario {
             },
         );
         self.write_file(&self.env.clone(), &yaml);
+        self.bootstrap();
+    }
+
+    /// `ctl bootstrap` of this environment with the root token (the only use of the root
+    /// token by ctl in tests): ctl's policies and the JWT roles for the test issuer. Not in the
+    /// transcript; a failure (e.g. a test's deliberately bad environment file) is left for the
+    /// test's own ctl run to report.
+    pub fn bootstrap(&self) {
+        let pubkey = oidc().public_key_file();
+        let args = [
+            "bootstrap",
+            "-e",
+            &self.env,
+            "--jwt-issuer",
+            OIDC_ISSUER,
+            "--jwt-validation-pubkey",
+            pubkey.to_str().expect("utf-8 path"),
+            "--bound-claims",
+            "repository=ctl/tests",
+        ];
+        let out = self.run_ctl(&args, &[("BAO_TOKEN", self.stack.token().as_str())]);
+        if out.status != 0 {
+            let mut t = self.transcript.lock().unwrap();
+            t.push_str(&format!("$ ctl {} (harness)\n[exit {}]\n--- stdout\n{}\n--- stderr\n{}\n", args.join(" "), out.status, out.stdout, out.stderr));
+        }
     }
 
     /// Writes an input file (e.g. a policy template) relative to the scenario root.
@@ -495,6 +529,19 @@ impl Scenario {
 
     /// [`Scenario::ctl`] with extra environment variables for the child.
     pub fn ctl_with_env(&self, args: &[&str], envs: &[(&str, &str)]) -> CtlOutput {
+        let out = self.run_ctl(args, envs);
+        let mut t = self.transcript.lock().unwrap();
+        t.push_str(&format!(
+            "$ ctl {}\n[exit {}]\n--- stdout\n{}\n--- stderr\n{}\n",
+            args.join(" "),
+            out.status,
+            out.stdout,
+            out.stderr
+        ));
+        out
+    }
+
+    fn run_ctl(&self, args: &[&str], envs: &[(&str, &str)]) -> CtlOutput {
         let bin = env!("CARGO_BIN_EXE_ctl");
         let mut cmd = Command::new(bin);
         cmd.args(args)
@@ -506,16 +553,7 @@ impl Scenario {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let out = run_with_timeout(cmd, CTL_TIMEOUT, &format!("ctl {}", args.join(" ")));
-        let mut t = self.transcript.lock().unwrap();
-        t.push_str(&format!(
-            "$ ctl {}\n[exit {}]\n--- stdout\n{}\n--- stderr\n{}\n",
-            args.join(" "),
-            out.status,
-            out.stdout,
-            out.stderr
-        ));
-        out
+        run_with_timeout(cmd, CTL_TIMEOUT, &format!("ctl {}", args.join(" ")))
     }
 
     /// Starts `ctl` with `args` in the scenario dir without waiting (for tests that act while it
@@ -670,5 +708,70 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration, what: &str) -> CtlOutpu
         status: code,
         stdout: String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned(),
         stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
+    }
+}
+
+/// The test OIDC issuer's name (bound_issuer of the JWT mounts the harness bootstraps).
+pub const OIDC_ISSUER: &str = "https://oidc.ctl.test";
+
+/// An offline OIDC issuer for tests: an Ed25519 key made per test process, whose public key
+/// OpenBao's JWT mounts trust (`jwt_validation_pubkeys`), signing JWTs like a CI system's.
+pub struct Oidc {
+    key: jsonwebtoken::EncodingKey,
+    public_pem: String,
+    public_file: OnceLock<PathBuf>,
+}
+
+/// The claims of a GitHub Actions job pushing to main, in the test repository.
+pub fn push_to_main() -> serde_json::Value {
+    serde_json::json!({"repository": "ctl/tests", "event_name": "push", "ref": "refs/heads/main"})
+}
+
+/// The test issuer (made on first use).
+pub fn oidc() -> &'static Oidc {
+    static ISSUER: OnceLock<Oidc> = OnceLock::new();
+    ISSUER.get_or_init(|| {
+        use aws_lc_rs::signature::KeyPair;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("Ed25519 key");
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("Ed25519 key");
+        // SubjectPublicKeyInfo of an Ed25519 key: a fixed 12-byte header, then the key.
+        let mut spki = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+        spki.extend_from_slice(pair.public_key().as_ref());
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&spki);
+        Oidc {
+            key: jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref()),
+            public_pem: format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n"),
+            public_file: OnceLock::new(),
+        }
+    })
+}
+
+impl Oidc {
+    /// A JWT for audience `openbao`, valid for 4 hours, with `claims` added.
+    pub fn token(&self, claims: &serde_json::Value) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+        let mut body = serde_json::json!({
+            "iss": OIDC_ISSUER, "aud": "openbao", "sub": "repo:ctl/tests:ref:refs/heads/main",
+            "iat": now, "nbf": now - 5, "exp": now + 4 * 3600,
+        });
+        for (k, v) in claims.as_object().expect("claims object") {
+            body[k] = v.clone();
+        }
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA), &body, &self.key).expect("sign JWT")
+    }
+
+    /// The public key (PEM), in a file for `ctl bootstrap --jwt-validation-pubkey`.
+    pub fn public_key_file(&self) -> PathBuf {
+        self.public_file
+            .get_or_init(|| {
+                let dir = stacks_root().join(format!("{}-oidc", std::process::id()));
+                std::fs::create_dir_all(&dir).expect("issuer dir");
+                let path = dir.join("public.pem");
+                std::fs::write(&path, &self.public_pem).expect("write the issuer's public key");
+                path
+            })
+            .clone()
     }
 }
