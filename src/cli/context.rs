@@ -270,6 +270,13 @@ pub async fn make_plan(args: &EnvArgs) -> anyhow::Result<(Loaded, Session, Plan)
 
 /// Observe → diff → plan, for an environment already loaded and connected.
 pub async fn plan_with(loaded: &Loaded, session: &Session, parallelism: u16) -> anyhow::Result<Plan> {
+    if let (Some(ns), Some(q)) = (session.bao.namespace(), loaded.desired.iter().find(|r| r.kind == crate::model::Kind::RateLimitQuota)) {
+        bail!(
+            "{} is a rate-limit quota, which OpenBao keeps in the root namespace only, but ctl works in namespace {ns} \
+             (openbao.namespace or BAO_NAMESPACE): remove the quota or let ctl work at the root",
+            q.address
+        );
+    }
     let observed = observe_env(session, &loaded.env, &Scope::Everything, parallelism).await?;
     let diff = crate::diff::diff(&loaded.desired, &observed.resources, &observed.unmanaged);
     if let Some(aws) = &session.aws {

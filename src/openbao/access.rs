@@ -73,6 +73,8 @@ pub enum Need {
     Operator,
     /// Calls made with another token (a login, a wrapping token, a workload's AppRole token).
     NotCtlToken,
+    /// Granted to every token by OpenBao's `default` policy (the JWT roles keep it).
+    DefaultPolicy,
 }
 
 /// The two policies ctl renders.
@@ -114,9 +116,6 @@ const TABLE: &[(Need, &[Cap], &str, &str)] = &[
     (Plan, &[List], "sys/quotas/rate-limit", "the rate-limit quotas"),
     (Plan, &[Read], "sys/quotas/rate-limit/+", "a quota's settings"),
     // ctl's own token, lock, journal and plan signatures.
-    (Plan, &[Read], "auth/token/lookup-self", "the token's TTL, to renew it during long runs"),
-    (Plan, &[Update], "auth/token/renew-self", "keep the token alive during long runs"),
-    (Plan, &[Update], "auth/token/revoke-self", "revoke ctl's login token at exit"),
     (Plan, &[Read], "ctl-state/data/locks/{env}", "the environment's apply lock (`ctl lock status`)"),
     (Plan, &[List], "ctl-state/metadata/journal/{env}", "the audit journal (`ctl journal`)"),
     (Plan, &[Read], "ctl-state/data/journal/{env}/+", "a journal entry"),
@@ -155,6 +154,10 @@ const TABLE: &[(Need, &[Cap], &str, &str)] = &[
     (Bootstrap, &[Create, Update, Sudo], "sys/auth/+", "enable the JWT auth mount"),
     (Bootstrap, &[Create, Read, Update], "auth/+/config", "configure the JWT auth mount"),
     (Bootstrap, &[Create, Read, Update], "auth/+/role/+", "ctl's JWT login roles"),
+    // Every token's own: OpenBao's `default` policy grants these.
+    (DefaultPolicy, &[Read], "auth/token/lookup-self", "the token's TTL, to renew it during long runs"),
+    (DefaultPolicy, &[Update], "auth/token/renew-self", "keep the token alive during long runs"),
+    (DefaultPolicy, &[Update], "auth/token/revoke-self", "revoke ctl's login token at exit"),
     // Operators' tokens.
     (Operator, &[Create, Update], "sys/storage/raft/snapshot-force", "`ctl dr rebuild` restores a snapshot"),
     (Operator, &[Create, Update], "{ns}/+/data/+", "`ctl dr drill` seeds canary secrets"),
@@ -396,7 +399,7 @@ mod tests {
         }
         assert!(!plan.contains("raft"));
         let updates: Vec<&str> = plan.lines().filter(|l| l.contains("\"update\"")).collect();
-        assert_eq!(updates.len(), 3, "hmac, renew-self, revoke-self: {plan}");
+        assert_eq!(updates.len(), 1, "only the HMAC: {plan}");
     }
 
     #[test]

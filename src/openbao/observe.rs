@@ -58,7 +58,9 @@ pub async fn observe(bao: &Bao, opts: &ObserveOptions<'_>) -> Result<Observed, B
     }
     // A quota is this environment's only if its workspace's namespace is.
     let ours: BTreeMap<&str, &ManagedNamespace> = managed.iter().map(|m| (m.workspace.as_str(), m)).collect();
-    let (q, u) = quotas(bao, opts.parallelism, &ours).await?;
+    // Quotas live in the root namespace only; a ctl working inside a namespace manages none
+    // (`cli::context::plan_with` refuses declared ones).
+    let (q, u) = if bao.namespace().is_none() { quotas(bao, opts.parallelism, &ours).await? } else { Default::default() };
     resources.extend(q);
     unmanaged.extend(u);
     resources.sort_by(|a, b| a.address.cmp(&b.address));

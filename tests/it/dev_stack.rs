@@ -198,7 +198,7 @@ fn scenario_writes_env_copies_templates_and_finds_canaries() {
     let env = std::fs::read_to_string(sc.path(&sc.env_file())).unwrap();
     assert!(env.starts_with("openbao:\n"), "{env}");
     assert!(env.contains(&format!("address: \"{}\"", s.addr)), "{env}");
-    assert!(env.contains(&s.token_file.display().to_string()), "{env}");
+    assert!(env.contains("auth: { method: jwt, jwt_file: ") && !env.contains(&s.token_file.display().to_string()), "{env}");
     assert!(env.ends_with("workspaces: []\n"), "{env}");
     assert!(std::path::Path::new(&sc.path("templates/openbao/server.hcl.hbs")).is_file());
 

@@ -380,6 +380,8 @@ pub struct Scenario {
     /// (label, value).
     canaries: Mutex<Vec<(String, String)>>,
     transcript: Mutex<String>,
+    /// Whether [`Scenario::write_env`] bootstraps (off for tests that edit ctl's policies).
+    auto_bootstrap: std::sync::atomic::AtomicBool,
 }
 
 impl Scenario {
@@ -398,6 +400,7 @@ impl Scenario {
             inputs: Mutex::new(HashMap::new()),
             canaries: Mutex::new(Vec::new()),
             transcript: Mutex::new(String::new()),
+            auto_bootstrap: std::sync::atomic::AtomicBool::new(true),
         };
         let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
         if templates.is_dir() {
@@ -436,6 +439,12 @@ impl Scenario {
     /// JWT from the test issuer ([`oidc`]), role `ctl-<env>-plan` for read-only commands and
     /// `ctl-<env>-apply` for writing ones, under the policies `ctl render ctl-policy` prints.
     pub fn write_env(&self, yaml_body: &str) {
+        self.write_env_auth("{ method: jwt, jwt_file: ci/oidc.jwt }", yaml_body);
+    }
+
+    /// [`Scenario::write_env`] with another `openbao.auth` (a YAML flow mapping; relative
+    /// paths are relative to the environments/ directory: `../ci/…`).
+    pub fn write_env_auth(&self, auth: &str, yaml_body: &str) {
         assert!(
             !yaml_body.lines().any(|l| l.starts_with("openbao:")),
             "the harness writes the openbao: section; leave it out of the scenario body"
@@ -447,10 +456,10 @@ impl Scenario {
             self.canary(token.clone());
             self.write_file("ci/oidc.jwt", &token);
         }
+        let auth = auth.replace("ci/", &format!("{}/ci/", self.dir.path().display()));
         let yaml = format!(
-            "openbao:\n  address: {}\n  auth: {{ method: jwt, jwt_file: {} }}\n{}{}",
+            "openbao:\n  address: {}\n  auth: {auth}\n{}{}",
             q(&self.stack.addr),
-            q(&jwt.display().to_string()),
             yaml_body,
             if yaml_body.ends_with('\n') || yaml_body.is_empty() {
                 ""
@@ -459,7 +468,14 @@ impl Scenario {
             },
         );
         self.write_file(&self.env.clone(), &yaml);
-        self.bootstrap();
+        if self.auto_bootstrap.load(Ordering::Relaxed) {
+            self.bootstrap();
+        }
+    }
+
+    /// From now on, [`Scenario::write_env`] leaves ctl's policies as they are.
+    pub fn keep_policies(&self) {
+        self.auto_bootstrap.store(false, Ordering::Relaxed);
     }
 
     /// `ctl bootstrap` of this environment with the root token (the only use of the root
@@ -480,7 +496,16 @@ impl Scenario {
             "repository=ctl/tests",
         ];
         let out = self.run_ctl(&args, &[("BAO_TOKEN", self.stack.token().as_str())]);
-        if out.status != 0 {
+        if out.status == 0 {
+            // A standby serves reads from its own storage (eventually consistent): wait until
+            // it knows the role the next login names (the policies were written before it).
+            let name = self.env.trim_start_matches("environments/").trim_end_matches(".yaml");
+            let role = format!("auth/jwt/role/ctl-{name}-apply");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !bao_cli(&self.stack, None, &["read", &role]).status.success() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        } else {
             let mut t = self.transcript.lock().unwrap();
             t.push_str(&format!("$ ctl {} (harness)\n[exit {}]\n--- stdout\n{}\n--- stderr\n{}\n", args.join(" "), out.status, out.stdout, out.stderr));
         }

@@ -1,6 +1,7 @@
 //! One integration-test binary (one link of the big dependency tree) against real OpenBao
 //! and moto servers that the harness starts on free loopback ports.
 
+mod access;
 mod alarms;
 mod artifacts;
 mod cluster;
