@@ -130,6 +130,8 @@ pub enum LockedError<E> {
     Work(E),
     #[error("the apply lock was lost while working (broken by someone, or its renewal failed); no change was started after that. Run `ctl plan` again")]
     Lost,
+    #[error("the work is done, but the apply lock could not be released (it expires by itself within {ttl} s; until then applies wait): {source}")]
+    Unreleased { ttl: u64, source: lock::LockError },
 }
 
 /// Run `work` holding the environment's apply lock. The lock is renewed (and the token kept
@@ -161,13 +163,17 @@ where
         }
     };
     let (result, heartbeat, ()) = tokio::join!(work, heartbeat, keep_alive);
-    if let Err(e) = held.release().await {
+    let ttl = held.info.expires_at.saturating_sub(state::now_secs());
+    let released = held.release().await;
+    if let Err(e) = &released {
         tracing::warn!(error = %e, "could not release the apply lock; it expires by itself");
     }
-    match (result, heartbeat) {
-        (_, Err(_)) => Err(LockedError::Lost),
-        (Ok(v), Ok(())) => Ok(v),
-        (Err(e), Ok(())) => Err(LockedError::Work(e)),
+    match (result, heartbeat, released) {
+        (_, Err(_), _) => Err(LockedError::Lost),
+        // Done, but the next apply would wait for the lock to expire: say so, fail loudly.
+        (Ok(_), Ok(()), Err(e)) => Err(LockedError::Unreleased { ttl, source: e }),
+        (Ok(v), Ok(()), Ok(())) => Ok(v),
+        (Err(e), Ok(()), _) => Err(LockedError::Work(e)),
     }
 }
 

@@ -91,11 +91,15 @@ async fn adopt_locked(args: &AdoptArgs, loaded: &context::Loaded, session: &cont
         git_commit: context::git_commit(&loaded.env.dir),
         changes: records,
     };
-    if let Err(e) = journal::record(&session.bao, &loaded.env.name, &entry).await {
+    let journal = journal::record(&session.bao, &loaded.env.name, &entry).await;
+    if let Err(e) = &journal {
         eprintln!("warning: the audit journal entry was not written: {e}");
     }
     if let Some(e) = failed {
         return Err(e).context("adopting; what is listed above as adopted stays ctl's, re-run for the rest");
+    }
+    if journal.is_err() {
+        bail!("the objects were adopted, but the audit journal entry was not written (see above)");
     }
 
     // What the next apply would do to the adopted objects.

@@ -171,11 +171,16 @@ async fn apply_locked(
     let report = apply_plan(session, &changes, usize::from(args.env.parallelism), &lost).await;
     print_report(&report);
     let entry = engine::journal_entry("apply", Some(plan.fingerprint.to_string()), plan.git_commit.clone(), &report);
-    if let Err(e) = journal::record(&session.bao, &loaded.env.name, &entry).await {
+    // An apply nobody can audit is not a success: the changes stay, the exit code says so.
+    let journal = journal::record(&session.bao, &loaded.env.name, &entry).await;
+    if let Err(e) = &journal {
         tracing::warn!(error = %e, "could not write the audit journal entry");
         eprintln!("warning: the audit journal entry was not written: {e}");
     }
     if report.is_success() {
+        if journal.is_err() {
+            bail!("the changes were applied, but the audit journal entry was not written (see above); fix ctl's access and keep a record of this apply by hand");
+        }
         Ok(ExitCode::SUCCESS)
     } else {
         bail!(

@@ -137,6 +137,7 @@ fn locked(result: Result<ExitCode, crate::engine::LockedError<anyhow::Error>>) -
         Err(LockedError::Work(e)) => Err(e),
         Err(LockedError::Lock(e)) => Err(e.into()),
         Err(lost @ LockedError::Lost) => Err(anyhow::anyhow!("{lost}")),
+        Err(e @ LockedError::Unreleased { .. }) => Err(anyhow::anyhow!("{e}")),
     }
 }
 

@@ -343,6 +343,7 @@ async fn execute_changes(ctx: &Ctx<'_>, diff: crate::diff::Diff, bao: Option<&Ba
             let spec = engine::LockSpec { environment: &ctx.env.name, plan: None, ttl: Duration::from_secs(120), wait: Duration::ZERO };
             engine::with_lock(bao, spec, execute).await.map_err(|e| match e {
                 engine::LockedError::Work(e) => e,
+                done @ engine::LockedError::Unreleased { .. } => DrError::Other(done.to_string()),
                 other => DrError::Refused(format!("{other}; nothing was applied by this step")),
             })?
         }

@@ -220,6 +220,7 @@ fn exercise(stack: &TestStack, removed: Option<&str>) -> (bool, String) {
     let [w1, w2, w3] = [unique("m"), unique("m"), unique("m")];
     let sc = Scenario::new(stack, &env, &body(&[&w1, &w2], 5, "1h", 100));
     if let Some(path) = removed {
+        let path = &path.replace("{env}", &env);
         for role in ["plan", "apply"] {
             let policy = sc.ctl(&["render", "ctl-policy", "-e", &sc.env_file(), "--role", role]).stdout;
             let file = format!("{role}.hcl");
@@ -235,22 +236,24 @@ fn exercise(stack: &TestStack, removed: Option<&str>) -> (bool, String) {
     let file = sc.env_file();
     let steps: Vec<Box<dyn Fn() -> bool>> = vec![
         Box::new(|| sc.ctl(&["plan", "-e", &file, "--out", "plan.json"]).success()),
-        Box::new(|| sc.ctl(&["apply", "plan.json", "-e", &file]).success()),
+        Box::new(|| sc.ctl(&["apply", "plan.json", "-e", &file, "--lock-wait", "1s"]).success()),
         Box::new(|| sc.ctl(&["verify", "-e", &file]).success()),
         Box::new(|| sc.ctl(&["journal", "-e", &file]).success()),
         Box::new(|| sc.ctl(&["lock", "status", "-e", &file]).success()),
         Box::new(|| {
             sc.write_env(&body(&[&w1, &w2, &w3], 5, "1h", 100));
-            let adopt = ["adopt", "-e", &file, &format!("workspace.{w3}.namespace"), &format!("workspace.{w3}.kv"), &format!("workspace.{w3}.auth")];
-            sc.ctl(&adopt).success() && sc.ctl(&["apply", "-e", &file, "--auto-approve"]).success()
+            // The namespace first: ctl looks inside a namespace only once it is its own.
+            let namespace = ["adopt", "-e", &file, &format!("workspace.{w3}.namespace")];
+            let mounts = ["adopt", "-e", &file, &format!("workspace.{w3}.kv"), &format!("workspace.{w3}.auth")];
+            sc.ctl(&namespace).success() && sc.ctl(&mounts).success() && sc.ctl(&["apply", "-e", &file, "--auto-approve", "--lock-wait", "1s"]).success()
         }),
         Box::new(|| {
             sc.write_env(&body(&[&w1, &w2, &w3], 7, "2h", 200));
-            sc.ctl(&["apply", "-e", &file, "--auto-approve"]).success()
+            sc.ctl(&["apply", "-e", &file, "--auto-approve", "--lock-wait", "1s"]).success()
         }),
         Box::new(|| {
             sc.write_env(&body(&[&w1], 7, "2h", 200));
-            let destroy = ["apply", "-e", &file, "--auto-approve", "--allow-destroy", &format!("workspace.{w2}.namespace"), "--allow-destroy", &format!("workspace.{w3}.namespace")];
+            let destroy = ["apply", "-e", &file, "--auto-approve", "--lock-wait", "1s", "--allow-destroy", &format!("workspace.{w2}.namespace"), "--allow-destroy", &format!("workspace.{w3}.namespace")];
             sc.ctl(&destroy).success()
         }),
         Box::new(|| sc.ctl(&["plan", "-e", &file, "--detailed-exitcode"]).status == 0),
@@ -266,9 +269,14 @@ fn every_path_of_the_apply_policy_is_needed() {
     let stack = stack(BaoVersion::V2_6);
     let (all, transcript) = exercise(stack, None);
     assert!(all, "the full policy does not run the exercise:\n{transcript}");
-    let probe = Scenario::new(stack, &unique("env"), "workspaces: []\n");
+    let probe_env = unique("env");
+    let probe = Scenario::new(stack, &probe_env, "workspaces: []\n");
     let policy = probe.ctl(&["render", "ctl-policy", "-e", &probe.env_file()]).stdout;
-    let paths: Vec<String> = policy.lines().filter_map(|l| l.strip_prefix("path \"")?.split('"').next().map(str::to_string)).collect();
+    // With the environment's name as a placeholder: each exercise has its own environment.
+    let paths: Vec<String> = policy
+        .lines()
+        .filter_map(|l| l.strip_prefix("path \"")?.split('"').next().map(|p| p.replace(&probe_env, "{env}")))
+        .collect();
     assert!(paths.len() >= 25, "{policy}");
     let next = std::sync::Mutex::new(paths.clone());
     let unneeded = std::sync::Mutex::new(Vec::new());
@@ -277,7 +285,8 @@ fn every_path_of_the_apply_policy_is_needed() {
             s.spawn(|| loop {
                 let Some(path) = next.lock().unwrap().pop() else { return };
                 let (all, transcript) = exercise(stack, Some(&path));
-                let named = transcript.contains(&format!("on path \"{path}\""));
+                let env = transcript.split("-e environments/").nth(1).and_then(|t| t.split(".yaml").next()).unwrap_or_default();
+                let named = transcript.contains(&format!("on path \"{}\"", path.replace("{env}", env)));
                 if all || !named {
                     unneeded.lock().unwrap().push(format!("{path}: every command {}, permission error naming it: {named}\n{transcript}", if all { "succeeded" } else { "did not succeed" }));
                 }
