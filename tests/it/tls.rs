@@ -221,6 +221,34 @@ fn tls_ca_cert_in_the_file_or_bao_cacert() {
     );
 }
 
+/// The README's production shape: `ca_cert` + `auth: jwt`. The admin token only bootstraps;
+/// plan and apply log in with a CI job's OIDC token, over TLS, under the generated policies.
+#[test]
+fn production_shape_ca_cert_and_jwt_login() {
+    let bao = TlsBao::start();
+    let env = EnvDir::new();
+    let ca = env.copy_ca(&bao.ca(), "ca.pem");
+    std::fs::create_dir_all(env.dir.path().join("ci")).unwrap();
+    let jwt = super::harness::oidc().token(&super::harness::push_to_main());
+    std::fs::write(env.dir.path().join("ci/oidc.jwt"), &jwt).unwrap();
+    let yaml = format!(
+        "openbao:\n  address: {}\n  ca_cert: {ca}\n  auth: {{ method: jwt, jwt_file: ../ci/oidc.jwt }}\nworkspaces:\n  - {{ name: a }}\n",
+        bao.address()
+    );
+    std::fs::write(env.file(), yaml).unwrap();
+    let pubkey = super::harness::oidc().public_key_file();
+    let (code, stdout, stderr, _) = env.ctl(
+        &bao,
+        &["bootstrap", "--jwt-issuer", super::harness::OIDC_ISSUER, "--jwt-validation-pubkey", pubkey.to_str().unwrap(), "--bound-claims", "repository=ctl/tests"],
+        &[("BAO_TOKEN", bao.token.as_str())],
+    );
+    assert_eq!(code, 0, "bootstrap:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("create  JWT role auth/jwt/role/ctl-tls-apply"), "{stdout}");
+    env.converge(&bao, &[]);
+    let (_, stdout, stderr, _) = env.ctl(&bao, &["plan"], &[]);
+    assert!(!stdout.contains(&jwt) && !stderr.contains(&jwt), "the JWT leaked");
+}
+
 /// Exit 1 quickly, with one line naming the address, the problem and the fix; one attempt,
 /// no rustls log lines even at trace level.
 #[track_caller]
