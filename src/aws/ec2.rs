@@ -206,7 +206,7 @@ fn instance_resource(g: &InstanceGroup, address: Address, user_data: &str) -> Re
         public_ip: g.public_ip,
         source_dest_check: true,
         root_volume_encrypted: true,
-        root_volume_kms_key: Some(g.kms_key_id.clone()),
+        root_volume_kms_key: Some(super::kms::reference(&g.kms_key_id)),
         root_volume_size: i32::try_from(g.root_volume_size).unwrap_or(i32::MAX),
         user_data_sha256: sha256(user_data),
         artifacts: g.artifacts.clone(),
@@ -215,7 +215,10 @@ fn instance_resource(g: &InstanceGroup, address: Address, user_data: &str) -> Re
         address,
         Kind::Instance,
         &attrs,
-        vec![subnet_address(&g.subnet), group_address(&g.security_group)],
+        [subnet_address(&g.subnet), group_address(&g.security_group)]
+            .into_iter()
+            .chain(super::kms::declared_dependency(&g.kms_key_id))
+            .collect(),
         user_data,
     )
 }
@@ -486,7 +489,10 @@ async fn launch(
         .build();
     let ebs = EbsBlockDevice::builder()
         .encrypted(a.root_volume_encrypted)
-        .set_kms_key_id(a.root_volume_kms_key.clone())
+        .set_kms_key_id(match &a.root_volume_kms_key {
+            Some(k) => Some(super::kms::resolve(aws, k).await?),
+            None => None,
+        })
         .volume_size(a.root_volume_size)
         .volume_type(aws_sdk_ec2::types::VolumeType::Gp3)
         .delete_on_termination(true)

@@ -130,8 +130,8 @@ async fn read_key(c: &Client, key_id: &str) -> Result<Option<(KmsKeyAttrs, Strin
     Ok(Some((attrs, account)))
 }
 
-/// Read this environment's keys and aliases into `out`.
-pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
+/// Read this environment's keys and aliases into `out`; returns ctl's keys' ids → addresses.
+pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<BTreeMap<String, Address>, AwsError> {
     let c = client(aws);
     let keys = live_keys(&c, &aws.environment).await?;
     let ours: Vec<(&LiveKey, Address)> = keys
@@ -169,6 +169,10 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
     let mut aliases = list_aliases(&c).await?;
     aliases.sort();
     for (alias, target) in aliases {
+        // The dev stack's own unseal key is the local stack's, not this environment's concern.
+        if aws.dev_stack && alias == crate::dev::UNSEAL_KEY_ALIAS {
+            continue;
+        }
         let target = target.unwrap_or_default();
         match by_id.get(target.as_str()) {
             Some(key_address) if !aliased.contains_key(key_address) => {
@@ -194,7 +198,45 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
             }
         }
     }
-    Ok(())
+    Ok(by_id.into_iter().map(|(id, address)| (id.to_string(), address)).collect())
+}
+
+/// What a desired resource stores for its `kms_key`: the key id, or the address of a key
+/// declared in `kms:` (observe shows ctl's own keys by address too, so the two compare).
+pub fn reference(kms_key: &str) -> String {
+    if crate::config::is_declared_key(kms_key) {
+        key_address(kms_key).to_string()
+    } else {
+        kms_key.to_string()
+    }
+}
+
+/// The declared key a `kms_key` names, as a dependency (created first, deleted last).
+pub fn declared_dependency(kms_key: &str) -> Option<Address> {
+    crate::config::is_declared_key(kms_key).then(|| key_address(kms_key))
+}
+
+/// The key id for a create call: `reference` itself, or the id of the live key at that address.
+pub async fn resolve(aws: &Aws, reference: &str) -> Result<String, AwsError> {
+    if !reference.starts_with("aws.kms.") {
+        return Ok(reference.to_string());
+    }
+    let address = Address::new(reference);
+    find_key(&client(aws), aws, &address)
+        .await?
+        .ok_or_else(|| AwsError::Other(format!("the KMS key {address} does not exist (yet): apply it first")))
+}
+
+/// In observed instances and databases, ctl's own keys by address (`by_id`: key id → address).
+pub fn show_keys(resources: &mut [Resource], by_id: &BTreeMap<String, Address>) {
+    for r in resources.iter_mut().filter(|r| matches!(r.kind, Kind::Instance | Kind::DbInstance)) {
+        for field in ["root_volume_kms_key", "kms_key_id"] {
+            let id = r.attrs.get(field).and_then(Value::as_str).and_then(|k| by_id.get(k));
+            if let Some(address) = id {
+                r.attrs.insert(field.into(), Value::from(address.to_string()));
+            }
+        }
+    }
 }
 
 /// The id of the live (not pending deletion) key tagged with `address`, if any.

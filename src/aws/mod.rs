@@ -79,6 +79,8 @@ pub struct Aws {
     pub webhook: Option<crate::secret::Sensitive<String>>,
     /// The [`record_calls`] test hook, when it is on.
     record_calls: Option<SharedInterceptor>,
+    /// This is the local dev stack's moto (whose own unseal key alias is not reported).
+    pub dev_stack: bool,
 }
 
 fn is_loopback(endpoint: &str) -> bool {
@@ -116,6 +118,7 @@ impl Aws {
             endpoint,
             webhook: None,
             record_calls: record_calls::from_env(),
+            dev_stack: matches!(conn, AwsConnection::DevStack { .. }),
         })
     }
 
@@ -151,9 +154,10 @@ pub async fn observe(aws: &Aws) -> Result<Observed, AwsError> {
     // Service families add their reads here, e.g. `kms::observe(aws, &mut observed).await?;`
     cloudwatch::observe_alarms(aws, &mut observed).await?;
     iam::observe(aws, &mut observed).await?;
-    kms::observe(aws, &mut observed).await?;
+    let keys = kms::observe(aws, &mut observed).await?;
     let ids = network::observe(aws, &mut observed.resources).await?;
     rds::observe(aws, &ids.0, &mut observed.resources, &mut observed.unmanaged).await?;
+    kms::show_keys(&mut observed.resources, &keys);
     link_references(&mut observed.resources);
     Ok(observed)
 }

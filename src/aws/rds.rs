@@ -81,7 +81,7 @@ pub fn desired(env: &Environment, rds: &Rds) -> Vec<Resource> {
         allocated_storage: i32::try_from(rds.allocated_storage).unwrap_or(i32::MAX),
         backup_retention_period: i32::from(rds.backup_retention_period),
         storage_encrypted: true,
-        kms_key_id: rds.kms_key_id.clone(),
+        kms_key_id: super::kms::reference(&rds.kms_key_id),
         publicly_accessible: false,
         subnet_group: SUBNET_GROUP.into(),
         master_username: rds.master_username.clone(),
@@ -99,7 +99,7 @@ pub fn desired(env: &Environment, rds: &Rds) -> Vec<Resource> {
             Kind::DbInstance,
             &rds.identifier,
             to_attrs(&db),
-            vec![Address::new(SUBNET_GROUP)],
+            std::iter::once(Address::new(SUBNET_GROUP)).chain(super::kms::declared_dependency(&rds.kms_key_id)).collect(),
         ),
     ]
 }
@@ -365,6 +365,7 @@ async fn create(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<()
             let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
             // The group's name is derived from the environment and the identifier (see desired).
             let group = format!("{}-{}", aws.environment, a.identifier);
+            let kms_key_id = super::kms::resolve(aws, &a.kms_key_id).await?;
             let created = rds
                 .create_db_instance()
                 .db_instance_identifier(&a.identifier)
@@ -373,13 +374,13 @@ async fn create(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<()
                 .allocated_storage(a.allocated_storage)
                 .backup_retention_period(a.backup_retention_period)
                 .storage_encrypted(a.storage_encrypted)
-                .kms_key_id(&a.kms_key_id)
+                .kms_key_id(&kms_key_id)
                 .publicly_accessible(a.publicly_accessible)
                 .db_subnet_group_name(group)
                 .master_username(&a.master_username)
                 // The password is generated and kept by RDS in Secrets Manager: ctl never sees it.
                 .manage_master_user_password(true)
-                .master_user_secret_kms_key_id(&a.kms_key_id)
+                .master_user_secret_kms_key_id(&kms_key_id)
                 .copy_tags_to_snapshot(true)
                 .set_tags(Some(tags(aws, r.address.as_str())))
                 .send()

@@ -33,6 +33,11 @@ pub struct Cli {
     /// Log format on stderr (`RUST_LOG` sets the level).
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Run against the local dev stack in DIR instead of the OpenBao and AWS the environment
+    /// file names (its `openbao:` and `aws:` sections are replaced; nothing else changes), e.g.
+    /// to apply a production-shaped file locally.
+    #[arg(long, global = true, value_name = "DIR", env = "CTL_DEV_STACK")]
+    pub dev_stack: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -158,6 +163,9 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     crate::logging::init(cli.log_format);
+    if let Some(dir) = cli.dev_stack.clone() {
+        crate::config::set_dev_stack_override(dir);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

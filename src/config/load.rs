@@ -157,6 +157,16 @@ pub(crate) fn load_text(path: &Path, text: String) -> Result<Environment, Config
         &mut problems,
     );
 
+    // A kms_key that names a key must name one of kms:.
+    let declared_key = |kms_key: &str| !super::is_declared_key(kms_key) || kms_iam.kms_keys.contains_key(kms_key);
+    let unknown_key = |k: &str| format!("kms_key {k:?} names no key in kms: (declared: {})", kms_iam.kms_keys.keys().cloned().collect::<Vec<_>>().join(", "));
+    for g in infra.instances.iter().filter(|g| !declared_key(&g.kms_key_id)) {
+        problems.at(0, vec![PathSeg::key("instances"), PathSeg::key(&g.name), PathSeg::key("kms_key")], unknown_key(&g.kms_key_id));
+    }
+    if let Some(rds) = infra.rds.as_ref().filter(|r| !declared_key(&r.kms_key_id)) {
+        problems.at(0, vec![PathSeg::key("rds"), PathSeg::key("kms_key")], unknown_key(&rds.kms_key_id));
+    }
+
     match openbao {
         Some(openbao) if problems.is_empty() => Ok(Environment {
             name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),

@@ -54,7 +54,7 @@ pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ConfigErrors};
 pub use infra::{iam_name, IamRole, KmsIam, KmsKey, KmsPlugin, OpenbaoCluster, ServicePrincipal};
 pub use locate::{locate, locate_many, Origin, PathSeg};
-pub use network::{kms_key_id, Infra, Ingress, IngressSource, InstanceGroup, Nat, Network, Rds, SecurityGroup, Subnet, NAT_GROUP};
+pub use network::{is_declared_key, kms_key_id, Infra, Ingress, IngressSource, InstanceGroup, Nat, Network, Rds, SecurityGroup, Subnet, NAT_GROUP};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,7 +67,29 @@ pub const TRANSIT_KEY_TYPES: &[&str] = names::KEY_TYPES;
 /// Reads files only (no network). On failure returns every problem found, each located at a
 /// file, line and column. Workspace files are parsed in parallel.
 pub fn load(path: &Path) -> Result<Environment, ConfigErrors> {
-    load::load(path)
+    load::load(path).map(with_dev_stack_override)
+}
+
+/// `--dev-stack DIR` / `CTL_DEV_STACK`: set once at start-up by the CLI.
+static DEV_STACK_OVERRIDE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Point every environment loaded from now on at the local dev stack in `dir`: its `openbao:`
+/// becomes `dev_stack: DIR`, and so does its `aws:` when it has one. Everything else in the
+/// file, and its digest, stay as written, so the file a team commits for production is the
+/// file the demo applies. Set once (later calls are ignored).
+pub fn set_dev_stack_override(dir: PathBuf) {
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let _ = DEV_STACK_OVERRIDE.set(dir);
+}
+
+fn with_dev_stack_override(mut env: Environment) -> Environment {
+    if let Some(dir) = DEV_STACK_OVERRIDE.get() {
+        env.openbao = Connection::DevStack { dir: dir.clone() };
+        if env.aws.is_some() {
+            env.aws = Some(AwsConnection::DevStack { dir: dir.clone() });
+        }
+    }
+    env
 }
 
 /// [`load`] with the environment file's text given instead of read: `path` names the file in

@@ -306,10 +306,16 @@ impl<'de> Deserialize<'de> for RetentionDays {
     }
 }
 
-/// A KMS key reference: a key id (UUID) or a key ARN. Stored as the key id, so what AWS reports
-/// (an id or an ARN) compares equal.
+/// A KMS key reference: a key id (UUID) or a key ARN, stored as the key id so what AWS reports
+/// (an id or an ARN) compares equal; or the name of a key declared in `kms:` (checked against
+/// that section when the environment is loaded), whose id is known only once it exists.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KmsKeyRef(pub String);
+
+/// Whether a `kms_key` value names a key of the `kms:` section (not an id or ARN).
+pub fn is_declared_key(kms_key: &str) -> bool {
+    kms_key_id(kms_key).is_none()
+}
 
 /// The key id of a key id or key ARN, if it is one.
 pub fn kms_key_id(s: &str) -> Option<String> {
@@ -334,12 +340,14 @@ pub fn kms_key_id(s: &str) -> Option<String> {
 }
 
 impl Parse for KmsKeyRef {
-    const EXPECTING: &'static str = "a KMS key id or key ARN";
+    const EXPECTING: &'static str = "a KMS key id, key ARN or the name of a key in kms:";
     fn parse(s: &str) -> Result<KmsKeyRef, String> {
-        kms_key_id(s).map(KmsKeyRef).ok_or_else(|| {
+        let declared = s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        kms_key_id(s).or_else(|| declared.then(|| s.to_string())).map(KmsKeyRef).ok_or_else(|| {
             format!(
-                "kms_key {s:?} is invalid: expected a key id (1234abcd-12ab-34cd-56ef-1234567890ab) or a key ARN \
-                 (arn:aws:kms:<region>:<account>:key/<key id>)"
+                "kms_key {s:?} is invalid: expected a key id (1234abcd-12ab-34cd-56ef-1234567890ab), a key ARN \
+                 (arn:aws:kms:<region>:<account>:key/<key id>) or the name of a key in kms:"
             )
         })
     }
@@ -916,6 +924,19 @@ mod tests {
         let rds = env.infra.rds.as_ref().unwrap();
         assert_eq!(rds.backup_retention_period, 30, "the default");
         assert_eq!(rds.kms_key_id, KEY);
+    }
+
+    #[test]
+    fn kms_key_may_name_a_declared_key() {
+        let with_kms = |api_key: &str| {
+            let text = good().replacen(&format!("security_group: api, kms_key: {KEY}"), &format!("security_group: api, kms_key: {api_key}"), 1);
+            format!("{text}aws: {{ region: us-east-1 }}\niam: {{ roles: {{ openbao: {{}} }} }}\nkms:\n  unseal: {{ alias: alias/ctl-unseal, openbao_role: openbao }}\n")
+        };
+        let env = load(&with_kms("unseal")).unwrap();
+        assert_eq!(env.infra.instances[0].kms_key_id, "unseal");
+        assert!(crate::config::is_declared_key("unseal") && !crate::config::is_declared_key(KEY));
+        fails_at(&with_kms("seal"), 17, 102, "kms_key \"seal\" names no key in kms: (declared: unseal)");
+        fails_at(&with_kms("Seal!"), 17, 102, "or the name of a key in kms:");
     }
 
     #[track_caller]
