@@ -82,11 +82,32 @@ $(STAMP_272): $(STAMP_VENV)
 build:
 	$(CARGO) build
 
+# The whole system on the local stack: environments/example-production.yaml exactly as a team
+# commits it, its openbao:/aws: connections swapped for the dev stack by --dev-stack
+# (CTL_DEV_STACK). The webhook URL is a demo value (a secret in production, never in the file).
+DEMO_ENV := environments/example-production.yaml
+demo: export CTL_DEV_STACK := $(DEV_DIR)
+demo: export ALARM_WEBHOOK_URL := https://hooks.example.com/services/demo
 demo: venv build
 	$(CTL) dev up --dir $(DEV_DIR)
-	$(CTL) plan -e $(ENV)
-	$(CTL) apply -e $(ENV) --auto-approve
-	$(CTL) plan -e $(ENV) --detailed-exitcode
+	@$(CTL) artifacts publish examples/artifacts/edge-proxy --name edge-proxy --version 1.0.0 -e $(DEMO_ENV)
+	@echo "== proved: the boot artifact is in S3 with a sha256 sidecar, matching the pin in the file"
+	@$(CTL) plan -e $(DEMO_ENV) --out .ctl/demo-plan.json > .ctl/demo-plan.txt && head -n 1 .ctl/demo-plan.txt
+	@echo "== proved: a signed plan of the whole system (network, EC2, RDS, KMS, IAM, alarms, 20 workspaces)"
+	@$(CTL) apply .ctl/demo-plan.json -e $(DEMO_ENV) | tail -n 1
+	@echo "== proved: the saved plan applied only because what it read was still true"
+	@$(CTL) plan -e $(DEMO_ENV) --detailed-exitcode > .ctl/demo-plan-again.txt && head -n 1 .ctl/demo-plan-again.txt
+	@echo "== proved: live state equals the file (No changes)"
+	@$(CTL) alarms status -e $(DEMO_ENV)
+	@echo "== proved: the alarms exist and the webhook subscription is confirmed (URL never printed)"
+	@$(CTL) artifacts verify -e $(DEMO_ENV)
+	@echo "== proved: what instances will boot is what was pinned"
+	@$(CTL) verify -e $(DEMO_ENV) --sample 5 | tail -n 1
+	@echo "== proved: each sampled tenant's AppRole reads its own KV and gets 403 on another's"
+	@$(CTL) dr snapshot -e $(DEMO_ENV) | tail -n 2
+	@echo "== proved: a raft snapshot, its sidecar and manifest are in the DR bucket"
+	@$(CTL) render openbao-config -e $(DEMO_ENV) --node 2 --out .ctl/openbao-node-2.hcl
+	@echo "== proved: node 2's server config (raft retry_join, awskms seal, audit) renders: .ctl/openbao-node-2.hcl"
 
 test: venv
 	CTL_BAO_BIN=$(abspath $(BAO_262_BIN)) \

@@ -354,3 +354,47 @@ async fn cli_up_is_idempotent_status_and_down_purge() {
     .await
     .unwrap();
 }
+
+/// `environments/example-production.yaml`, exactly as committed, applied to a local stack with
+/// `--dev-stack` (what `make demo` does): every kind lands, and the plan after it is empty.
+#[test]
+fn example_production_applies_on_the_local_stack_as_committed() {
+    let s = stack(BaoVersion::V2_6);
+    let sc = Scenario::new(s, "unused", "workspaces: []\n");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = |rel: &str| sc.write_file(rel, &std::fs::read_to_string(repo.join(rel)).unwrap());
+    copy("environments/example-production.yaml");
+    for entry in std::fs::read_dir(repo.join("environments/workspaces/example-production")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        copy(&format!("environments/workspaces/example-production/{name}"));
+    }
+    copy("examples/artifacts/edge-proxy");
+    let url = "https://hooks.example.com/services/T0/B0/example-production-canary";
+    sc.canary(url);
+    let dev = s.dir.display().to_string();
+    let env = "environments/example-production.yaml";
+    let ctl = |args: &[&str]| {
+        let mut all = vec!["--dev-stack", dev.as_str()];
+        all.extend_from_slice(args);
+        sc.ctl_with_env(&all, &[("ALARM_WEBHOOK_URL", url)])
+    };
+    ctl(&["artifacts", "publish", "examples/artifacts/edge-proxy", "--name", "edge-proxy", "--version", "1.0.0", "-e", env]).assert_success();
+    let apply = ctl(&["apply", "-e", env, "--auto-approve"]);
+    apply.assert_success();
+    for kind in [
+        "network.vpc",
+        "network.nat_instance",
+        "network.s3_endpoint",
+        "instance.openbao.2",
+        "rds.instance",
+        "aws.kms.unseal.alias",
+        "aws.iam.instance_profile.openbao",
+        "alarms.subscription",
+        "workspace.tundra.namespace",
+    ] {
+        assert!(apply.stdout.contains(kind), "{kind} not applied:\n{}", apply.stdout);
+    }
+    ctl(&["plan", "-e", env, "--detailed-exitcode"]).assert_status(0);
+    ctl(&["verify", "-e", env, "--sample", "3"]).assert_success();
+    sc.assert_no_canary();
+}
