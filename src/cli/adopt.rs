@@ -111,6 +111,6 @@ async fn adopt_locked(args: &AdoptArgs, loaded: &context::Loaded, session: &cont
     let observed = Observed { resources, unmanaged: Vec::new() };
     let after = Plan::new(&loaded.env.name, &loaded.env.source_digest, diff, &observed);
     println!("Adopted {} object(s). How they differ from their declaration (`ctl apply` converges them):", chosen.len());
-    print!("{}", render::text::render(&after, super::color_enabled_stdout()));
+    print!("{}", render::text::render(&after, super::color_enabled_stdout(), true));
     Ok(ExitCode::SUCCESS)
 }

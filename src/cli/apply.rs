@@ -153,7 +153,7 @@ async fn apply_locked(
                 Err(e) => tracing::warn!(error = %e, "could not finish an interrupted namespace deletion"),
             }
             let plan = context::plan_with(loaded, session, args.env.parallelism).await?;
-            print!("{}", render::text::render(&plan, super::color_enabled_stdout()));
+            print!("{}", render::text::render(&plan, super::color_enabled_stdout(), false));
             guard.check(&plan.changes, &plan.conflicts)?;
             if plan.has_changes() && !args.auto_approve && !confirm().await? {
                 eprintln!("Apply cancelled; nothing was changed.");

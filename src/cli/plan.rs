@@ -22,6 +22,9 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Text: list every attribute of created resources too (updates always show their diffs).
+    #[arg(long)]
+    pub detail: bool,
     /// How long a saved plan stays applicable (e.g. 30m, 24h).
     #[arg(long, default_value = "24h", value_parser = super::parse_duration)]
     pub max_age: crate::config::Duration,
@@ -57,7 +60,7 @@ pub async fn run(args: PlanArgs) -> CmdResult {
     } else if args.markdown {
         print!("{}", render::markdown::render(&plan, render::MARKDOWN_LIMIT));
     } else {
-        print!("{}", render::text::render(&plan, super::color_enabled_stdout()));
+        print!("{}", render::text::render(&plan, super::color_enabled_stdout(), args.detail));
     }
     if let Some(out) = &args.out {
         plan.save(out)?;
@@ -92,7 +95,7 @@ pub async fn drift(args: DriftArgs) -> CmdResult {
     if args.markdown {
         print!("{}", render::markdown::render(&plan, render::MARKDOWN_LIMIT));
     } else {
-        print!("{}", render::text::render(&plan, super::color_enabled_stdout()));
+        print!("{}", render::text::render(&plan, super::color_enabled_stdout(), true));
     }
     Ok(if plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

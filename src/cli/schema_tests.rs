@@ -58,6 +58,11 @@ impl<'a> Validator<'a> {
                         out.push(format!("{at}: {doc} is not one of {arg}"));
                     }
                 }
+                "const" => {
+                    if arg != doc {
+                        out.push(format!("{at}: {doc} is not {arg}"));
+                    }
+                }
                 "pattern" => {
                     if let Value::String(s) = doc {
                         let re = regex::Regex::new(arg.as_str().unwrap()).unwrap();
@@ -150,6 +155,21 @@ impl<'a> Validator<'a> {
                         out.push(format!("{at}: {doc} matches the excluded {arg}"));
                     }
                 }
+                "allOf" => {
+                    for sub in arg.as_array().unwrap() {
+                        self.check(sub, doc, at, out);
+                    }
+                }
+                "if" => {
+                    let mut errs = Vec::new();
+                    self.check(arg, doc, at, &mut errs);
+                    let branch = if errs.is_empty() { schema.get("then") } else { schema.get("else") };
+                    if let Some(branch) = branch {
+                        self.check(branch, doc, at, out);
+                    }
+                }
+                // Applied through "if".
+                "then" | "else" => {}
                 other => panic!("schema keyword {other:?} (at {at}) is not supported by the test validator"),
             }
         }

@@ -60,6 +60,43 @@ pub fn summary_line(plan: &Plan) -> String {
     )
 }
 
+/// One row of the summary table: the changes of one workspace (`workspace.<name>`) or one
+/// family of infrastructure (`network`, `instance`, `rds`, `aws.kms`, `alarms`, …).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupRow {
+    pub group: String,
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+}
+
+/// The group an address belongs to in the summary table.
+pub fn group_of(address: &str) -> String {
+    let mut parts = address.split('.');
+    match (parts.next(), parts.next()) {
+        (Some(first @ ("workspace" | "aws")), Some(second)) => format!("{first}.{second}"),
+        (Some(first), _) => first.to_string(),
+        _ => address.to_string(),
+    }
+}
+
+/// Changes counted per group and action, groups sorted (implied deletes included).
+pub fn groups(plan: &Plan) -> Vec<GroupRow> {
+    let mut rows: std::collections::BTreeMap<String, GroupRow> = std::collections::BTreeMap::new();
+    for c in &plan.changes {
+        let group = group_of(c.address.as_str());
+        let row = rows.entry(group.clone()).or_insert_with(|| GroupRow { group, ..GroupRow::default() });
+        match c.action {
+            Action::Create => row.create += 1,
+            Action::Update => row.update += 1,
+            Action::Replace => row.replace += 1,
+            Action::Delete => row.delete += 1,
+        }
+    }
+    rows.into_values().collect()
+}
+
 fn destroy_note(c: &Change) -> Option<String> {
     c.destroys_data.then(|| format!("data loss: needs --allow-destroy={}", c.address))
 }
@@ -91,16 +128,27 @@ pub mod text {
     use super::*;
 
     /// The terminal rendering. `color` only on a TTY with `NO_COLOR` unset (the caller decides).
-    pub fn render(plan: &Plan, color: bool) -> String {
+    /// A summary table per group comes first when more than one group changes; `detail` lists
+    /// every attribute of created resources too (updates always show their field diffs).
+    pub fn render(plan: &Plan, color: bool, detail: bool) -> String {
         let p = Palette { on: color };
         let mut out = String::new();
         let _ = writeln!(out, "Environment {}: {}", plan.environment, summary_line(plan));
+        let rows = groups(plan);
+        if rows.len() > 1 {
+            let width = rows.iter().map(|r| r.group.len()).max().unwrap_or(0).max(5);
+            let _ = writeln!(out, "  {:<width$}  create  update  replace  delete", "group");
+            for r in &rows {
+                let n = |v: usize| if v == 0 { "-".to_string() } else { v.to_string() };
+                let _ = writeln!(out, "  {:<width$}  {:>6}  {:>6}  {:>7}  {:>6}", r.group, n(r.create), n(r.update), n(r.replace), n(r.delete));
+            }
+        }
         for c in &plan.changes {
             if c.implied_by.is_some() {
                 let _ = writeln!(out, "    {}", p.paint("2", &format!("- {} ({})", c.address, c.reason)));
                 continue;
             }
-            let mut lines = change_lines(c, true).into_iter();
+            let mut lines = change_lines(c, detail || c.action != Action::Create).into_iter();
             let head = lines.next().unwrap_or_default();
             let _ = write!(out, "  {}", p.action(c.action, &head));
             if let Some(note) = destroy_note(c) {
@@ -124,6 +172,9 @@ pub mod text {
             }
         }
         if plan.has_changes() {
+            if !detail && plan.changes.iter().any(|c| c.action == Action::Create && c.implied_by.is_none()) {
+                let _ = writeln!(out, "(created resources' attributes: --detail, or --json)");
+            }
             let _ = writeln!(out, "{}", summary_line(plan));
         }
         out
@@ -143,6 +194,22 @@ pub mod markdown {
         let _ = writeln!(head, "| create | update | replace | delete | unchanged |");
         let _ = writeln!(head, "|---:|---:|---:|---:|---:|");
         let _ = writeln!(head, "| {} | {} | {} | {} | {} |\n", s.create, s.update, s.replace, s.delete, s.unchanged);
+        let rows = groups(plan);
+        if rows.len() > 1 {
+            const MAX_ROWS: usize = 50;
+            let _ = writeln!(head, "| group | create | update | replace | delete |");
+            let _ = writeln!(head, "|---|---:|---:|---:|---:|");
+            // Groups with destructive changes first, so a cut never hides them.
+            let mut ordered = rows.clone();
+            ordered.sort_by_key(|r| (r.delete + r.replace == 0, r.group.clone()));
+            for r in ordered.iter().take(MAX_ROWS) {
+                let _ = writeln!(head, "| `{}` | {} | {} | {} | {} |", r.group, r.create, r.update, r.replace, r.delete);
+            }
+            if rows.len() > MAX_ROWS {
+                let _ = writeln!(head, "| … {} more groups | | | | |", rows.len() - MAX_ROWS);
+            }
+            head.push('\n');
+        }
 
         let destructive: Vec<&Change> = plan.changes.iter().filter(|c| c.destroys_data).collect();
         if !destructive.is_empty() {
@@ -230,11 +297,11 @@ mod tests {
     fn text_shows_field_level_change_and_no_colour_when_off() {
         let live = [res("a", Kind::KvMount, "kv", json!({"max_versions": 3}))];
         let want = [res("a", Kind::KvMount, "kv", json!({"max_versions": 10}))];
-        let out = text::render(&plan(&want, &live), false);
+        let out = text::render(&plan(&want, &live), false, false);
         assert!(out.contains("~ workspace.a.kv"), "{out}");
         assert!(out.contains("max_versions: 3 → 10"), "{out}");
         assert!(!out.contains('\x1b'));
-        assert!(text::render(&plan(&want, &live), true).contains("\x1b[33m"));
+        assert!(text::render(&plan(&want, &live), true, false).contains("\x1b[33m"));
     }
 
     #[test]
@@ -256,7 +323,30 @@ mod tests {
     #[test]
     fn no_changes_message() {
         let r = [res("a", Kind::Policy, "policy", json!({"policy": "p"}))];
-        let out = text::render(&plan(&r, &r), false);
+        let out = text::render(&plan(&r, &r), false, false);
         assert!(out.contains("No changes."), "{out}");
+    }
+
+    #[test]
+    fn a_summary_table_per_group_comes_first_and_creates_are_one_line_without_detail() {
+        let live = [res("b", Kind::KvMount, "kv", json!({"max_versions": 3}))];
+        let want = [
+            res("a", Kind::Policy, "policy", json!({"policy": "p"})),
+            res("a", Kind::KvMount, "kv", json!({"max_versions": 5})),
+        ];
+        let p = plan(&want, &live);
+        let rows = groups(&p);
+        assert_eq!(rows.iter().map(|r| (r.group.as_str(), r.create, r.delete)).collect::<Vec<_>>(), [("workspace.a", 2, 0), ("workspace.b", 0, 1)]);
+        assert_eq!(group_of("network.subnet.private-a"), "network");
+        assert_eq!(group_of("aws.kms.unseal.alias"), "aws.kms");
+        let out = text::render(&p, false, false);
+        let table = out.find("  group ").expect("table");
+        assert!(out.lines().nth(1).unwrap().ends_with("create  update  replace  delete"), "{out}");
+        assert!(table < out.find("+ workspace.a.kv").unwrap(), "{out}");
+        assert!(!out.contains("max_versions: 5"), "{out}");
+        assert!(text::render(&p, false, true).contains("max_versions: 5"));
+        let md = markdown::render(&p, 10_000);
+        assert!(md.contains("| `workspace.b` | 0 | 0 | 0 | 1 |"), "{md}");
+        assert!(md.find("| `workspace.b`").unwrap() < md.find("| `workspace.a`").unwrap(), "destructive groups first: {md}");
     }
 }
