@@ -222,6 +222,26 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    /// Every repository file the README names exists (paths under the directories it
+    /// refers to), so a newcomer never follows a dead path.
+    #[test]
+    fn every_file_the_readme_names_exists() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let re = regex::Regex::new(r"\b(?:environments|templates|runbooks|examples|schemas)/[A-Za-z0-9_./-]*[A-Za-z0-9_]").unwrap();
+        let mut checked = 0;
+        for m in re.find_iter(&readme) {
+            let path = m.as_str();
+            // Placeholders (`<env>`) and directories named with a trailing slash are not files.
+            if path.contains('<') || path.ends_with("/") {
+                continue;
+            }
+            assert!(root.join(path).exists(), "README names {path}, which does not exist");
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} paths found");
+    }
+
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
