@@ -156,6 +156,12 @@ pub fn desired(env: &Environment) -> Vec<Resource> {
             dimensions.insert(HEALTH_CHECK_DIMENSION.into(), format!("{REF_PREFIX}{hc_address}"));
             deps.push(hc_address);
         }
+        // `@instance.api.0`: a declared instance, created first.
+        for value in a.dimensions.values() {
+            if let Some(target) = value.strip_prefix(REF_PREFIX) {
+                deps.push(Address::new(target));
+            }
+        }
         let mut description = format!("{DESCRIPTION_MARKER}{address}. Runbook: {}", a.runbook_url);
         if let Some(max) = a.max_connections {
             description.push_str(&format!(". Saturation: {} of max_connections {max}", a.threshold));

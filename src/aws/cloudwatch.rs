@@ -144,6 +144,25 @@ pub async fn observe_alarms(aws: &Aws, observed: &mut Observed) -> Result<(), Aw
     Ok(())
 }
 
+/// In observed alarms, ctl's own instances by address (`@instance.api.0`), as declared
+/// (`ids`: instance id → address, from the network observe, which runs after the alarms').
+pub fn show_instances(resources: &mut [Resource], ids: &BTreeMap<String, Address>) {
+    for r in resources.iter_mut().filter(|r| r.kind == Kind::MetricAlarm) {
+        let Some(dims) = r.attrs.get_mut("dimensions").and_then(serde_json::Value::as_object_mut) else { continue };
+        let mut refs = Vec::new();
+        for value in dims.values_mut() {
+            let address = value.as_str().and_then(|id| ids.get(id)).filter(|a| a.as_str().starts_with("instance."));
+            if let Some(address) = address {
+                *value = serde_json::Value::from(format!("{REF_PREFIX}{address}"));
+                refs.push(address.clone());
+            }
+        }
+        r.depends_on.extend(refs);
+        r.depends_on.sort();
+        r.depends_on.dedup();
+    }
+}
+
 fn normalise(
     live: &LiveAlarm,
     topic_by_arn: &BTreeMap<&str, &str>,
@@ -230,6 +249,13 @@ pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
     let mut dims = Vec::new();
     for (name, value) in &a.dimensions {
         let value = match value.strip_prefix(REF_PREFIX) {
+            Some(address) if address.starts_with("instance.") => {
+                let ec2 = super::network_common::ec2(aws);
+                super::ec2::find(aws, &ec2, address)
+                    .await?
+                    .and_then(|i| i.instance_id().map(str::to_string))
+                    .ok_or_else(|| AwsError::Other(format!("{}: instance {address} does not exist", change.address)))?
+            }
             Some(address) => super::route53::id_of(aws, address)
                 .await?
                 .ok_or_else(|| AwsError::Other(format!("{}: health check {address} does not exist", change.address)))?,

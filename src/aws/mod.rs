@@ -158,6 +158,7 @@ pub async fn observe(aws: &Aws) -> Result<Observed, AwsError> {
     let ids = network::observe(aws, &mut observed.resources).await?;
     rds::observe(aws, &ids.0, &mut observed.resources, &mut observed.unmanaged).await?;
     kms::show_keys(&mut observed.resources, &keys);
+    cloudwatch::show_instances(&mut observed.resources, &ids.0);
     link_references(&mut observed.resources);
     Ok(observed)
 }

@@ -167,6 +167,26 @@ pub(crate) fn load_text(path: &Path, text: String) -> Result<Environment, Config
         problems.at(0, vec![PathSeg::key("rds"), PathSeg::key("kms_key")], unknown_key(&rds.kms_key_id));
     }
 
+    // An alarm dimension `@instance.<group>.<n>` names a declared instance (its id is known
+    // only once it runs).
+    if let Some(cfg) = &alarms {
+        let declared: std::collections::BTreeSet<String> = infra
+            .instances
+            .iter()
+            .flat_map(|g| (0..g.count).map(move |i| format!("instance.{}.{i}", g.name)))
+            .collect();
+        for (i, a) in cfg.alarms.iter().enumerate() {
+            for (dim, value) in &a.dimensions {
+                let Some(target) = value.strip_prefix('@') else { continue };
+                if !declared.contains(target) {
+                    let at = vec![PathSeg::key("alarms"), PathSeg::key("alarms"), PathSeg::Index(i), PathSeg::key("dimensions"), PathSeg::key(dim)];
+                    let known: Vec<&str> = declared.iter().map(String::as_str).collect();
+                    problems.at(0, at, format!("{dim}: {value:?} names no declared instance (declared: {})", known.join(", ")));
+                }
+            }
+        }
+    }
+
     match openbao {
         Some(openbao) if problems.is_empty() => Ok(Environment {
             name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
