@@ -549,7 +549,7 @@ fn the_webhook_url_is_a_secret() {
     assert!(out.stderr.contains("ALARM_WEBHOOK_URL is not set"), "{}", out.stderr);
 
     // Plan as text, JSON, PR comment and saved plan, all at trace level.
-    let text = run(&hook, &["plan", "-e", &e]);
+    let text = run(&hook, &["plan", "-e", &e, "--detail"]);
     assert_eq!(text.status, 0, "{}", text.stderr);
     assert!(text.stdout.contains(&stand_in), "{}", text.stdout);
     assert!(text.stderr.contains("INFO"), "RUST_LOG=trace is in force:\n{}", text.stderr);

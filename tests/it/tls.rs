@@ -253,6 +253,11 @@ fn production_shape_ca_cert_and_jwt_login() {
 /// no rustls log lines even at trace level.
 #[track_caller]
 fn assert_fails_at_once(env: &EnvDir, bao: &TlsBao, envs: &[(&str, &str)], problem: &str) {
+    assert_fails_within(env, bao, envs, problem, 0);
+}
+
+/// [`assert_fails_at_once`], allowing `resends` resends before the certificate error shows.
+fn assert_fails_within(env: &EnvDir, bao: &TlsBao, envs: &[(&str, &str)], problem: &str, resends: usize) {
     let mut envs = envs.to_vec();
     envs.push(("RUST_LOG", "trace"));
     let (code, stdout, stderr, took) = env.ctl(bao, &["plan"], &envs);
@@ -263,7 +268,8 @@ fn assert_fails_at_once(env: &EnvDir, bao: &TlsBao, envs: &[(&str, &str)], probl
     assert_eq!(hits.len(), 1, "expected one line with {line:?}:\n{stderr}");
     assert!(hits[0].starts_with("error: "), "{stderr}");
     assert!(!stderr.to_lowercase().contains("rustls"), "rustls text in stderr:\n{stderr}");
-    assert!(!stderr.contains("retrying") && !stderr.contains("attempts"), "retried:\n{stderr}");
+    let retried = stderr.lines().filter(|l| l.contains("retrying")).count();
+    assert!(retried <= resends && !stderr.contains("attempts"), "retried:\n{stderr}");
 }
 
 #[test]
@@ -323,7 +329,10 @@ fn tls_client_certificate_when_the_server_requires_one() {
     let env = EnvDir::new();
     let ca = env.copy_ca(&bao.ca(), "ca.pem");
     env.write(&bao, &format!("  ca_cert: {ca}\n"), &["a"]);
-    assert_fails_at_once(&env, &bao, &[], "the server refused the TLS handshake");
+    // TLS 1.3: the server's refusal (an alert after the client's Finished) can lose the race
+    // with the connection's reset under load, which looks like any lost connection: at most one
+    // resend, then the alert itself.
+    assert_fails_within(&env, &bao, &[], "the server refused the TLS handshake", 1);
     let (c, k) = (env.copy_ca(&cert, "client.pem"), env.copy_ca(&key, "client-key.pem"));
     env.write(&bao, &format!("  ca_cert: {ca}\n  client_cert: {c}\n  client_key: {k}\n"), &["a"]);
     env.converge(&bao, &[]);
