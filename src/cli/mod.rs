@@ -15,6 +15,7 @@ pub mod context;
 pub mod dev;
 pub mod dr;
 pub mod dr_drill;
+pub mod graph;
 pub mod lock;
 pub mod plan;
 pub mod render;
@@ -112,6 +113,9 @@ pub enum Command {
     /// Disaster recovery: snapshot, rebuild from a snapshot, the generated runbook, drills.
     #[command(subcommand)]
     Dr(dr::DrCommand),
+    /// Draw the declared resources and their dependencies (dot, mermaid or svg), grouped by
+    /// workspace, VPC and subnet; `--plan FILE` colours planned changes. Offline.
+    Graph(graph::GraphArgs),
     /// Render generated files (boot scripts) to stdout.
     #[command(subcommand)]
     Render(artifacts::RenderCommand),
@@ -212,6 +216,7 @@ async fn run(command: Command) -> CmdResult {
         Command::Alarms(cmd) => alarms::run(cmd).await,
         Command::Artifacts(cmd) => artifacts::run(cmd).await,
         Command::Render(cmd) => artifacts::render(cmd).await,
+        Command::Graph(args) => graph::run(&args),
         Command::Dr(cmd) => dr::run(cmd).await,
         Command::Schema { kind } => schema::run(kind),
     }

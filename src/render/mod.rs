@@ -1,7 +1,9 @@
 //! Plans rendered for people and machines: [`text`] for terminals, [`markdown`] for pull
 //! request comments, JSON (the plan document itself, versioned) for tools.
 //! Rendering only formats what the plan holds; no resource attribute is secret.
+//! [`graph`] draws the declared resources and their dependencies (`ctl graph`).
 
+pub mod graph;
 pub mod openbao_config;
 
 use crate::diff::{Action, Change};
