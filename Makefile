@@ -108,6 +108,8 @@ demo: venv build
 	@echo "== proved: a raft snapshot, its sidecar and manifest are in the DR bucket"
 	@$(CTL) render openbao-config -e $(DEMO_ENV) --node 2 --out .ctl/openbao-node-2.hcl
 	@echo "== proved: node 2's server config (raft retry_join, awskms seal, audit) renders: .ctl/openbao-node-2.hcl"
+	@$(CTL) graph -e $(DEMO_ENV) --plan .ctl/demo-plan.json --out .ctl/example-production.svg
+	@echo "== proved: the system drawn from the file, grouped by VPC/subnet/workspace, coloured by the plan: .ctl/example-production.svg"
 
 test: venv
 	CTL_BAO_BIN=$(abspath $(BAO_262_BIN)) \
