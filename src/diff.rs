@@ -84,6 +84,10 @@ pub struct Change {
     /// Deleting or replacing loses data: needs `--allow-destroy=<address>`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub destroys_data: bool,
+    /// For a policy: what it grants differently, one line per capability
+    /// (`+ delete on secret/data/*`; [`crate::policy::difference`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
 }
 
 impl Change {
@@ -183,6 +187,7 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
                         after: Some(want.clone()),
                         implied_by: None,
                         destroys_data: replace && want.kind.spec().data_loss_on_delete,
+                        capabilities: Vec::new(),
                     },
                 );
             }
@@ -205,6 +210,7 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
                 after: None,
                 implied_by: None,
                 destroys_data: have.kind.spec().data_loss_on_delete,
+                capabilities: Vec::new(),
             },
         );
     }
@@ -213,6 +219,10 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
     mark_implied_deletes(&mut changes);
     withhold_conflicted(&conflicts, &mut changes);
     conflicts.extend(blocked_destroys(live, &changes));
+    for c in changes.values_mut().filter(|c| c.kind == Kind::Policy) {
+        let text = |r: &Option<Resource>| r.as_ref().and_then(|r| r.attrs.get("policy")).and_then(|v| v.as_str()).map(str::to_string);
+        c.capabilities = crate::policy::text_difference(text(&c.before).as_deref(), text(&c.after).as_deref());
+    }
 
     Diff { changes: changes.into_values().collect(), conflicts, unchanged }
 }
@@ -228,6 +238,7 @@ fn create(want: &Resource, reason: String) -> Change {
         after: Some(want.clone()),
         implied_by: None,
         destroys_data: false,
+        capabilities: Vec::new(),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod model;
 pub mod openbao;
 pub(crate) mod par;
 pub mod plan;
+pub mod policy;
 pub mod render;
 pub mod secret;
 pub mod templates;

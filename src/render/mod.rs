@@ -107,11 +107,14 @@ fn destroy_note(c: &Change) -> Option<String> {
 fn change_lines(c: &Change, detail: bool) -> Vec<String> {
     let mut lines = vec![format!("{} {}  ({})", c.action.symbol(), c.address, c.reason)];
     if !detail {
+        lines.extend(c.capabilities.iter().map(|l| format!("      {l}")));
         return lines;
     }
+    // A policy's text is summarised by what it grants differently (the text: --detail, --json).
+    let grants = !c.capabilities.is_empty();
     match c.action {
         Action::Update | Action::Replace => {
-            for f in &c.fields {
+            for f in c.fields.iter().filter(|f| !(grants && f.field == "policy")) {
                 let forced = if f.forces_replace { "  # forces replacement" } else { "" };
                 lines.push(format!("      {}: {} → {}{forced}", f.field, value(&f.before), value(&f.after)));
             }
@@ -123,6 +126,7 @@ fn change_lines(c: &Change, detail: bool) -> Vec<String> {
         }
         _ => {}
     }
+    lines.extend(c.capabilities.iter().map(|l| format!("      {l}")));
     lines
 }
 

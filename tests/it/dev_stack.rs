@@ -396,5 +396,12 @@ fn example_production_applies_on_the_local_stack_as_committed() {
     }
     ctl(&["plan", "-e", env, "--detailed-exitcode"]).assert_status(0);
     ctl(&["verify", "-e", env, "--sample", "3"]).assert_success();
+    // The drawing names what was applied, offline (no connection is needed for it).
+    let graph = sc.ctl(&["graph", "-e", env, "--format", "mermaid"]);
+    graph.assert_success();
+    assert!(graph.stdout.starts_with("flowchart LR"), "{}", graph.stdout);
+    for address in ["network.vpc", "rds.instance", "aws.kms.unseal", "alarms.alarm.api-cpu", "workspace.tundra.namespace"] {
+        assert!(graph.stdout.contains(address), "{address} not drawn");
+    }
     sc.assert_no_canary();
 }

@@ -345,3 +345,28 @@ fn json_trace_logs_carry_no_secrets() {
     assert!(refused.stderr.contains("--auto-approve"), "{}", refused.stderr);
     sc.assert_no_canary();
 }
+
+/// A policy change is shown as what it grants differently, read back from OpenBao (whose text
+/// carries ctl's marker line): in text, markdown and JSON.
+#[test]
+fn a_policy_change_shows_capabilities_not_text() {
+    let stack = stack(BaoVersion::V2_6);
+    let a = unique("p");
+    let body = |template: &str| format!("workspaces:\n  - {{ name: {a}, policies: [ {{ name: app, template: {template} }} ] }}\n");
+    let sc = Scenario::new(stack, &unique("env"), &body("kv-read"));
+    sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]).assert_success();
+    sc.write_env(&body("kv-write"));
+    let text = sc.ctl(&["plan", "-e", &sc.env_file()]);
+    text.assert_success();
+    for line in ["+ create on secret/data/*", "+ update on secret/metadata/*", "+ delete on secret/data/*"] {
+        assert!(text.stdout.contains(line), "{line} missing:\n{}", text.stdout);
+    }
+    assert!(!text.stdout.contains("policy: \""), "the text is not shown without --detail:\n{}", text.stdout);
+    let md = sc.ctl(&["plan", "-e", &sc.env_file(), "--markdown"]);
+    assert!(md.stdout.contains("      + create on secret/data/*"), "{}", md.stdout);
+    let json: Value = serde_json::from_str(&sc.ctl(&["plan", "-e", &sc.env_file(), "--json"]).stdout).unwrap();
+    let change = json["changes"].as_array().unwrap().iter().find(|c| c["kind"] == "policy").expect("a policy change");
+    let lines: Vec<&str> = change["capabilities"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert!(lines.contains(&"+ delete on secret/metadata/*"), "{lines:?}");
+    assert!(lines.iter().all(|l| l.starts_with('+')), "kv-write only adds to kv-read: {lines:?}");
+}
