@@ -207,6 +207,7 @@ impl Kind {
 /// EC2 instances, the NAT instance included: what they boot from and how is immutable.
 const INSTANCE_SPEC: KindSpec = KindSpec {
     replace_on: &[
+        "instance_profile",
         "ami",
         "subnet",
         "instance_type",

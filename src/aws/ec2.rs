@@ -50,6 +50,9 @@ pub struct InstanceAttrs {
     /// Boot artifacts (checked against their pins before a launch).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<String>,
+    /// The IAM instance profile's name (`ctl-<env>-<role>`), if it runs with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_profile: Option<String>,
 }
 
 pub fn instance_address(group: &str, index: u32) -> Address {
@@ -110,6 +113,7 @@ pub fn nat_desired(nat: &Nat) -> Resource {
         root_volume_kms_key: None,
         root_volume_size: 8,
         user_data_sha256: sha256(NAT_USER_DATA),
+        instance_profile: None,
         artifacts: Vec::new(),
     };
     resource(
@@ -190,13 +194,13 @@ pub fn desired(
                 }
                 None => String::new(),
             };
-            out.push(instance_resource(g, address, &user_data));
+            out.push(instance_resource(&env.name, g, address, &user_data));
         }
     }
     out
 }
 
-fn instance_resource(g: &InstanceGroup, address: Address, user_data: &str) -> Resource {
+fn instance_resource(environment: &str, g: &InstanceGroup, address: Address, user_data: &str) -> Resource {
     let attrs = InstanceAttrs {
         ami: g.ami.clone(),
         instance_type: g.instance_type.clone(),
@@ -210,6 +214,7 @@ fn instance_resource(g: &InstanceGroup, address: Address, user_data: &str) -> Re
         root_volume_size: i32::try_from(g.root_volume_size).unwrap_or(i32::MAX),
         user_data_sha256: sha256(user_data),
         artifacts: g.artifacts.clone(),
+        instance_profile: g.instance_profile.as_ref().map(|role| crate::config::iam_name(environment, role)),
     };
     resource(
         address,
@@ -218,6 +223,7 @@ fn instance_resource(g: &InstanceGroup, address: Address, user_data: &str) -> Re
         [subnet_address(&g.subnet), group_address(&g.security_group)]
             .into_iter()
             .chain(super::kms::declared_dependency(&g.kms_key_id))
+            .chain(g.instance_profile.as_deref().map(super::resources::profile_address))
             .collect(),
         user_data,
     )
@@ -371,6 +377,8 @@ pub async fn observe(
             root_volume_size: size,
             user_data_sha256: sha256(&user_data),
             artifacts: tagged_artifacts(&i),
+            // The profile's ARN ends in its name.
+            instance_profile: i.iam_instance_profile().and_then(|p| p.arn()).and_then(|a| a.rsplit('/').next()).map(str::to_string),
         };
         out.push(resource(addr, kind, &attrs, vec![], &user_data));
     }
@@ -525,6 +533,11 @@ async fn launch(
                 .build(),
         )
         .user_data(base64::engine::general_purpose::STANDARD.encode(user_data))
+        .set_iam_instance_profile(
+            a.instance_profile
+                .as_ref()
+                .map(|name| aws_sdk_ec2::types::IamInstanceProfileSpecification::builder().name(name).build()),
+        )
         .tag_specifications(instance_tags)
         .tag_specifications(network::tag_spec(aws, ResourceType::Volume, &r.address))
         .send()

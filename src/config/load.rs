@@ -163,6 +163,17 @@ pub(crate) fn load_text(path: &Path, text: String) -> Result<Environment, Config
     for g in infra.instances.iter().filter(|g| !declared_key(&g.kms_key_id)) {
         problems.at(0, vec![PathSeg::key("instances"), PathSeg::key(&g.name), PathSeg::key("kms_key")], unknown_key(&g.kms_key_id));
     }
+    for g in &infra.instances {
+        let Some(role) = &g.instance_profile else { continue };
+        if !kms_iam.iam_roles.get(role).is_some_and(|r| r.instance_profile) {
+            let with: Vec<&str> = kms_iam.iam_roles.iter().filter(|(_, r)| r.instance_profile).map(|(n, _)| n.as_str()).collect();
+            problems.at(
+                0,
+                vec![PathSeg::key("instances"), PathSeg::key(&g.name), PathSeg::key("instance_profile")],
+                format!("instance_profile {role:?} names no iam: role with instance_profile: true (those with one: {})", with.join(", ")),
+            );
+        }
+    }
     if let Some(rds) = infra.rds.as_ref().filter(|r| !declared_key(&r.kms_key_id)) {
         problems.at(0, vec![PathSeg::key("rds"), PathSeg::key("kms_key")], unknown_key(&rds.kms_key_id));
     }

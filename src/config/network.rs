@@ -126,6 +126,9 @@ pub(crate) struct RawInstance {
     pub artifacts: Vec<NonEmpty>,
     #[serde(default)]
     pub vars: UniqueMap<NonEmpty, String>,
+    /// An `iam:` role with `instance_profile: true`: the instances run with its profile.
+    #[serde(default)]
+    pub instance_profile: Option<NonEmpty>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -457,6 +460,8 @@ pub struct InstanceGroup {
     pub artifacts: Vec<String>,
     /// Extra template variables (`{{vars.x}}`).
     pub vars: BTreeMap<String, String>,
+    /// The `iam:` role whose instance profile the instances run with.
+    pub instance_profile: Option<String>,
     /// Where the group is declared (`instances.<name>`).
     pub origin: Origin,
 }
@@ -564,6 +569,7 @@ pub(crate) fn validate(
                 .iter()
                 .map(|(k, v)| (k.0.clone(), v.clone()))
                 .collect(),
+            instance_profile: raw.instance_profile.as_ref().map(|p| p.0.clone()),
             origin: Origin::new(file, vec![key("instances"), key(&name.0)]),
         });
     }
@@ -937,6 +943,19 @@ mod tests {
         assert!(crate::config::is_declared_key("unseal") && !crate::config::is_declared_key(KEY));
         fails_at(&with_kms("seal"), 17, 102, "kms_key \"seal\" names no key in kms: (declared: unseal)");
         fails_at(&with_kms("Seal!"), 17, 102, "or the name of a key in kms:");
+    }
+
+    #[test]
+    fn instance_profile_names_an_iam_role_with_a_profile() {
+        let with = |profile: &str, has_profile: bool| {
+            let text = good().replacen("security_group: api, kms_key", &format!("security_group: api, instance_profile: {profile}, kms_key"), 1);
+            format!("{text}aws: {{ region: us-east-1 }}\niam: {{ roles: {{ api: {{ instance_profile: {has_profile} }} }} }}\n")
+        };
+        let env = load(&with("api", true)).unwrap();
+        assert_eq!(env.infra.instances[0].instance_profile.as_deref(), Some("api"));
+        assert_eq!(env.infra.instances[1].instance_profile, None);
+        fails_at(&with("api", false), 17, 111, "instance_profile \"api\" names no iam: role with instance_profile: true");
+        fails_at(&with("web", true), 17, 111, "(those with one: api)");
     }
 
     #[track_caller]
