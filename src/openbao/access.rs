@@ -284,24 +284,16 @@ impl Catalogue {
         Catalogue { entries }
     }
 
-    /// The entries allowing `method` on `path` (relative to ctl's namespace; `namespace` is
-    /// the workspace namespace the request goes to, if any).
-    fn find<'a>(&'a self, method: &'a RequestMethod, namespace: Option<&str>, path: &str) -> impl Iterator<Item = &'a Entry> + 'a {
-        let full: Vec<String> = namespace
-            .into_iter()
-            .flat_map(|n| n.split('/'))
-            .chain(path.trim_matches('/').split('/'))
-            .map(str::to_string)
-            .collect();
-        self.entries.iter().filter(move |e| {
-            let parts: Vec<&str> = full.iter().map(String::as_str).collect();
-            e.caps.iter().any(|c| c.allows(method)) && matches(&e.segs, &parts)
-        })
+    /// The first entry `pick` accepts that allows `method` on `path` (relative to ctl's
+    /// namespace; `namespace` is the workspace namespace the request goes to, if any).
+    fn find(&self, method: &RequestMethod, namespace: Option<&str>, path: &str, pick: impl Fn(&Entry) -> bool) -> Option<&Entry> {
+        let parts: Vec<&str> = namespace.into_iter().flat_map(|n| n.split('/')).chain(path.trim_matches('/').split('/')).collect();
+        self.entries.iter().find(|e| pick(e) && e.caps.iter().any(|c| c.allows(method)) && matches(&e.segs, &parts))
     }
 
     /// Whether ctl may send this request at all.
     pub fn check(&self, method: &RequestMethod, method_name: &'static str, namespace: Option<&str>, path: &str) -> Result<(), Uncatalogued> {
-        match self.find(method, namespace, path).next() {
+        match self.find(method, namespace, path, |_| true) {
             Some(_) => Ok(()),
             None => Err(Uncatalogued { method: method_name, path: join(namespace, path) }),
         }
@@ -310,7 +302,7 @@ impl Catalogue {
     /// The policy path (and capabilities) that allows this request in ctl's own policies,
     /// for a permission-denied message.
     pub fn grant(&self, method: &RequestMethod, namespace: Option<&str>, path: &str) -> Option<(String, String)> {
-        let e = self.find(method, namespace, path).find(|e| e.need < Bootstrap)?;
+        let e = self.find(method, namespace, path, |e| e.need < Bootstrap)?;
         let caps: Vec<&str> = e.caps.iter().filter(|c| c.allows(method)).map(|c| c.as_str()).collect();
         let sudo = if e.caps.contains(&Sudo) { "\" and \"sudo" } else { "" };
         Some((e.path.clone(), format!("{}{sudo}", caps.join("\" or \""))))
@@ -319,20 +311,8 @@ impl Catalogue {
     /// The policy for `role`, as HCL: one stanza per path, capabilities merged, sorted by
     /// path, each with why ctl needs it. `snapshot`: the environment declares `dr:`.
     pub fn policy(&self, role: Role, snapshot: bool) -> String {
-        let wanted = |n: Need| match role {
-            Role::Plan => matches!(n, Plan | WebhookKv),
-            Role::Apply => matches!(n, Plan | WebhookKv | Apply) || (n == Snapshot && snapshot),
-        };
-        let mut paths: BTreeMap<&str, (Vec<Cap>, Vec<&str>)> = BTreeMap::new();
-        for e in self.entries.iter().filter(|e| wanted(e.need)) {
-            let (caps, whys) = paths.entry(e.path.as_str()).or_default();
-            caps.extend(e.caps);
-            whys.push(e.why);
-        }
         let mut out = String::new();
-        for (path, (mut caps, whys)) in paths {
-            caps.sort();
-            caps.dedup();
+        for (path, (caps, whys)) in self.stanzas(role, snapshot) {
             for why in whys {
                 out.push_str(&format!("# {why}\n"));
             }
@@ -344,11 +324,26 @@ impl Catalogue {
 
     /// The policy paths of `role`, in the order [`Catalogue::policy`] writes them.
     pub fn policy_paths(&self, role: Role, snapshot: bool) -> Vec<String> {
-        self.policy(role, snapshot)
-            .lines()
-            .filter_map(|l| l.strip_prefix("path \"").and_then(|l| l.split('"').next()))
-            .map(str::to_string)
-            .collect()
+        self.stanzas(role, snapshot).into_keys().map(str::to_string).collect()
+    }
+
+    /// The policy of `role` by path: its capabilities (merged, sorted) and why ctl needs them.
+    fn stanzas(&self, role: Role, snapshot: bool) -> BTreeMap<&str, (Vec<Cap>, Vec<&'static str>)> {
+        let wanted = |n: Need| match role {
+            Role::Plan => matches!(n, Plan | WebhookKv),
+            Role::Apply => matches!(n, Plan | WebhookKv | Apply) || (n == Snapshot && snapshot),
+        };
+        let mut paths: BTreeMap<&str, (Vec<Cap>, Vec<&'static str>)> = BTreeMap::new();
+        for e in self.entries.iter().filter(|e| wanted(e.need)) {
+            let (caps, whys) = paths.entry(e.path.as_str()).or_default();
+            caps.extend(e.caps);
+            whys.push(e.why);
+        }
+        for (caps, _) in paths.values_mut() {
+            caps.sort();
+            caps.dedup();
+        }
+        paths
     }
 }
 

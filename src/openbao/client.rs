@@ -508,7 +508,6 @@ impl Bao {
         let name = method_name(&method);
         let namespace = client.middle.namespace.clone();
         self.catalogue().check(&method, name, client.relative.as_deref(), path)?;
-        let grant = self.catalogue().grant(&method, client.relative.as_deref(), path);
         let mut middle = client.middle.clone();
         middle.wrap = wrap_ttl.map(str::to_string);
         let endpoint = Call {
@@ -555,9 +554,12 @@ impl Bao {
             }
             return match outcome {
                 Ok(result) => parse_body(name, path, &namespace, result.response.body()),
-                Err(HttpError::ServerResponseError { code: 403, .. }) => {
-                    Err(BaoError::Denied { method: name, path: path.to_string(), namespace, grant })
-                }
+                Err(HttpError::ServerResponseError { code: 403, .. }) => Err(BaoError::Denied {
+                    method: name,
+                    path: path.to_string(),
+                    namespace,
+                    grant: self.catalogue().grant(&endpoint.method, client.relative.as_deref(), path),
+                }),
                 Err(HttpError::ServerResponseError { code, content }) => Err(BaoError::Api {
                     method: name,
                     path: path.to_string(),
