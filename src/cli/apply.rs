@@ -155,7 +155,7 @@ async fn apply_locked(
             let plan = context::plan_with(loaded, session, args.env.parallelism).await?;
             print!("{}", render::text::render(&plan, super::color_enabled_stdout(), false));
             guard.check(&plan.changes, &plan.conflicts)?;
-            if plan.has_changes() && !args.auto_approve && !confirm().await? {
+            if plan.has_changes() && !args.auto_approve && !confirm("Apply these changes?", "or save a plan with `ctl plan --out` and apply it").await? {
                 eprintln!("Apply cancelled; nothing was changed.");
                 return Ok(ExitCode::FAILURE);
             }
@@ -193,11 +193,11 @@ async fn apply_locked(
 
 /// Asks on the terminal without blocking the runtime: the lock's heartbeat keeps renewing it
 /// however long the answer takes.
-async fn confirm() -> anyhow::Result<bool> {
+pub(crate) async fn confirm(question: &str, otherwise: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
-        bail!("not a terminal: pass --auto-approve, or save a plan with `ctl plan --out` and apply it");
+        bail!("not a terminal: pass --auto-approve, {otherwise}");
     }
-    eprint!("Apply these changes? Only 'yes' is accepted: ");
+    eprint!("{question} Only 'yes' is accepted: ");
     std::io::stderr().flush().ok();
     let line = tokio::task::spawn_blocking(|| {
         let mut line = String::new();

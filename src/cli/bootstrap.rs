@@ -73,6 +73,10 @@ pub struct BootstrapArgs {
     /// A claim only the apply role requires (replaces the --ci preset's value for that claim).
     #[arg(long = "apply-claims", value_name = "K=V", value_parser = claim)]
     pub apply_claims: Vec<(String, Vec<String>)>,
+    /// A claim only the restore role requires (`ctl dr restore-workspace`, `ctl dr
+    /// verify-snapshot`; the --ci presets bind it to a manually started job on --branch).
+    #[arg(long = "restore-claims", value_name = "K=V", value_parser = claim)]
+    pub restore_claims: Vec<(String, Vec<String>)>,
     /// TTL of the tokens the roles issue (ctl renews them during long applies).
     #[arg(long, default_value = "20m", value_parser = super::parse_duration)]
     pub token_ttl: crate::config::Duration,
@@ -110,7 +114,7 @@ pub async fn run(args: BootstrapArgs) -> CmdResult {
         Ci::Github => "github",
         Ci::Gitlab => "gitlab",
     };
-    let (mut plan_claims, mut apply_claims) = bootstrap::ci_claims(ci, &args.branch);
+    let (mut plan_claims, mut apply_claims, mut restore_claims) = bootstrap::ci_claims(ci, &args.branch);
     let add = |into: &mut BTreeMap<String, Vec<String>>, extra: &[(String, Vec<String>)]| {
         for (k, v) in extra {
             into.insert(k.clone(), v.clone());
@@ -120,6 +124,8 @@ pub async fn run(args: BootstrapArgs) -> CmdResult {
     add(&mut apply_claims, &args.bound_claims);
     add(&mut plan_claims, &args.plan_claims);
     add(&mut apply_claims, &args.apply_claims);
+    add(&mut restore_claims, &args.bound_claims);
+    add(&mut restore_claims, &args.restore_claims);
     let jwt = bootstrap::Jwt {
         mount: args.jwt_mount.clone(),
         issuer: args.jwt_issuer.clone(),
@@ -127,6 +133,7 @@ pub async fn run(args: BootstrapArgs) -> CmdResult {
         audience: args.audience.clone(),
         plan_claims,
         apply_claims,
+        restore_claims,
         token_ttl: format!("{}s", args.token_ttl.as_secs()),
         token_max_ttl: format!("{}s", args.token_max_ttl.as_secs()),
     };

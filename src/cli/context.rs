@@ -86,16 +86,23 @@ pub fn catalogue(env: &Environment) -> Catalogue {
 /// A JWT login without a role uses `ctl-<env>-<role>`: read-only commands pass
 /// [`Role::Plan`], writing ones [`Role::Apply`]. `parallelism` bounds the requests in flight.
 pub async fn connect(env: &Environment, parallelism: u16, role: Role) -> anyhow::Result<Bao> {
-    connect_as(env, parallelism, role, false).await
+    connect_as(env, parallelism, role, false, None).await
+}
+
+/// [`connect`] to another server holding the same data: a scratch OpenBao restored from one
+/// of the environment's snapshots, at `address` (plain HTTP on loopback). The same login
+/// works there because the snapshot carries the auth mounts, roles and policies.
+pub async fn connect_at(env: &Environment, parallelism: u16, role: Role, address: &str) -> anyhow::Result<Bao> {
+    connect_as(env, parallelism, role, false, Some(address)).await
 }
 
 /// [`connect`] with the admin token in `BAO_TOKEN` whatever the file's `auth` says (for
 /// `ctl bootstrap`, which creates what ctl's own logins need).
 pub async fn connect_admin(env: &Environment, parallelism: u16) -> anyhow::Result<Bao> {
-    connect_as(env, parallelism, Role::Apply, true).await
+    connect_as(env, parallelism, Role::Apply, true, None).await
 }
 
-async fn connect_as(env: &Environment, parallelism: u16, role: Role, admin: bool) -> anyhow::Result<Bao> {
+async fn connect_as(env: &Environment, parallelism: u16, role: Role, admin: bool, at: Option<&str>) -> anyhow::Result<Bao> {
     let (address, namespace, auth, tls) = match &env.openbao {
         Connection::Server { namespace, auth, tls, .. } => {
             let address = env.openbao.server_address().with_context(|| {
@@ -113,6 +120,10 @@ async fn connect_as(env: &Environment, parallelism: u16, role: Role, admin: bool
                 .with_context(|| format!("environment {} uses the local dev stack", env.name))?;
             (address, None, Auth::Token(TokenSource::File(token_file)), Tls::default())
         }
+    };
+    let (address, tls) = match at {
+        Some(at) => (at.to_string(), Tls::default()),
+        None => (address, tls),
     };
     let given = match &auth {
         Auth::Token(source) => read_secret(source, "OpenBao token", "set it, or use openbao.auth")?,

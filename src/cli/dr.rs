@@ -57,6 +57,9 @@ pub enum DrCommand {
     /// On a private local stack: provision, write secret versions, snapshot, destroy, rebuild,
     /// and count what was lost.
     Drill(super::dr_drill::DrillArgs),
+    /// Restore one workspace's KV secrets from a snapshot, as new versions, without touching
+    /// any other workspace: boots the snapshot in a scratch server, shows what differs, writes.
+    RestoreWorkspace(super::dr_restore::RestoreArgs),
 }
 
 pub async fn run(cmd: DrCommand) -> CmdResult {
@@ -74,6 +77,7 @@ pub async fn run(cmd: DrCommand) -> CmdResult {
         }
         DrCommand::Runbook { env, out, check } => runbook(env, out, check),
         DrCommand::Drill(args) => super::dr_drill::run(args).await,
+        DrCommand::RestoreWorkspace(args) => super::dr_restore::restore_workspace(args).await,
     }
 }
 
@@ -102,7 +106,7 @@ async fn snapshot(args: EnvArgs, out_dir: PathBuf) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn load_manifest(from: &str, aws: Option<&crate::aws::Aws>) -> anyhow::Result<Manifest> {
+pub(crate) async fn load_manifest(from: &str, aws: Option<&crate::aws::Aws>) -> anyhow::Result<Manifest> {
     if let Some((bucket, key)) = Manifest::s3_location(from) {
         let aws = aws.context("an s3:// manifest needs an aws: section")?;
         let client = crate::artifacts::s3::client(aws);

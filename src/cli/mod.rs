@@ -15,6 +15,7 @@ pub mod context;
 pub mod dev;
 pub mod dr;
 pub mod dr_drill;
+pub mod dr_restore;
 pub mod graph;
 pub mod lock;
 pub mod plan;

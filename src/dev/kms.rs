@@ -11,6 +11,17 @@ pub(crate) const MOTO_ACCESS_KEY: &str = "test";
 pub(crate) const MOTO_SECRET_KEY: &str = "test";
 pub(crate) const MOTO_REGION: &str = "us-east-1";
 
+/// The `seal "awskms"` settings for key `kms_key_id` in the moto at `endpoint`.
+pub fn moto_seal(endpoint: &str, kms_key_id: &str) -> super::AwsKmsSealConfig {
+    super::AwsKmsSealConfig {
+        region: MOTO_REGION.to_string(),
+        kms_key_id: kms_key_id.to_string(),
+        endpoint: Some(endpoint.to_string()),
+        access_key: Some(MOTO_ACCESS_KEY.to_string()),
+        secret_key: Some(MOTO_SECRET_KEY.to_string()),
+    }
+}
+
 /// A KMS client for moto at `endpoint`: static test credentials, fixed region, and no
 /// environment, profile or IMDS look-ups.
 fn moto_client(endpoint: &str) -> aws_sdk_kms::Client {

@@ -20,13 +20,15 @@
 mod api;
 mod kms;
 mod process;
+mod scratch;
 mod server_config;
 mod stack;
 mod tools;
 
 pub use api::{health_status, init_throwaway, seal_status, SealStatus};
-pub use kms::{create_unseal_key, UNSEAL_KEY_ALIAS};
+pub use kms::{create_unseal_key, moto_seal, UNSEAL_KEY_ALIAS};
 pub use process::pid_alive;
+pub use scratch::Scratch;
 pub use server_config::{
     AuditFileConfig, AwsKmsSealConfig, KmsPluginConfig, ListenerConfig, RaftStorageConfig, RetryJoinConfig, ServerConfig,
     ServerConfigV27,

@@ -581,7 +581,7 @@ async fn start_moto(moto_bin: &Path, dir: &Path, detach: bool) -> Result<(Proc, 
     }
 }
 
-fn spawn_bao(
+pub(crate) fn spawn_bao(
     bao_bin: &Path,
     config_file: &Path,
     dir: &Path,
@@ -595,7 +595,7 @@ fn spawn_bao(
 }
 
 /// Polls `sys/seal-status` until the listener answers; fails early if bao exits.
-async fn wait_listener(
+pub(crate) async fn wait_listener(
     client: &reqwest::Client,
     bao: &mut Proc,
     addr: &str,

@@ -42,6 +42,17 @@ impl Tools {
         let moto_server = find("moto_server", MOTO_ENV, MOTO_CANDIDATES, &venvs)?;
         Ok(Tools { bao, moto_server })
     }
+
+    /// Only the `bao` binary of `version` (for a scratch server: no moto needed).
+    pub fn bao(version: BaoVersion) -> Result<PathBuf, DevError> {
+        let cwd = std::env::current_dir().ok();
+        let venvs = venv_dirs(cwd.as_deref(), Path::new(env!("CARGO_MANIFEST_DIR")));
+        let (bao_env, bao_what) = match version {
+            BaoVersion::V2_6 => (BAO_26_ENV, "the OpenBao 2.6.2 binary (bao)"),
+            BaoVersion::V2_7 => (BAO_27_ENV, "the OpenBao 2.7.2 binary (bao-2.7.2)"),
+        };
+        find(bao_what, bao_env, venv_candidates(version), &venvs)
+    }
 }
 
 /// `.venv` dirs to try, in order: each ancestor of `cwd`, then `manifest_dir`.

@@ -8,14 +8,21 @@
 //!   interrupted rebuild resumes at the first unfinished one, and measures RTO/RPO.
 //! - `ctl dr drill` (`cli/dr_drill.rs`): the whole cycle on a private local stack, counting
 //!   secret versions lost.
+//! - [`scratch`]: a throw-away server booted from a snapshot (same seal key, loopback, torn
+//!   down) for [`restore`] (`ctl dr restore-workspace`: one workspace's KV secrets back, as
+//!   new versions) and `ctl dr verify-snapshot` (does it restore, are the counts right);
+//!   [`kv`] is KV v2 as both see it.
 //!
 //! What must survive a disaster (by design, and said so in the runbook): the seal's KMS key
 //! (the raft snapshot's root key is wrapped by it), the `dr:` bucket, the RDS snapshots, the
 //! operator's OpenBao token, and git. Everything else is rebuilt.
 
+pub mod kv;
 pub mod manifest;
 pub mod rebuild;
+pub mod restore;
 pub mod runbook;
+pub mod scratch;
 pub mod snapshot;
 pub mod steps;
 

@@ -202,10 +202,15 @@ fn aws<'a>(ctx: &Ctx<'a>) -> Result<&'a Aws, DrError> {
 }
 
 async fn check_seal_key(ctx: &Ctx<'_>) -> Result<String, DrError> {
-    let Some(seal) = &ctx.manifest.seal else {
+    seal_key_usable(aws(ctx)?, ctx.manifest).await
+}
+
+/// Whether the manifest's seal key can unseal the snapshot (enabled); a refusal says why.
+pub(crate) async fn seal_key_usable(aws: &Aws, manifest: &Manifest) -> Result<String, DrError> {
+    let Some(seal) = &manifest.seal else {
         return Ok("no seal key in the manifest (shamir): the unseal keys are needed by hand".into());
     };
-    match crate::aws::kms::key_usability(aws(ctx)?, &seal.kms_key_id).await? {
+    match crate::aws::kms::key_usability(aws, &seal.kms_key_id).await? {
         KeyUsability::Enabled { arn } => Ok(format!("seal key {arn} is enabled")),
         KeyUsability::Unusable(reason) | KeyUsability::Missing(reason) => Err(DrError::Refused(format!(
             "{reason}. The snapshot's root key is wrapped by this key: nothing was touched."
@@ -216,8 +221,15 @@ async fn check_seal_key(ctx: &Ctx<'_>) -> Result<String, DrError> {
 /// Download the pinned snapshot version into the work dir, hashing it, and check it against
 /// the manifest and the sidecar.
 async fn fetch_snapshot(ctx: &Ctx<'_>) -> Result<String, DrError> {
-    let snap = &ctx.manifest.openbao;
-    let client = s3::client(aws(ctx)?);
+    fetch_verified(aws(ctx)?, ctx.manifest, &ctx.work).await
+}
+
+/// Download the manifest's snapshot version to `work/raft.snap` (`work` made private),
+/// hashing it, and check it against the manifest and the sidecar; a mismatch is a refusal
+/// and leaves no file.
+pub(crate) async fn fetch_verified(aws: &Aws, manifest: &Manifest, work: &Path) -> Result<String, DrError> {
+    let snap = &manifest.openbao;
+    let client = s3::client(aws);
     let url = format!("s3://{}/{}", snap.bucket, snap.key);
     let side = s3::get(&client, &snap.bucket, &snap.sidecar_key, None).await?;
     let side = side
@@ -234,9 +246,9 @@ async fn fetch_snapshot(ctx: &Ctx<'_>) -> Result<String, DrError> {
             snap.bucket, snap.sidecar_key, parsed.sha256, snap.sha256
         )));
     }
-    std::fs::create_dir_all(&ctx.work).map_err(|e| DrError::io(format!("creating {}", ctx.work.display()), e))?;
-    set_private(&ctx.work)?;
-    let file = ctx.work.join(SNAPSHOT_FILE);
+    std::fs::create_dir_all(work).map_err(|e| DrError::io(format!("creating {}", work.display()), e))?;
+    set_private(work)?;
+    let file = work.join(SNAPSHOT_FILE);
     let body = s3::get(&client, &snap.bucket, &snap.key, snap.version_id.as_deref()).await?;
     let got = download(body.into_async_read(), &file, snap.size).await.map_err(|e| match e {
         hash::HashError::TooLarge { .. } => {
@@ -528,8 +540,7 @@ async fn restore_openbao(ctx: &Ctx<'_>, connect: &Connect<'_>) -> Result<String,
     if on_disk.sha256 != snap.sha256 {
         return Err(DrError::Refused(format!("{} changed since it was verified; refusing to restore", file.display())));
     }
-    let mut status = crate::dev::seal_status(&addr).await?;
-    if status.initialized {
+    if crate::dev::seal_status(&addr).await?.initialized {
         // A killed earlier run may have restored already (then the operator token works), or
         // only initialized the throw-away cluster (then, on the dev stack, start over empty).
         if operator_token_works(connect).await {
@@ -538,7 +549,6 @@ async fn restore_openbao(ctx: &Ctx<'_>, connect: &Connect<'_>) -> Result<String,
         match &ctx.env.openbao {
             Connection::DevStack { dir } => {
                 crate::dev::respawn_empty(dir).await?;
-                status = crate::dev::seal_status(&addr).await?;
             }
             Connection::Server { .. } => {
                 return Err(DrError::Refused(format!(
@@ -548,30 +558,7 @@ async fn restore_openbao(ctx: &Ctx<'_>, connect: &Connect<'_>) -> Result<String,
         }
     }
     let auto_unseal = ctx.manifest.seal.is_some();
-    let _ = status;
-    let t = Instant::now();
-    let token = crate::dev::init_throwaway(&addr, auto_unseal).await?;
-    tracing::debug!(elapsed = ?t.elapsed(), "initialized");
-    wait_for(&addr, "become unsealed after init", |s| s.is_some_and(|s| s.initialized && !s.sealed)).await?;
-    tracing::debug!(elapsed = ?t.elapsed(), "unsealed");
-    // Only for the (streamed) restore, which sends one request at a time.
-    let throwaway = Bao::connect(&addr, &token, 1)?;
-    // The fresh cluster needs a moment to elect itself before it accepts a restore.
-    let deadline = Instant::now() + SERVER_WAIT;
-    loop {
-        match throwaway.raft_snapshot_restore_force(&file).await {
-            Ok(()) => break,
-            Err(e) if Instant::now() < deadline && matches!(e.status(), Some(500..=503) | None) => {
-                tracing::debug!(error = %e, "restore not accepted yet; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    drop(token);
-    tracing::debug!(elapsed = ?t.elapsed(), "restored");
-    wait_for(&addr, "come back unsealed after the restore", |s| s.is_some_and(|s| s.initialized && !s.sealed)).await?;
-    tracing::debug!(elapsed = ?t.elapsed(), "unsealed after the restore");
+    restore_into(&addr, &file, auto_unseal).await?;
     let operator = connect().await?;
     let deadline = Instant::now() + SERVER_WAIT;
     loop {
@@ -586,6 +573,36 @@ async fn restore_openbao(ctx: &Ctx<'_>, connect: &Connect<'_>) -> Result<String,
     }
     let sealed_by = if auto_unseal { "unsealed by KMS" } else { "unseal with the pre-disaster keys" };
     Ok(format!("{} bytes restored, {sealed_by}, operator token valid", snap.size))
+}
+
+/// Initialize the empty server at `addr` with a throw-away root token, restore `file` into it
+/// (force: the snapshot's keys replace the throw-away ones) and wait until it is unsealed
+/// again (by the KMS seal when `auto_unseal`). The throw-away token is gone afterwards.
+pub(crate) async fn restore_into(addr: &str, file: &Path, auto_unseal: bool) -> Result<(), DrError> {
+    let t = Instant::now();
+    let token = crate::dev::init_throwaway(addr, auto_unseal).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), "initialized");
+    wait_for(addr, "become unsealed after init", |s| s.is_some_and(|s| s.initialized && !s.sealed)).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), "unsealed");
+    // Only for the (streamed) restore, which sends one request at a time.
+    let throwaway = Bao::connect(addr, &token, 1)?;
+    // The fresh cluster needs a moment to elect itself before it accepts a restore.
+    let deadline = Instant::now() + SERVER_WAIT;
+    loop {
+        match throwaway.raft_snapshot_restore_force(file).await {
+            Ok(()) => break,
+            Err(e) if Instant::now() < deadline && matches!(e.status(), Some(500..=503) | None) => {
+                tracing::debug!(error = %e, "restore not accepted yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    drop(token);
+    tracing::debug!(elapsed = ?t.elapsed(), "restored");
+    wait_for(addr, "come back unsealed after the restore", |s| s.is_some_and(|s| s.initialized && !s.sealed)).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), "unsealed after the restore");
+    Ok(())
 }
 
 async fn verify(ctx: &Ctx<'_>, bao: &Bao) -> Result<String, DrError> {

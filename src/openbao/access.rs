@@ -67,6 +67,9 @@ pub enum Need {
     /// Reading the alarm webhook URL from KV (`alarms.sns.webhook.url_kv`): both policies, for
     /// exactly the declared path.
     WebhookKv,
+    /// `ctl dr restore-workspace` and `ctl dr verify-snapshot`: a workspace's KV data, read in a
+    /// scratch server and written back live: the `restore` policy (with the `plan` one).
+    Restore,
     /// What `ctl bootstrap` does once with an admin token (and ctl does lazily with one).
     Bootstrap,
     /// Operator-only work (restore, drills, benchmarks) done with an admin or throw-away token.
@@ -77,13 +80,16 @@ pub enum Need {
     DefaultPolicy,
 }
 
-/// The two policies ctl renders.
+/// The policies ctl renders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     /// Read-only: plan, drift, show the lock and journal, sign a saved plan.
     Plan,
     /// Everything an apply, adopt, verify or snapshot needs.
     Apply,
+    /// Read-only plus tenants' KV data: restore one workspace's secrets from a snapshot, count
+    /// and sample a snapshot's secrets. The only role that reads secret values.
+    Restore,
 }
 
 impl Role {
@@ -91,6 +97,7 @@ impl Role {
         match self {
             Role::Plan => "plan",
             Role::Apply => "apply",
+            Role::Restore => "restore",
         }
     }
 }
@@ -142,6 +149,13 @@ const TABLE: &[(Need, &[Cap], &str, &str)] = &[
     (Apply, &[Delete], "sys/quotas/rate-limit/+", "delete a quota"),
     (Apply, &[Create, Update], "{ns}/+/data/ctl-verify/probe", "`ctl verify`: seed the isolation probe"),
     (Apply, &[Delete], "{ns}/+/metadata/ctl-verify/probe", "`ctl verify`: remove the isolation probe"),
+    (Restore, &[List], "{ns}/+/metadata", "list a KV mount's keys (restore-workspace, verify-snapshot)"),
+    (Restore, &[List, Read], "{ns}/+/metadata/*", "a key's versions and custom metadata (restore-workspace, verify-snapshot)"),
+    (Restore, &[Read], "{ns}/+/data/*", "a version's value, compared by digest, never shown (restore-workspace)"),
+    (Restore, &[Create, Update], "{ns}/+/data/*", "write the snapshot's value back as a new version, check-and-set (restore-workspace)"),
+    (Restore, &[Create, Update], "{ns}/+/metadata/*", "recreate a key's custom metadata (restore-workspace)"),
+    (Restore, &[Read], "ctl-state/config", "is ctl's state mount there (for the journal)?"),
+    (Restore, &[Create, Update], "ctl-state/data/journal/{env}/+", "record a restore in the audit journal"),
     (Snapshot, &[Read, Sudo], "sys/storage/raft/snapshot", "`ctl dr snapshot` (root-protected: sudo)"),
     (WebhookKv, &[Read], "{webhook}", "the alarm webhook URL (alarms.sns.webhook.url_kv)"),
     // Once, with an admin token: `ctl bootstrap` (ctl also does the first three lazily when its
@@ -277,7 +291,7 @@ impl Catalogue {
                 };
                 // A LIST is checked against the path with a trailing slash: `P/` allows it
                 // whatever other rules match `P/+` (a rule for `P` would lose to them).
-                let slash = if caps.contains(&List) { "/" } else { "" };
+                let slash = if caps.contains(&List) && !pattern.ends_with('*') { "/" } else { "" };
                 Some(Entry { need, caps, path: path.replace("{ns}", "+") + slash, segs: segments(&pattern, env), why })
             })
             .collect();
@@ -332,6 +346,7 @@ impl Catalogue {
         let wanted = |n: Need| match role {
             Role::Plan => matches!(n, Plan | WebhookKv),
             Role::Apply => matches!(n, Plan | WebhookKv | Apply) || (n == Snapshot && snapshot),
+            Role::Restore => matches!(n, Plan | Restore),
         };
         let mut paths: BTreeMap<&str, (Vec<Cap>, Vec<&'static str>)> = BTreeMap::new();
         for e in self.entries.iter().filter(|e| wanted(e.need)) {
@@ -377,7 +392,7 @@ mod tests {
         // Another environment's key, a KV secret, a nested namespace: not ctl's business.
         let refused = c.check(&RequestMethod::POST, "POST", None, "ctl-signing/hmac/plans-dev/sha2-256").unwrap_err();
         assert_eq!(refused.path, "ctl-signing/hmac/plans-dev/sha2-256");
-        assert!(c.check(&RequestMethod::GET, "GET", Some("team-a"), "secret/data/db").is_err());
+        assert!(c.check(&RequestMethod::DELETE, "DELETE", Some("team-a"), "secret/data/db").is_err());
         assert!(c.check(&RequestMethod::GET, "GET", Some("team-a/b"), "sys/mounts").is_err());
         assert!(c.check(&RequestMethod::DELETE, "DELETE", Some("team-a"), "sys/mounts").is_err());
     }

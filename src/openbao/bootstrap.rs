@@ -31,6 +31,7 @@ pub struct Jwt {
     /// Claims each role requires (a value list: any of them).
     pub plan_claims: BTreeMap<String, Vec<String>>,
     pub apply_claims: BTreeMap<String, Vec<String>>,
+    pub restore_claims: BTreeMap<String, Vec<String>>,
     pub token_ttl: String,
     pub token_max_ttl: String,
 }
@@ -90,7 +91,7 @@ pub async fn run(bao: &Bao, opts: &Options<'_>, on_step: &mut dyn FnMut(&Step)) 
     report(format!("transit key {key} (signs saved plans)"), created_or(key_there));
 
     // ctl's policies.
-    for role in [Role::Plan, Role::Apply] {
+    for role in [Role::Plan, Role::Apply, Role::Restore] {
         let name = access::name(opts.environment, role);
         let text = policy_text(opts, role);
         let path = format!("sys/policies/acl/{name}");
@@ -164,7 +165,7 @@ pub async fn run(bao: &Bao, opts: &Options<'_>, on_step: &mut dyn FnMut(&Step)) 
     }
 
     // One login role per policy.
-    for (role, claims) in [(Role::Plan, &jwt.plan_claims), (Role::Apply, &jwt.apply_claims)] {
+    for (role, claims) in [(Role::Plan, &jwt.plan_claims), (Role::Apply, &jwt.apply_claims), (Role::Restore, &jwt.restore_claims)] {
         let name = access::name(opts.environment, role);
         let path = format!("auth/{}/role/{name}", jwt.mount);
         let want = json!({
@@ -249,9 +250,14 @@ fn as_list(v: &Value) -> Vec<Value> {
     }
 }
 
-/// The claims a CI system's tokens carry for pull requests (plan) and for the protected
-/// branch (apply). The plan role also serves the read-only steps of the apply and drift jobs.
-pub fn ci_claims(ci: &str, branch: &str) -> (BTreeMap<String, Vec<String>>, BTreeMap<String, Vec<String>>) {
+/// Claims per role.
+pub type Claims = BTreeMap<String, Vec<String>>;
+
+/// The claims a CI system's tokens carry for pull requests (plan), for pushes to the
+/// protected branch (apply), and for a manually started job on that branch (restore: an
+/// incident action, never run by a push). The plan role also serves the read-only steps of
+/// the apply and drift jobs.
+pub fn ci_claims(ci: &str, branch: &str) -> (Claims, Claims, Claims) {
     let map = |pairs: &[(&str, &[&str])]| -> BTreeMap<String, Vec<String>> {
         pairs.iter().map(|(k, vs)| (k.to_string(), vs.iter().map(|v| v.to_string()).collect())).collect()
     };
@@ -260,8 +266,13 @@ pub fn ci_claims(ci: &str, branch: &str) -> (BTreeMap<String, Vec<String>>, BTre
         "gitlab" => (
             map(&[("pipeline_source", &["merge_request_event", "push", "schedule"])]),
             map(&[("ref", &[branch]), ("ref_protected", &["true"]), ("pipeline_source", &["push"])]),
+            map(&[("ref", &[branch]), ("ref_protected", &["true"]), ("pipeline_source", &["web"])]),
         ),
-        _ => (map(&[("event_name", &["pull_request", "push", "schedule"])]), map(&[("ref", &[&r#ref]), ("event_name", &["push"])])),
+        _ => (
+            map(&[("event_name", &["pull_request", "push", "schedule"])]),
+            map(&[("ref", &[&r#ref]), ("event_name", &["push"])]),
+            map(&[("ref", &[&r#ref]), ("event_name", &["workflow_dispatch"])]),
+        ),
     }
 }
 
@@ -282,11 +293,13 @@ mod tests {
 
     #[test]
     fn ci_presets_bind_plan_to_reviews_and_apply_to_the_branch() {
-        let (plan, apply) = ci_claims("github", "main");
+        let (plan, apply, restore) = ci_claims("github", "main");
         assert_eq!(plan["event_name"], ["pull_request", "push", "schedule"]);
         assert_eq!(apply["ref"], ["refs/heads/main"]);
-        let (plan, apply) = ci_claims("gitlab", "main");
+        assert_eq!((restore["ref"].clone(), restore["event_name"].clone()), (apply["ref"].clone(), vec!["workflow_dispatch".to_string()]));
+        let (plan, apply, restore) = ci_claims("gitlab", "main");
         assert!(plan["pipeline_source"].contains(&"merge_request_event".to_string()));
         assert_eq!(apply["ref_protected"], ["true"]);
+        assert_eq!(restore["pipeline_source"], ["web"]);
     }
 }

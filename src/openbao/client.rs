@@ -184,6 +184,8 @@ fn method_name(m: &RequestMethod) -> &'static str {
 struct Call {
     method: RequestMethod,
     path: String,
+    /// What followed a `?` in the path given (e.g. `version=3`).
+    query: Option<String>,
     body: Option<Vec<u8>>,
 }
 
@@ -198,6 +200,10 @@ impl Endpoint for Call {
 
     fn method(&self) -> RequestMethod {
         self.method.clone()
+    }
+
+    fn query(&self) -> Result<Option<String>, HttpError> {
+        Ok(self.query.clone())
     }
 
     fn body(&self) -> Result<Option<Vec<u8>>, HttpError> {
@@ -507,12 +513,17 @@ impl Bao {
     ) -> Result<Option<Value>, BaoError> {
         let name = method_name(&method);
         let namespace = client.middle.namespace.clone();
-        self.catalogue().check(&method, name, client.relative.as_deref(), path)?;
+        let (bare, query) = match path.split_once('?') {
+            Some((bare, query)) => (bare, Some(query.to_string())),
+            None => (path, None),
+        };
+        self.catalogue().check(&method, name, client.relative.as_deref(), bare)?;
         let mut middle = client.middle.clone();
         middle.wrap = wrap_ttl.map(str::to_string);
         let endpoint = Call {
             method,
-            path: path.trim_start_matches('/').to_string(),
+            path: bare.trim_start_matches('/').to_string(),
+            query,
             body: body.map(|b| serde_json::to_vec(b).expect("JSON value serializes")),
         };
         let is_write = matches!(endpoint.method, RequestMethod::POST | RequestMethod::PUT | RequestMethod::PATCH);

@@ -494,6 +494,8 @@ impl Scenario {
             pubkey.to_str().expect("utf-8 path"),
             "--bound-claims",
             "repository=ctl/tests",
+            "--restore-claims",
+            "event_name=push",
         ];
         let out = self.run_ctl(&args, &[("BAO_TOKEN", self.stack.token().as_str())]);
         if out.status == 0 {
