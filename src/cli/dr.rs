@@ -60,6 +60,9 @@ pub enum DrCommand {
     /// Restore one workspace's KV secrets from a snapshot, as new versions, without touching
     /// any other workspace: boots the snapshot in a scratch server, shows what differs, writes.
     RestoreWorkspace(super::dr_restore::RestoreArgs),
+    /// Prove a snapshot restores: boot it in a scratch server with its seal key, count its
+    /// namespaces, KV keys and versions against the manifest, read sampled versions back.
+    VerifySnapshot(super::dr_restore::VerifyArgs),
 }
 
 pub async fn run(cmd: DrCommand) -> CmdResult {
@@ -78,6 +81,7 @@ pub async fn run(cmd: DrCommand) -> CmdResult {
         DrCommand::Runbook { env, out, check } => runbook(env, out, check),
         DrCommand::Drill(args) => super::dr_drill::run(args).await,
         DrCommand::RestoreWorkspace(args) => super::dr_restore::restore_workspace(args).await,
+        DrCommand::VerifySnapshot(args) => super::dr_restore::verify_snapshot(args).await,
     }
 }
 

@@ -24,6 +24,10 @@ pub struct Manifest {
     pub rds: Vec<DbSnapshot>,
     /// Managed workspaces (namespaces) at snapshot time.
     pub workspaces: usize,
+    /// What the snapshot should hold (`ctl dr verify-snapshot` checks it); absent in manifests
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub census: Option<super::census::Census>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +126,7 @@ mod tests {
             seal: Some(SealKey { kms_key_id: "k".into() }),
             rds: vec![],
             workspaces: 3,
+            census: None,
         }
     }
 

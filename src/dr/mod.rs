@@ -17,6 +17,7 @@
 //! (the raft snapshot's root key is wrapped by it), the `dr:` bucket, the RDS snapshots, the
 //! operator's OpenBao token, and git. Everything else is rebuilt.
 
+pub mod census;
 pub mod kv;
 pub mod manifest;
 pub mod rebuild;

@@ -1,7 +1,7 @@
 //! `ctl dr snapshot`: raft snapshot → S3 with a sidecar, RDS snapshots, manifest.
 
 use super::manifest::{DbSnapshot, Manifest, RaftSnapshot, SealKey, FORMAT_VERSION};
-use super::{stamp, DrError};
+use super::{census, stamp, DrError};
 use crate::artifacts::{s3, sidecar};
 use crate::aws::{Aws, AwsError};
 use crate::config::{Connection, Dr, Environment};
@@ -12,6 +12,10 @@ use std::time::Duration;
 /// The file name of the snapshot object (and the name its sidecar must carry).
 pub const SNAPSHOT_FILE: &str = "raft.snap";
 const MANIFEST_FILE: &str = "manifest.json";
+/// Requests in flight while counting what the snapshot holds.
+const CENSUS_PARALLELISM: usize = 32;
+/// Versions the manifest names for `ctl dr verify-snapshot` to read back.
+const CENSUS_SAMPLE: usize = 20;
 /// How long to wait for RDS snapshots to become available.
 const RDS_WAIT: Duration = Duration::from_secs(1800);
 
@@ -53,8 +57,10 @@ pub async fn take(
 
     std::fs::create_dir_all(work).map_err(|e| DrError::io(format!("creating {}", work.display()), e))?;
     let file = work.join(SNAPSHOT_FILE);
+    let (before, sample) = census::count(bao, &env.name, CENSUS_PARALLELISM, CENSUS_SAMPLE).await?;
     let hashed = bao.raft_snapshot_save(&file).await?;
     let taken_unix = super::now_unix();
+    let (after, _) = census::count(bao, &env.name, CENSUS_PARALLELISM, 0).await?;
     let key = format!("{base}{SNAPSHOT_FILE}");
     let expected = hashed.sha256.clone();
     let uploaded = s3::upload_file(&client, &dr.bucket, &key, &file, |h| {
@@ -88,6 +94,7 @@ pub async fn take(
         seal: seal_key(env, aws).await?,
         rds,
         workspaces,
+        census: Some(census::Census { before, after, sample }),
     };
     let manifest_key = format!("{base}{MANIFEST_FILE}");
     s3::put_small(&client, &dr.bucket, &manifest_key, manifest.to_json().into_bytes()).await?;

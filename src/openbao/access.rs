@@ -156,6 +156,8 @@ const TABLE: &[(Need, &[Cap], &str, &str)] = &[
     (Restore, &[Create, Update], "{ns}/+/metadata/*", "recreate a key's custom metadata (restore-workspace)"),
     (Restore, &[Read], "ctl-state/config", "is ctl's state mount there (for the journal)?"),
     (Restore, &[Create, Update], "ctl-state/data/journal/{env}/+", "record a restore in the audit journal"),
+    (Snapshot, &[List], "{ns}/+/metadata", "`ctl dr snapshot` counts the KV keys the snapshot holds"),
+    (Snapshot, &[List, Read], "{ns}/+/metadata/*", "`ctl dr snapshot` counts versions (metadata only, never values)"),
     (Snapshot, &[Read, Sudo], "sys/storage/raft/snapshot", "`ctl dr snapshot` (root-protected: sudo)"),
     (WebhookKv, &[Read], "{webhook}", "the alarm webhook URL (alarms.sns.webhook.url_kv)"),
     // Once, with an admin token: `ctl bootstrap` (ctl also does the first three lazily when its

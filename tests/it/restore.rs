@@ -147,6 +147,23 @@ workspaces:
     out.assert_success();
     assert!(out.stdout.contains("0 to restore, 6 already as in the snapshot"), "{}", out.stdout);
 
+    // The scheduled drill: the snapshot restores and holds what was counted when it was taken
+    // (2 namespaces; 6 + 1 keys; 2+1+1+1+1+5 + 1 versions written).
+    let out = sc.ctl(&["dr", "verify-snapshot", "-e", &e, "--from", &manifest]);
+    out.assert_success();
+    for line in ["ok  2 namespaces, 7 KV keys, 12 versions written", "sampled versions read back", "unsealed by KMS key", "Time to readable"] {
+        assert!(out.stdout.contains(line), "{line:?} missing from:
+{}", out.stdout);
+    }
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert!(!m["census"]["sample"].as_array().unwrap().is_empty(), "{m}");
+    m["census"]["before"]["keys"] = 100.into();
+    m["census"]["after"]["keys"] = 100.into();
+    sc.write_file("miscounted.json", &serde_json::to_string(&m).unwrap());
+    let out = sc.ctl(&["dr", "verify-snapshot", "-e", &e, "--from", "miscounted.json"]);
+    out.assert_status(1);
+    assert!(out.stderr.contains("KV keys: 7 in the snapshot, 100 counted live when it was taken"), "{}", out.stderr);
+
     // --as-of: the version in effect then (v1 of app/overwritten), only for the given path.
     let t1 = metadata(&stack, &a, "app/overwritten")["data"]["versions"]["1"]["created_time"].as_str().unwrap().to_string();
     let out = restore(&["--auto-approve", "--as-of", &t1, "--path", "app/over*"]);
