@@ -259,3 +259,19 @@ pub async fn get(s3: &Client, bucket: &str, key: &str, version_id: Option<&str>)
         .map_err(|e| AwsError::api("s3", "GetObject", e))?;
     Ok(out.body)
 }
+
+/// The greatest key under `prefix` ending in `suffix` (keys carrying a sortable UTC stamp sort
+/// newest last), through the ListObjectsV2 paginator.
+pub async fn last_key_with_suffix(s3: &Client, bucket: &str, prefix: &str, suffix: &str) -> Result<Option<String>, AwsError> {
+    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    let mut last: Option<String> = None;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::api("s3", "ListObjectsV2", e))?;
+        for key in page.contents().iter().filter_map(|o| o.key()).filter(|k| k.ends_with(suffix)) {
+            if last.as_deref().is_none_or(|l| key > l) {
+                last = Some(key.to_string());
+            }
+        }
+    }
+    Ok(last)
+}

@@ -51,6 +51,9 @@ pub enum BenchCommand {
     Backtest(super::bench_backtest::BacktestBenchArgs),
     /// Artifact verification: streaming sha256 vs openssl on a local file; S3 verify vs a bare GET.
     Verify(super::bench_verify::BenchVerifyArgs),
+    /// `dr restore-workspace` of one workspace out of a snapshot of many, against booting the
+    /// snapshot alone.
+    Restore(super::bench_restore::BenchRestoreArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> CmdResult {
@@ -60,6 +63,7 @@ pub async fn run(cmd: BenchCommand) -> CmdResult {
         }
         BenchCommand::Backtest(args) => return super::bench_backtest::run(args),
         BenchCommand::Verify(args) => return super::bench_verify::run(args).await,
+        BenchCommand::Restore(args) => return super::bench_restore::run(args).await,
     };
     let (address, token_file) = crate::dev::connection(&dev_dir)?;
     let token = Sensitive::new(std::fs::read_to_string(&token_file)?.trim().to_string());

@@ -74,7 +74,7 @@ pub struct BootstrapArgs {
     #[arg(long = "apply-claims", value_name = "K=V", value_parser = claim)]
     pub apply_claims: Vec<(String, Vec<String>)>,
     /// A claim only the restore role requires (`ctl dr restore-workspace`, `ctl dr
-    /// verify-snapshot`; the --ci presets bind it to a manually started job on --branch).
+    /// verify-snapshot`; the --ci presets bind it to manually started and scheduled jobs on --branch).
     #[arg(long = "restore-claims", value_name = "K=V", value_parser = claim)]
     pub restore_claims: Vec<(String, Vec<String>)>,
     /// TTL of the tokens the roles issue (ctl renews them during long applies).

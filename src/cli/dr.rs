@@ -24,7 +24,7 @@ pub enum DrCommand {
     Rebuild {
         #[command(flatten)]
         env: EnvArgs,
-        /// The manifest: a local file or s3://bucket/key.
+        /// The manifest: a local file, s3://bucket/key, or `latest` (the newest in the dr: bucket).
         #[arg(long)]
         from: String,
         /// Print the steps only; no API call.
@@ -110,6 +110,20 @@ async fn snapshot(args: EnvArgs, out_dir: PathBuf) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--from latest`: the newest manifest under the environment's `dr:` prefix in S3.
+pub(crate) async fn resolve_from(env: &crate::config::Environment, from: &str, aws: Option<&crate::aws::Aws>) -> anyhow::Result<String> {
+    if from != "latest" {
+        return Ok(from.to_string());
+    }
+    let dr = dr::snapshot::dr_config(env)?;
+    let aws = aws.context("--from latest needs an aws: section")?;
+    let prefix = format!("{}{}/", dr.prefix, env.name);
+    let key = crate::artifacts::s3::last_key_with_suffix(&crate::artifacts::s3::client(aws), &dr.bucket, &prefix, "/manifest.json")
+        .await?
+        .with_context(|| format!("--from latest: no manifest under s3://{}/{prefix}", dr.bucket))?;
+    Ok(format!("s3://{}/{key}", dr.bucket))
+}
+
 pub(crate) async fn load_manifest(from: &str, aws: Option<&crate::aws::Aws>) -> anyhow::Result<Manifest> {
     if let Some((bucket, key)) = Manifest::s3_location(from) {
         let aws = aws.context("an s3:// manifest needs an aws: section")?;
@@ -137,6 +151,7 @@ async fn rebuild_cmd(args: EnvArgs, from: &str, dry_run: bool, opts: rebuild::Op
         Some(conn) => Some(crate::aws::Aws::connect(conn, &loaded.env.name).await?),
         None => None,
     };
+    let from = &resolve_from(&loaded.env, from, aws.as_ref()).await?;
     let manifest = load_manifest(from, aws.as_ref()).await?;
     if dry_run {
         for (i, step) in dr::STEPS.iter().enumerate() {

@@ -16,7 +16,8 @@ pub struct RestoreArgs {
     pub workspace: String,
     #[command(flatten)]
     pub env: EnvArgs,
-    /// The manifest of the snapshot to restore from: a local file or s3://bucket/key.
+    /// The manifest of the snapshot to restore from: a local file, s3://bucket/key, or
+    /// `latest` (the newest in the dr: bucket).
     #[arg(long)]
     pub from: String,
     /// Only keys matching this glob (`*` any characters, `?` one). Repeatable.
@@ -63,7 +64,8 @@ impl ScratchArgs {
 async fn aws_and_manifest(env: &crate::config::Environment, from: &str) -> anyhow::Result<(crate::aws::Aws, dr::Manifest)> {
     let conn = env.aws.as_ref().with_context(|| format!("{}: no aws: section; the snapshot and its seal key are in AWS", env.file.display()))?;
     let aws = crate::aws::Aws::connect(conn, &env.name).await?;
-    let manifest = super::dr::load_manifest(from, Some(&aws)).await?;
+    let from = super::dr::resolve_from(env, from, Some(&aws)).await?;
+    let manifest = super::dr::load_manifest(&from, Some(&aws)).await?;
     Ok((aws, manifest))
 }
 
@@ -169,7 +171,8 @@ pub async fn restore_workspace(args: RestoreArgs) -> CmdResult {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub env: EnvArgs,
-    /// The manifest of the snapshot to verify: a local file or s3://bucket/key.
+    /// The manifest of the snapshot to verify: a local file, s3://bucket/key, or `latest`
+    /// (the newest in the dr: bucket).
     #[arg(long)]
     pub from: String,
     #[command(flatten)]

@@ -10,6 +10,7 @@ pub mod approle;
 pub mod bench;
 pub mod bootstrap;
 pub mod bench_backtest;
+pub mod bench_restore;
 pub mod bench_verify;
 pub mod context;
 pub mod dev;
@@ -265,9 +266,11 @@ mod tests {
             for line in text.lines() {
                 let Some(pos) = line.find("ctl --log-format") else { continue };
                 let cmd = line[pos..].split(['>', ';', '|']).next().unwrap();
+                // `"${extra[@]}"`: optional arguments the shell adds (or not).
                 let args: Vec<String> = cmd
                     .split_whitespace()
                     .map(|a| a.trim_matches('"').replace("$CTL_ENV", "environments/x.yaml"))
+                    .filter(|a| !a.starts_with("${extra"))
                     .collect();
                 if let Err(e) = Cli::try_parse_from(&args) {
                     panic!("{name}: `{cmd}` does not parse: {e}");

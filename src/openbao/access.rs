@@ -177,6 +177,7 @@ const TABLE: &[(Need, &[Cap], &str, &str)] = &[
     // Operators' tokens.
     (Operator, &[Create, Update], "sys/storage/raft/snapshot-force", "`ctl dr rebuild` restores a snapshot"),
     (Operator, &[Create, Update], "{ns}/+/data/+", "`ctl dr drill` seeds canary secrets"),
+    (Operator, &[Delete], "{ns}/+/metadata/+", "`ctl bench restore` simulates a tenant's mistake"),
     (Operator, &[Create, Update], "sys/namespaces/+", "`ctl bench` creates workspaces"),
     (Operator, &[Create, Update], "{ns}/sys/mounts/+", "`ctl bench`"),
     (Operator, &[Create, Update], "{ns}/sys/auth/+", "`ctl bench`"),

@@ -254,8 +254,9 @@ fn as_list(v: &Value) -> Vec<Value> {
 pub type Claims = BTreeMap<String, Vec<String>>;
 
 /// The claims a CI system's tokens carry for pull requests (plan), for pushes to the
-/// protected branch (apply), and for a manually started job on that branch (restore: an
-/// incident action, never run by a push). The plan role also serves the read-only steps of
+/// protected branch (apply), and for a manually started or scheduled job on that branch
+/// (restore: an incident action or the scheduled `dr verify-snapshot`, never run by a push or
+/// a review). The plan role also serves the read-only steps of
 /// the apply and drift jobs.
 pub fn ci_claims(ci: &str, branch: &str) -> (Claims, Claims, Claims) {
     let map = |pairs: &[(&str, &[&str])]| -> BTreeMap<String, Vec<String>> {
@@ -266,12 +267,12 @@ pub fn ci_claims(ci: &str, branch: &str) -> (Claims, Claims, Claims) {
         "gitlab" => (
             map(&[("pipeline_source", &["merge_request_event", "push", "schedule"])]),
             map(&[("ref", &[branch]), ("ref_protected", &["true"]), ("pipeline_source", &["push"])]),
-            map(&[("ref", &[branch]), ("ref_protected", &["true"]), ("pipeline_source", &["web"])]),
+            map(&[("ref", &[branch]), ("ref_protected", &["true"]), ("pipeline_source", &["web", "schedule"])]),
         ),
         _ => (
             map(&[("event_name", &["pull_request", "push", "schedule"])]),
             map(&[("ref", &[&r#ref]), ("event_name", &["push"])]),
-            map(&[("ref", &[&r#ref]), ("event_name", &["workflow_dispatch"])]),
+            map(&[("ref", &[&r#ref]), ("event_name", &["workflow_dispatch", "schedule"])]),
         ),
     }
 }
@@ -296,10 +297,10 @@ mod tests {
         let (plan, apply, restore) = ci_claims("github", "main");
         assert_eq!(plan["event_name"], ["pull_request", "push", "schedule"]);
         assert_eq!(apply["ref"], ["refs/heads/main"]);
-        assert_eq!((restore["ref"].clone(), restore["event_name"].clone()), (apply["ref"].clone(), vec!["workflow_dispatch".to_string()]));
+        assert_eq!((restore["ref"].clone(), restore["event_name"].clone()), (apply["ref"].clone(), vec!["workflow_dispatch".to_string(), "schedule".to_string()]));
         let (plan, apply, restore) = ci_claims("gitlab", "main");
         assert!(plan["pipeline_source"].contains(&"merge_request_event".to_string()));
         assert_eq!(apply["ref_protected"], ["true"]);
-        assert_eq!(restore["pipeline_source"], ["web"]);
+        assert_eq!(restore["pipeline_source"], ["web", "schedule"]);
     }
 }
