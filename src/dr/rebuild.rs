@@ -515,8 +515,14 @@ async fn operator_token_works(connect: &Connect<'_>) -> bool {
 /// Poll `sys/seal-status` until `ok` holds.
 async fn wait_for(addr: &str, what: &str, ok: impl Fn(Option<&crate::dev::SealStatus>) -> bool) -> Result<(), DrError> {
     let deadline = Instant::now() + SERVER_WAIT;
+    let mut last = None;
     loop {
         let status = crate::dev::seal_status(addr).await.ok();
+        let now = status.as_ref().map(|s| (s.initialized, s.sealed));
+        if now != last {
+            tracing::debug!(addr, what, ?now, "seal status (initialized, sealed)");
+            last = now;
+        }
         if ok(status.as_ref()) {
             return Ok(());
         }
