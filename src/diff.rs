@@ -88,6 +88,11 @@ pub struct Change {
     /// (`+ delete on secret/data/*`; [`crate::policy::difference`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
+    /// For an alarm created or changed in how it evaluates: what it would have done over the
+    /// last days of its metric (added by `ctl plan`, which reads the metric; never compared
+    /// when a saved plan is applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtest: Option<crate::alarms::backtest::PlanBacktest>,
 }
 
 impl Change {
@@ -188,6 +193,7 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
                         implied_by: None,
                         destroys_data: replace && want.kind.spec().data_loss_on_delete,
                         capabilities: Vec::new(),
+                        backtest: None,
                     },
                 );
             }
@@ -211,6 +217,7 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
                 implied_by: None,
                 destroys_data: have.kind.spec().data_loss_on_delete,
                 capabilities: Vec::new(),
+                        backtest: None,
             },
         );
     }
@@ -239,6 +246,7 @@ fn create(want: &Resource, reason: String) -> Change {
         implied_by: None,
         destroys_data: false,
         capabilities: Vec::new(),
+                        backtest: None,
     }
 }
 

@@ -371,6 +371,59 @@ pub fn compare(series: &Series, rule: &Rule, proposed: f64) -> SideBySide {
     SideBySide { current, proposed }
 }
 
+/// The numbers a plan shows for one rule.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    pub alarms: usize,
+    pub seconds_in_alarm: i64,
+    pub flaps: usize,
+}
+
+impl From<&Outcome> for Summary {
+    fn from(o: &Outcome) -> Summary {
+        Summary { alarms: o.alarms, seconds_in_alarm: o.seconds_in_alarm, flaps: o.flaps }
+    }
+}
+
+/// What a plan says about an alarm change: the backtest of the live rule (none for a new
+/// alarm) and of the proposed one over the same days of the metric, or why there is none.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum PlanBacktest {
+    Done {
+        days: u32,
+        /// `None`: the alarm does not exist yet.
+        current: Option<Summary>,
+        proposed: Summary,
+        /// The chart written with `--chart-dir` (file name).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chart: Option<String>,
+    },
+    Unavailable { why: String },
+}
+
+impl PlanBacktest {
+    /// `backtest 14d: 0 → 15 alarms, 0m → 3h 35m in ALARM, 0 → 2 flaps` (or `no backtest: why`).
+    pub fn line(&self) -> String {
+        match self {
+            PlanBacktest::Done { days, current, proposed, .. } => {
+                let c = current.unwrap_or(Summary { alarms: 0, seconds_in_alarm: 0, flaps: 0 });
+                format!(
+                    "backtest {days}d: {} → {} alarms, {} → {} in ALARM, {} → {} flaps{}",
+                    c.alarms,
+                    proposed.alarms,
+                    human_seconds(c.seconds_in_alarm),
+                    human_seconds(proposed.seconds_in_alarm),
+                    c.flaps,
+                    proposed.flaps,
+                    if current.is_none() { " (new alarm)" } else { "" }
+                )
+            }
+            PlanBacktest::Unavailable { why } => format!("no backtest: {why}"),
+        }
+    }
+}
+
 /// `3d 4h 5m` style.
 pub fn human_seconds(secs: i64) -> String {
     if secs == 0 {
@@ -424,6 +477,19 @@ mod tests {
     //   i:      0  1  2  3  4  5  6  7  8  9
     //   value:  X  G  X  M  M  M  X  X  G  M
     const S: [Option<f64>; 10] = [X, G, X, M, M, M, X, X, G, M];
+
+    #[test]
+    fn plan_lines_read_as_consequences() {
+        let s = |alarms, seconds_in_alarm, flaps| Summary { alarms, seconds_in_alarm, flaps };
+        let done = PlanBacktest::Done { days: 14, current: Some(s(0, 0, 0)), proposed: s(15, 12_900, 2), chart: None };
+        assert_eq!(done.line(), "backtest 14d: 0 → 15 alarms, 0m → 3h 35m in ALARM, 0 → 2 flaps");
+        let new = PlanBacktest::Done { days: 7, current: None, proposed: s(1, 300, 0), chart: None };
+        assert_eq!(new.line(), "backtest 7d: 0 → 1 alarms, 0m → 5m in ALARM, 0 → 0 flaps (new alarm)");
+        assert_eq!(PlanBacktest::Unavailable { why: "x".into() }.line(), "no backtest: x");
+        let json = serde_json::to_value(&done).unwrap();
+        assert_eq!(json["status"], "done");
+        assert_eq!(json["proposed"]["alarms"], 15);
+    }
 
     #[test]
     fn two_of_three_missing_as_missing() {

@@ -3,6 +3,8 @@
 //! - [`backtest`]: the pure evaluation engine (CloudWatch's N-of-M and missing-data semantics)
 //!   and its report (alarms, time in ALARM, flaps) for a current and a proposed threshold;
 //! - [`recommend`]: client-side percentiles and a proposed threshold;
+//! - [`review`]: the backtest a plan shows under each alarm it creates or changes in how it
+//!   evaluates (reads the metric; the only part here that calls AWS besides the provider);
 //! - [`resources`]: the kinds' attribute structs and desired expansion (the provider code is in
 //!   `aws::cloudwatch`, `aws::sns`, `aws::route53`);
 //! - [`tune`]: the surgical YAML edit of a threshold;
@@ -15,5 +17,6 @@ pub mod chart;
 pub mod mute;
 pub mod recommend;
 pub mod resources;
+pub mod review;
 pub mod tune;
 pub mod webhook;

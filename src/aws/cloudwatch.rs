@@ -248,19 +248,7 @@ pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
     let ok_actions = a.ok_actions.iter().map(arn).collect::<Result<Vec<_>, _>>()?;
     let mut dims = Vec::new();
     for (name, value) in &a.dimensions {
-        let value = match value.strip_prefix(REF_PREFIX) {
-            Some(address) if address.starts_with("instance.") => {
-                let ec2 = super::network_common::ec2(aws);
-                super::ec2::find(aws, &ec2, address)
-                    .await?
-                    .and_then(|i| i.instance_id().map(str::to_string))
-                    .ok_or_else(|| AwsError::Other(format!("{}: instance {address} does not exist", change.address)))?
-            }
-            Some(address) => super::route53::id_of(aws, address)
-                .await?
-                .ok_or_else(|| AwsError::Other(format!("{}: health check {address} does not exist", change.address)))?,
-            None => value.clone(),
-        };
+        let value = resolve_dimension(aws, value).await?.ok_or_else(|| AwsError::Other(format!("{}: {} does not exist", change.address, referent(value))))?;
         dims.push(Dimension::builder().name(name).value(value).build());
     }
     // A mute in force keeps actions disabled through any update; an expired one is cleared.
@@ -389,6 +377,29 @@ impl MetricId {
             .iter()
             .map(|(k, v)| Dimension::builder().name(k).value(v).build())
             .collect()
+    }
+}
+
+/// A dimension value as CloudWatch knows it: `@instance.<group>.<n>` → that instance's id,
+/// `@<health check address>` → the health check's id, anything else as it is. `None` when
+/// the referenced object does not exist (yet).
+pub async fn resolve_dimension(aws: &Aws, value: &str) -> Result<Option<String>, AwsError> {
+    Ok(match value.strip_prefix(REF_PREFIX) {
+        Some(address) if address.starts_with("instance.") => {
+            let ec2 = super::network_common::ec2(aws);
+            super::ec2::find(aws, &ec2, address).await?.and_then(|i| i.instance_id().map(str::to_string))
+        }
+        Some(address) => super::route53::id_of(aws, address).await?,
+        None => Some(value.to_string()),
+    })
+}
+
+/// What a `@…` dimension value refers to, in words.
+pub fn referent(value: &str) -> String {
+    match value.strip_prefix(REF_PREFIX) {
+        Some(a) if a.starts_with("instance.") => format!("instance {a}"),
+        Some(a) => format!("health check {a}"),
+        None => value.to_string(),
     }
 }
 

@@ -25,6 +25,13 @@ pub struct PlanArgs {
     /// Text: list every attribute of created resources too (updates always show their diffs).
     #[arg(long)]
     pub detail: bool,
+    /// Backtest every alarm the plan creates or changes in how it evaluates over this many days
+    /// of its metric (0: none).
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(0..=63))]
+    pub backtest_days: u32,
+    /// Write one PNG chart per backtested alarm here (for CI to attach).
+    #[arg(long, value_name = "DIR")]
+    pub chart_dir: Option<PathBuf>,
     /// How long a saved plan stays applicable (e.g. 30m, 24h).
     #[arg(long, default_value = "24h", value_parser = super::parse_duration)]
     pub max_age: crate::config::Duration,
@@ -46,8 +53,11 @@ pub fn validate(args: &EnvArgs) -> CmdResult {
 
 pub async fn run(args: PlanArgs) -> CmdResult {
     let started = std::time::Instant::now();
-    let (loaded, session, plan) = context::make_plan(&args.env).await?;
+    let (loaded, session, mut plan) = context::make_plan(&args.env).await?;
     read_summary(&loaded, &session, started.elapsed());
+    if let (Some(aws), true) = (&session.aws, args.backtest_days > 0) {
+        crate::alarms::review::annotate(aws, &mut plan.changes, args.backtest_days, args.chart_dir.as_deref()).await;
+    }
     let mut plan = plan.bound_to(context::git_commit(&loaded.env.dir), args.max_age.0);
     if args.out.is_some() {
         let signature = crate::openbao::signing::sign(&session.bao, &loaded.env.name, plan.fingerprint.as_str())

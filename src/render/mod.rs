@@ -106,8 +106,10 @@ fn destroy_note(c: &Change) -> Option<String> {
 /// The lines describing one change (without colour), shared by text and markdown.
 fn change_lines(c: &Change, detail: bool) -> Vec<String> {
     let mut lines = vec![format!("{} {}  ({})", c.action.symbol(), c.address, c.reason)];
+    let backtest = c.backtest.as_ref().map(|b| format!("      {}", b.line()));
     if !detail {
         lines.extend(c.capabilities.iter().map(|l| format!("      {l}")));
+        lines.extend(backtest);
         return lines;
     }
     // A policy's text is summarised by what it grants differently (the text: --detail, --json).
@@ -127,7 +129,55 @@ fn change_lines(c: &Change, detail: bool) -> Vec<String> {
         _ => {}
     }
     lines.extend(c.capabilities.iter().map(|l| format!("      {l}")));
+    lines.extend(backtest);
     lines
+}
+
+/// The markdown table of the plan's alarm backtests (empty when there is none).
+fn backtest_table(plan: &Plan) -> String {
+    use crate::alarms::backtest::{human_seconds, PlanBacktest};
+    let mut out = String::new();
+    let rows: Vec<(&Change, &PlanBacktest)> = plan.changes.iter().filter_map(|c| c.backtest.as_ref().map(|b| (c, b))).collect();
+    let Some(days) = rows.iter().find_map(|(_, b)| match b {
+        PlanBacktest::Done { days, .. } => Some(*days),
+        PlanBacktest::Unavailable { .. } => None,
+    }) else {
+        for (c, b) in &rows {
+            let _ = writeln!(out, "- `{}`: {}", c.address, b.line());
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        return out;
+    };
+    let _ = writeln!(out, "**Alarm backtests** (last {days} days of each metric: live rule → proposed)\n");
+    let _ = writeln!(out, "| alarm | alarms | time in ALARM | flaps | chart |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---|");
+    for (c, b) in rows {
+        match b {
+            PlanBacktest::Done { current, proposed, chart, .. } => {
+                let cur = current.unwrap_or(crate::alarms::backtest::Summary { alarms: 0, seconds_in_alarm: 0, flaps: 0 });
+                let new = if current.is_none() { " (new)" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "| `{}`{new} | {} → {} | {} → {} | {} → {} | {} |",
+                    c.address,
+                    cur.alarms,
+                    proposed.alarms,
+                    human_seconds(cur.seconds_in_alarm),
+                    human_seconds(proposed.seconds_in_alarm),
+                    cur.flaps,
+                    proposed.flaps,
+                    chart.as_deref().map(|f| format!("`{f}`")).unwrap_or_default()
+                );
+            }
+            PlanBacktest::Unavailable { why } => {
+                let _ = writeln!(out, "| `{}` | no backtest: {} | | | |", c.address, why.replace('|', "\\|"));
+            }
+        }
+    }
+    out.push('\n');
+    out
 }
 
 pub mod text {
@@ -232,6 +282,8 @@ pub mod markdown {
             }
             head.push('\n');
         }
+
+        head.push_str(&backtest_table(plan));
 
         let tail = format!(
             "\n<sub>ctl {} · plan {} · desired state {}</sub>\n",

@@ -356,6 +356,25 @@ fn backtest_tune_and_chart_against_seeded_metrics() {
     assert!(expected.current.alarms > expected.proposed.alarms, "{expected:?}");
     assert!(expected.proposed.alarms > 0);
 
+    // A plan that creates the alarm shows what it would have done (there is no live rule yet);
+    // an alarm whose metric cannot be read says why, and the plan goes on.
+    let planned = plan_json(&sc);
+    let change = |plan: &Value, name: &str| -> Value {
+        plan["changes"].as_array().unwrap().iter().find(|c| c["address"] == format!("alarms.alarm.{name}")).cloned().unwrap_or_else(|| panic!("no change of {name}: {plan:#}"))
+    };
+    let created = change(&planned, "api-5xx");
+    assert_eq!(created["backtest"]["status"], "done", "{created:#}");
+    assert!(created["backtest"]["current"].is_null());
+    assert_eq!(created["backtest"]["proposed"]["alarms"], expected.current.alarms);
+    assert_eq!(created["backtest"]["proposed"]["seconds_in_alarm"], expected.current.seconds_in_alarm);
+    assert_eq!(created["backtest"]["proposed"]["flaps"], expected.current.flaps);
+    let healthz = change(&planned, "healthz");
+    assert_eq!(healthz["backtest"]["status"], "unavailable");
+    assert!(healthz["backtest"]["why"].as_str().unwrap().contains("health check alarms.health_check.healthz does not exist yet"), "{healthz:#}");
+    let db = change(&planned, "db-conn");
+    assert!(db["backtest"]["why"].as_str().unwrap().contains("no datapoints in the last 14 days"), "{db:#}");
+    apply(&sc);
+
     let chart = sc.path("api.svg");
     let out = sc.ctl(&[
         "alarms",
@@ -496,6 +515,26 @@ fn backtest_tune_and_chart_against_seeded_metrics() {
     );
     let tuned = ctl::config::load(&file).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(tuned.alarms.unwrap().alarm("api-5xx").unwrap().threshold, 12.0);
+
+    // The pull request that tunes it: the plan carries the same numbers as `alarms backtest`,
+    // in text, markdown (with a chart per alarm for CI to attach) and JSON.
+    let (c, p) = (&expected.current, &expected.proposed);
+    let out = ctl(&sc, &["plan", "-e", &sc.env_file()]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let line = format!("backtest 14d: {} → {} alarms, {} → {} in ALARM", c.alarms, p.alarms, backtest::human_seconds(c.seconds_in_alarm), backtest::human_seconds(p.seconds_in_alarm));
+    assert!(out.stdout.contains(&line), "{line:?} missing from:\n{}", out.stdout);
+    let charts = sc.path("charts");
+    let out = ctl(&sc, &["plan", "-e", &sc.env_file(), "--markdown", "--chart-dir", &charts]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let row = format!("| `alarms.alarm.api-5xx` | {} → {} | {} → {} | {} → {} | `ctl-{env}-api-5xx.png` |", c.alarms, p.alarms, backtest::human_seconds(c.seconds_in_alarm), backtest::human_seconds(p.seconds_in_alarm), c.flaps, p.flaps);
+    assert!(out.stdout.contains(&row), "{row:?} missing from:\n{}", out.stdout);
+    let png = std::fs::read(std::path::Path::new(&charts).join(format!("ctl-{env}-api-5xx.png"))).expect("chart per alarm");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let tuned = change(&plan_json(&sc), "api-5xx");
+    assert_eq!(tuned["backtest"]["current"]["alarms"], c.alarms, "{tuned:#}");
+    assert_eq!(tuned["backtest"]["proposed"]["alarms"], p.alarms);
+    let out = ctl(&sc, &["plan", "-e", &sc.env_file(), "--backtest-days", "0", "--json"]);
+    assert!(!out.stdout.contains("\"backtest\""), "--backtest-days 0 reads no metric");
 }
 
 /// The alarms' subscription change in a `plan --json` document.
