@@ -133,7 +133,7 @@ clean-dev:
 # fuzz/Cargo.toml). Own target dir, so the main build's is not invalidated. New inputs go to
 # fuzz/corpus/<target>, crashes to fuzz/artifacts/<target>.
 FUZZ_TIME       ?= 600
-FUZZ_TARGETS    ?= config_loader sidecar_parser plan_loader
+FUZZ_TARGETS    ?= config_loader sidecar_parser plan_loader policy_parser
 FUZZ_TARGET_DIR ?= $(abspath fuzz/target)
 
 fuzz:

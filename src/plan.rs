@@ -50,6 +50,9 @@ pub struct Plan {
     pub changes: Vec<Change>,
     pub conflicts: Vec<Conflict>,
     pub unmanaged: Vec<Unmanaged>,
+    /// Policy lint findings on the policies this plan writes ([`crate::policy::lint_declared`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<crate::policy::Warning>,
     /// What each address looked like when read (`absent` if it did not exist).
     pub observed: BTreeMap<Address, Fingerprint>,
     /// sha256 over all of the above; checked on load.
@@ -155,6 +158,7 @@ impl Plan {
             changes: diff.changes,
             conflicts: diff.conflicts,
             unmanaged: observed.unmanaged.clone(),
+            warnings: Vec::new(),
             observed: read,
             fingerprint: Fingerprint::absent(),
             signature: None,
@@ -162,6 +166,13 @@ impl Plan {
         plan.expires_at = plan.created_at + DEFAULT_MAX_AGE_SECS;
         plan.fingerprint = plan.compute_fingerprint();
         plan
+    }
+
+    /// Attach policy lint warnings (re-signs it).
+    pub fn with_warnings(mut self, warnings: Vec<crate::policy::Warning>) -> Plan {
+        self.warnings = warnings;
+        self.fingerprint = self.compute_fingerprint();
+        self
     }
 
     /// Bind the plan to a git commit and a maximum age (re-signs it).

@@ -170,12 +170,178 @@ pub fn text_difference(before: Option<&str>, after: Option<&str>) -> Vec<String>
     }
 }
 
+/// A lint rule: something a reviewer must see before a policy grants it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LintRule {
+    /// `sudo` on any path (root-protected endpoints).
+    Sudo,
+    /// Anything under `sys/`, `auth/token/` or `identity/`: OpenBao's own configuration, every
+    /// token, every identity.
+    SystemPath,
+    /// A path starting with `+/` or `*`: it reaches into every child namespace.
+    ChildNamespaces,
+    /// A path whose first segment is another workspace's namespace.
+    OtherWorkspace,
+    /// `*` or `+` at the root of the path: everything the namespace holds.
+    RootGlob,
+}
+
+impl LintRule {
+    pub const ALL: [LintRule; 5] = [LintRule::Sudo, LintRule::SystemPath, LintRule::ChildNamespaces, LintRule::OtherWorkspace, LintRule::RootGlob];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LintRule::Sudo => "sudo",
+            LintRule::SystemPath => "system-path",
+            LintRule::ChildNamespaces => "child-namespaces",
+            LintRule::OtherWorkspace => "other-workspace",
+            LintRule::RootGlob => "root-glob",
+        }
+    }
+}
+
+/// One finding of [`lint`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub rule: LintRule,
+    pub path: String,
+    pub message: String,
+}
+
+/// Lint a parsed policy of a workspace. `other_namespaces`: the namespaces of the other
+/// workspaces of the environment. Rules granting only `deny` restrict and are never findings.
+pub fn lint(rules: &Rules, other_namespaces: &BTreeSet<&str>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (path, rule) in rules {
+        let grants: Vec<&str> = rule.capabilities.iter().map(String::as_str).filter(|c| *c != "deny").collect();
+        if grants.is_empty() {
+            continue;
+        }
+        let caps = grants.join(", ");
+        let mut find = |rule: LintRule, message: String| out.push(Finding { rule, path: path.clone(), message });
+        if grants.contains(&"sudo") {
+            find(LintRule::Sudo, format!("grants sudo on {path} (root-protected endpoints)"));
+        }
+        let first = path.split('/').next().unwrap_or_default();
+        let root_glob = path == "+" || path.starts_with('*');
+        if root_glob {
+            find(LintRule::RootGlob, format!("grants {caps} on {path}: everything the namespace holds"));
+        }
+        let reaches = |area: &str| path == area || path.starts_with(&format!("{area}/")) || (path.ends_with('*') && area.starts_with(path.trim_end_matches('*')));
+        if let Some(area) = ["sys", "auth/token", "identity"].into_iter().find(|a| reaches(a)).filter(|_| !root_glob) {
+            find(LintRule::SystemPath, format!("grants {caps} on {path}, under {area}/ (OpenBao's own configuration, tokens or identities)"));
+        }
+        if path.starts_with("+/") || (first.contains('*') && path.contains('/')) {
+            find(LintRule::ChildNamespaces, format!("grants {caps} on {path}, which reaches into every child namespace"));
+        }
+        if other_namespaces.contains(first) {
+            find(LintRule::OtherWorkspace, format!("grants {caps} on {path}, inside workspace namespace {first}"));
+        }
+    }
+    out
+}
+
+/// A plan warning: a finding about one declared policy.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Warning {
+    pub address: crate::model::Address,
+    pub rule: LintRule,
+    pub message: String,
+}
+
+/// Lint the declared policies of `env` (those among `only`, when given: a plan lints what it
+/// changes), minus what `policy_lint.allow` accepts. A policy that does not parse is no
+/// warning here (the plan says so under the change).
+pub fn lint_declared(env: &crate::config::Environment, desired: &[crate::model::Resource], only: Option<&BTreeSet<&crate::model::Address>>) -> Vec<Warning> {
+    use crate::model::Kind;
+    let by_address: BTreeMap<&crate::model::Address, &crate::model::Resource> =
+        desired.iter().filter(|r| r.kind == Kind::Policy).map(|r| (&r.address, r)).collect();
+    let allow = env.policy_lint.as_ref().map(|p| p.allow.as_slice()).unwrap_or_default();
+    let mut out = Vec::new();
+    for ws in &env.workspaces {
+        let others: BTreeSet<&str> = env.workspaces.iter().filter(|o| o.name != ws.name).filter_map(|o| o.namespace.split('/').next()).collect();
+        let addrs = crate::openbao::resources::WorkspaceAddrs(&ws.name);
+        for policy in &ws.policies {
+            let address = addrs.policy(&policy.name);
+            if only.is_some_and(|o| !o.contains(&address)) {
+                continue;
+            }
+            let Some(text) = by_address.get(&address).and_then(|r| r.attrs.get("policy")).and_then(Value::as_str) else { continue };
+            let Ok(rules) = parse(text) else { continue };
+            for f in lint(&rules, &others) {
+                let allowed = allow.iter().any(|a| a.rule == f.rule && a.workspace.as_ref().is_none_or(|w| *w == ws.name) && a.path.as_ref().is_none_or(|p| *p == f.path));
+                if !allowed {
+                    out.push(Warning { address: address.clone(), rule: f.rule, message: f.message });
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn caps(rules: &Rules, path: &str) -> Vec<String> {
         rules[path].capabilities.iter().cloned().collect()
+    }
+
+    fn lint_text(text: &str) -> Vec<(LintRule, String)> {
+        let others = BTreeSet::from(["team-b"]);
+        lint(&parse(text).unwrap(), &others).into_iter().map(|f| (f.rule, f.path)).collect()
+    }
+
+    #[test]
+    fn lint_rules_find_what_reviewers_must_see() {
+        use LintRule::*;
+        let found = lint_text(
+            r#"
+path "secret/data/*" { capabilities = ["read"] }
+path "sys/mounts/*" { capabilities = ["update", "sudo"] }
+path "auth/token/create" { capabilities = ["update"] }
+path "identity/entity/*" { capabilities = ["read"] }
+path "+/secret/data/*" { capabilities = ["read"] }
+path "*" { capabilities = ["list"] }
+path "team-b/secret/data/*" { capabilities = ["read"] }
+path "sys/raw/*" { capabilities = ["deny"] }
+"#,
+        );
+        assert_eq!(
+            found,
+            [
+                (RootGlob, "*".to_string()),
+                (ChildNamespaces, "+/secret/data/*".to_string()),
+                (SystemPath, "auth/token/create".to_string()),
+                (SystemPath, "identity/entity/*".to_string()),
+                (Sudo, "sys/mounts/*".to_string()),
+                (SystemPath, "sys/mounts/*".to_string()),
+                (OtherWorkspace, "team-b/secret/data/*".to_string()),
+            ]
+        );
+        assert!(lint_text("path \"secret/data/*\" { capabilities = [\"create\", \"update\"] }").is_empty());
+        assert!(lint_text("path \"sysx/data\" { capabilities = [\"read\"] }").is_empty(), "sysx is not sys");
+        assert_eq!(lint_text("path \"s*\" { capabilities = [\"read\"] }").len(), 1, "a root glob reaching sys/ too");
+    }
+
+    #[test]
+    fn every_shipped_template_lints_clean() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let templates = crate::templates::Templates::load(&dir).unwrap();
+        let vars = BTreeMap::new();
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir.join("policies")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let ctx = crate::templates::PolicyContext { workspace: "team-a", namespace: "team-a", kv_path: "secret", environment: "prod", vars: &vars };
+            let text = templates.render_policy(&name, &ctx).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let found = lint(&parse(&text).unwrap(), &BTreeSet::from(["team-b"]));
+            assert!(found.is_empty(), "{name}: {found:?}");
+            n += 1;
+        }
+        assert!(n >= 2);
     }
 
     #[test]

@@ -155,6 +155,7 @@ async fn apply_locked(
             let plan = context::plan_with(loaded, session, args.env.parallelism).await?;
             print!("{}", render::text::render(&plan, super::color_enabled_stdout(), false));
             guard.check(&plan.changes, &plan.conflicts)?;
+            context::deny_warnings(&plan, &loaded.env, false)?;
             if plan.has_changes() && !args.auto_approve && !confirm("Apply these changes?", "or save a plan with `ctl plan --out` and apply it").await? {
                 eprintln!("Apply cancelled; nothing was changed.");
                 return Ok(ExitCode::FAILURE);

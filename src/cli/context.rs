@@ -293,6 +293,24 @@ pub async fn plan_with(loaded: &Loaded, session: &Session, parallelism: u16) -> 
     if let Some(aws) = &session.aws {
         crate::aws::ec2::check_boot_artifacts(aws, &loaded.env, &diff.changes).await?;
     }
+    let written: BTreeSet<&crate::model::Address> = diff.changes.iter().filter(|c| c.after.is_some()).map(|c| &c.address).collect();
+    let warnings = crate::policy::lint_declared(&loaded.env, &loaded.desired, Some(&written));
     Ok(Plan::new(&loaded.env.name, &loaded.env.source_digest, diff, &observed)
+        .with_warnings(warnings)
         .bound_to(git_commit(&loaded.env.dir), crate::plan::DEFAULT_MAX_AGE_SECS))
+}
+
+/// Refuse to go on when the plan has policy warnings and they are to fail it (`--deny-warnings`
+/// or `policy_lint.deny_warnings`).
+pub fn deny_warnings(plan: &Plan, env: &Environment, flag: bool) -> anyhow::Result<()> {
+    let deny = flag || env.policy_lint.as_ref().is_some_and(|p| p.deny_warnings);
+    if deny && !plan.warnings.is_empty() {
+        bail!(
+            "{} policy warning(s) and {}: fix the policies, or accept a finding on purpose in policy_lint.allow of {}",
+            plan.warnings.len(),
+            if flag { "--deny-warnings" } else { "policy_lint.deny_warnings: true" },
+            env.file.display()
+        );
+    }
+    Ok(())
 }

@@ -69,6 +69,9 @@ pub enum Command {
     Validate {
         #[command(flatten)]
         env: EnvArgs,
+        /// Exit 1 when a declared policy has lint warnings.
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Read live state, diff against the environment, print (and optionally save) the plan.
     Plan(plan::PlanArgs),
@@ -195,7 +198,7 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command) -> CmdResult {
     match command {
-        Command::Validate { env } => plan::validate(&env),
+        Command::Validate { env, deny_warnings } => plan::validate(&env, deny_warnings),
         Command::Plan(args) => plan::run(args).await,
         Command::Apply(args) => apply::run(args).await,
         Command::Drift(args) => plan::drift(args).await,

@@ -32,12 +32,16 @@ pub struct PlanArgs {
     /// Write one PNG chart per backtested alarm here (for CI to attach).
     #[arg(long, value_name = "DIR")]
     pub chart_dir: Option<PathBuf>,
+    /// Exit 1 (and save nothing) when a policy the plan writes has lint warnings (also
+    /// `policy_lint.deny_warnings` in the environment file).
+    #[arg(long)]
+    pub deny_warnings: bool,
     /// How long a saved plan stays applicable (e.g. 30m, 24h).
     #[arg(long, default_value = "24h", value_parser = super::parse_duration)]
     pub max_age: crate::config::Duration,
 }
 
-pub fn validate(args: &EnvArgs) -> CmdResult {
+pub fn validate(args: &EnvArgs, deny_warnings: bool) -> CmdResult {
     let loaded = context::load(args)?;
     println!(
         "{}: valid ({} workspaces, {} resources)",
@@ -45,6 +49,18 @@ pub fn validate(args: &EnvArgs) -> CmdResult {
         loaded.env.workspaces.len(),
         loaded.desired.len()
     );
+    let warnings = crate::policy::lint_declared(&loaded.env, &loaded.desired, None);
+    for w in &warnings {
+        println!("  ! {}: {} [{}]", w.address, w.message, w.rule.as_str());
+    }
+    if !warnings.is_empty() {
+        let deny = deny_warnings || loaded.env.policy_lint.as_ref().is_some_and(|p| p.deny_warnings);
+        println!("{} policy warning(s){}", warnings.len(), if deny { "" } else { " (accept one on purpose in policy_lint.allow; --deny-warnings fails on them)" });
+        if deny {
+            std::mem::forget(loaded);
+            anyhow::bail!("{} policy warning(s) and {}", warnings.len(), if deny_warnings { "--deny-warnings" } else { "policy_lint.deny_warnings: true" });
+        }
+    }
     // Freeing tens of thousands of resources one by one takes longer than validating them
     // (~12% of a 10,000-workspace validate); the process exits right after, which frees it all.
     std::mem::forget(loaded);
@@ -72,6 +88,7 @@ pub async fn run(args: PlanArgs) -> CmdResult {
     } else {
         print!("{}", render::text::render(&plan, super::color_enabled_stdout(), args.detail));
     }
+    context::deny_warnings(&plan, &loaded.env, args.deny_warnings)?;
     if let Some(out) = &args.out {
         plan.save(out)?;
         eprintln!("Saved plan to {} (apply with: ctl apply {} -e {})", out.display(), out.display(), args.env.env.display());

@@ -377,6 +377,11 @@ alarms:
     - { name: db-conn, kind: rds_connections, threshold: 160, period: 60, evaluation_periods: 5,
         max_connections: 200, runbook_url: "https://runbooks.example.com/db", dimensions: { DBInstanceIdentifier: ctl-main } }
 dr: { bucket: ctl-dr, prefix: dr/ }
+policy_lint:
+  deny_warnings: true
+  allow:
+    - { rule: sudo, workspace: acme, path: "sys/*" }
+    - { rule: system-path }
 "#;
 
 #[test]
@@ -413,6 +418,8 @@ fn bad_documents_are_rejected_by_both() {
         ("both dev_stack and address", "openbao: { dev_stack: x, address: 'https://b:8200', token_env: T }\n".to_string()),
         ("bucket with '..'", format!("{base}aws: {{ dev_stack: x }}\ndr: {{ bucket: 'a..b' }}\n")),
         ("prefix without trailing /", format!("{base}aws: {{ dev_stack: x }}\ndr: {{ bucket: abc, prefix: dr }}\n")),
+        ("unknown lint rule", format!("{base}policy_lint: {{ allow: [ {{ rule: everything }} ] }}\n")),
+        ("unknown key in a lint allowance", format!("{base}policy_lint: {{ allow: [ {{ rule: sudo, paths: [a] }} ] }}\n")),
         ("sha256 too short", format!("{base}artifacts: {{ bucket: abc, items: [ {{ name: a, version: '1', file: a, sha256: 'abc' }} ] }}\n")),
     ];
     for (what, doc) in cases {

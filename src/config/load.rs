@@ -146,6 +146,7 @@ pub(crate) fn load_text(path: &Path, text: String) -> Result<Environment, Config
     let artifacts = raw.artifacts.as_ref().map(|a| super::artifacts::resolve(a, path, &sources, &mut problems));
     let alarms = raw.alarms.as_ref().and_then(|a| super::alarms::validate(a, aws.is_some(), &mut problems));
     let dr = raw.dr.as_ref().map(|d| super::dr::validate(d, aws.is_some(), &mut problems));
+    let policy_lint = raw.policy_lint.as_ref().map(|p| super::policy_lint::validate(p, &workspaces, &mut problems));
     let env_name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let kms_iam = super::infra::validate(
         &env_name,
@@ -211,6 +212,7 @@ pub(crate) fn load_text(path: &Path, text: String) -> Result<Environment, Config
             kms_iam,
             alarms,
             dr,
+            policy_lint,
             source_digest: digest(&sources),
             sources: sorted_paths(&sources),
         }),

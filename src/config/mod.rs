@@ -40,6 +40,7 @@ mod load;
 mod locate;
 mod names;
 mod network;
+mod policy_lint;
 mod raw;
 mod validate;
 
@@ -50,6 +51,7 @@ pub use alarms::{Alarm, AlarmKind, AlarmsConfig, HealthCheck, WebhookSource};
 pub use artifacts::{check_artifact_name, check_artifact_token, object_key, sidecar_key, Artifact, Artifacts};
 pub use cidr::{Cidr, ParseCidrError};
 pub use dr::Dr;
+pub use policy_lint::{LintAllow, PolicyLint};
 pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ConfigErrors};
 pub use infra::{iam_name, IamRole, KmsIam, KmsKey, KmsPlugin, OpenbaoCluster, ServicePrincipal};
@@ -124,6 +126,8 @@ pub struct Environment {
     pub alarms: Option<AlarmsConfig>,
     /// Where disaster-recovery snapshots go (`dr:`).
     pub dr: Option<Dr>,
+    /// Policy lint findings accepted on purpose, and whether the others fail (`policy_lint:`).
+    pub policy_lint: Option<PolicyLint>,
     /// SHA-256 (hex) over every source file: for each, in sorted order of its path relative to
     /// [`Environment::dir`], `"<relative path>\0<bytes>\0"`.
     pub source_digest: String,

@@ -39,6 +39,8 @@ pub(crate) struct RawEnv {
     pub alarms: Option<super::alarms::RawAlarms>,
     #[serde(default)]
     pub dr: Option<super::dr::RawDr>,
+    #[serde(default)]
+    pub policy_lint: Option<super::policy_lint::RawPolicyLint>,
 }
 
 /// How to reach OpenBao; which combination is set is checked after parsing.

@@ -1320,3 +1320,17 @@ fn locate_many_agrees_with_locate() {
     }
     assert!(checked > 1_000, "{checked}");
 }
+
+#[test]
+fn policy_lint_allowances_name_declared_workspaces_and_known_rules() {
+    let tree = env_only("workspaces: [ { name: a } ]\npolicy_lint:\n  allow:\n    - { rule: sudo, workspace: b }\n");
+    assert_at(&tree.one_error(), "test.yaml", 6, 32, "no workspace \"b\" is declared");
+    let tree = env_only("workspaces: [ { name: a } ]\npolicy_lint:\n  allow:\n    - { rule: everything }\n");
+    let e = tree.one_error();
+    assert_eq!(e.line, 6, "{e}");
+    assert!(e.message.contains("everything") && e.message.contains("sudo"), "{e}");
+    let env = env_only("workspaces: [ { name: a } ]\npolicy_lint: { deny_warnings: true, allow: [ { rule: root-glob, workspace: a, path: \"*\" } ] }\n").load().unwrap();
+    let lint = env.policy_lint.unwrap();
+    assert!(lint.deny_warnings);
+    assert_eq!(lint.allow[0], crate::config::LintAllow { rule: crate::policy::LintRule::RootGlob, workspace: Some("a".into()), path: Some("*".into()) });
+}

@@ -218,6 +218,12 @@ pub mod text {
         for conflict in &plan.conflicts {
             let _ = writeln!(out, "  {} {}: {}", p.paint("1;31", "!"), conflict.address, conflict.message);
         }
+        if !plan.warnings.is_empty() {
+            let _ = writeln!(out, "Policy warnings ({}; accept one on purpose in policy_lint.allow):", plan.warnings.len());
+            for w in &plan.warnings {
+                let _ = writeln!(out, "  {} {}: {} [{}]", p.paint("1;33", "!"), w.address, w.message, w.rule.as_str());
+            }
+        }
         if !plan.unmanaged.is_empty() {
             let _ = writeln!(out, "Not managed by ctl (reported, never touched): {}", plan.unmanaged.len());
             for u in plan.unmanaged.iter().take(20) {
@@ -270,8 +276,25 @@ pub mod markdown {
         let destructive: Vec<&Change> = plan.changes.iter().filter(|c| c.destroys_data).collect();
         if !destructive.is_empty() {
             let _ = writeln!(head, "**⚠ {} destructive change(s), data loss; apply needs an explicit flag:**\n", destructive.len());
-            for c in &destructive {
-                let _ = writeln!(head, "- `{}` {} — `--allow-destroy={}`", c.address, c.action.verb(), c.address);
+            // Every one is listed while they fit in half the comment; the rest are counted.
+            for (i, c) in destructive.iter().enumerate() {
+                let line = format!("- `{}` {} — `--allow-destroy={}`\n", c.address, c.action.verb(), c.address);
+                if head.len() + line.len() > limit / 2 {
+                    let _ = writeln!(head, "- … and {} more destructive change(s): `ctl plan --json` lists them all", destructive.len() - i);
+                    break;
+                }
+                head.push_str(&line);
+            }
+            head.push('\n');
+        }
+        if !plan.warnings.is_empty() {
+            const MAX_WARNINGS: usize = 50;
+            let _ = writeln!(head, "**⚠ {} policy warning(s):**\n", plan.warnings.len());
+            for w in plan.warnings.iter().take(MAX_WARNINGS) {
+                let _ = writeln!(head, "- `{}`: {} (`{}`)", w.address, w.message, w.rule.as_str());
+            }
+            if plan.warnings.len() > MAX_WARNINGS {
+                let _ = writeln!(head, "- … and {} more (`ctl plan --json`)", plan.warnings.len() - MAX_WARNINGS);
             }
             head.push('\n');
         }
@@ -376,6 +399,34 @@ mod tests {
         let first_detail = md.split("```diff\n").nth(1).unwrap().lines().next().unwrap();
         assert!(first_detail.starts_with("- workspace.zzz.namespace"), "{first_detail}");
         assert!(md.find("| create |").unwrap() < md.find("<details>").unwrap());
+    }
+
+    #[test]
+    fn a_ten_thousand_workspace_comment_fits_and_keeps_every_destructive_change() {
+        let mut live = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..10_000 {
+            want.push(res(&format!("w{i:05}"), Kind::Namespace, "namespace", json!({"path": format!("w{i:05}")})));
+            want.push(res(&format!("w{i:05}"), Kind::KvMount, "kv", json!({"path": "secret"})));
+            want.push(res(&format!("w{i:05}"), Kind::Policy, "policy", json!({"policy": "path \"secret/data/*\" { capabilities = [\"read\"] }"})));
+        }
+        for i in 0..40 {
+            live.push(res(&format!("gone{i:02}"), Kind::KvMount, "kv", json!({"path": "secret"})));
+        }
+        let p = plan(&want, &live);
+        let destructive: Vec<&Change> = p.changes.iter().filter(|c| c.destroys_data).collect();
+        assert_eq!(destructive.len(), 40);
+        let md = markdown::render(&p, MARKDOWN_LIMIT);
+        assert!(md.len() <= MARKDOWN_LIMIT && md.len() < 65_536, "{}", md.len());
+        for c in destructive {
+            assert!(md.contains(&format!("`{}` delete", c.address)), "{} missing", c.address);
+        }
+        assert!(md.contains("Truncated"));
+        // Even when everything is destructive, the comment stays under the limit.
+        let everything: Vec<Resource> = (0..10_000).map(|i| res(&format!("w{i:05}"), Kind::KvMount, "kv", json!({"path": "secret"}))).collect();
+        let md = markdown::render(&plan(&[], &everything), MARKDOWN_LIMIT);
+        assert!(md.len() <= MARKDOWN_LIMIT, "{}", md.len());
+        assert!(md.contains("more destructive change(s): `ctl plan --json` lists them all"), "{}", &md[..500]);
     }
 
     #[test]

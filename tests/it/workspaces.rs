@@ -370,3 +370,45 @@ fn a_policy_change_shows_capabilities_not_text() {
     assert!(lines.contains(&"+ delete on secret/metadata/*"), "{lines:?}");
     assert!(lines.iter().all(|l| l.starts_with('+')), "kv-write only adds to kv-read: {lines:?}");
 }
+
+/// A policy that grants sudo under sys/ is a plan warning; `--deny-warnings` (or
+/// `policy_lint.deny_warnings`) fails the plan and saves nothing, and an allowance in
+/// `policy_lint.allow` accepts that finding on purpose. `ctl validate` lists them offline.
+#[test]
+fn policy_lint_warnings_can_fail_the_plan() {
+    let stack = stack(BaoVersion::V2_6);
+    let a = unique("lint");
+    let sc = Scenario::new(stack, &unique("env"), &format!("workspaces:\n  - {{ name: {a} }}\n"));
+    sc.write_file("templates/policies/ops.hbs", "path \"sys/mounts/*\" {\n  capabilities = [\"read\", \"sudo\"]\n}\npath \"{{kv_path}}/data/*\" {\n  capabilities = [\"read\"]\n}\n");
+    let body = |lint: &str| format!("workspaces:\n  - {{ name: {a}, policies: [ {{ name: ops, template: ops }} ] }}\n{lint}");
+    sc.write_env(&body(""));
+    let e = sc.env_file();
+    let plan = sc.ctl(&["plan", "-e", &e]);
+    plan.assert_success();
+    let address = format!("workspace.{a}.policy.ops");
+    for line in [
+        format!("{address}: grants sudo on sys/mounts/* (root-protected endpoints) [sudo]"),
+        format!("{address}: grants read, sudo on sys/mounts/*, under sys/ (OpenBao's own configuration, tokens or identities) [system-path]"),
+    ] {
+        assert!(plan.stdout.contains(&line), "{line:?} missing from:\n{}", plan.stdout);
+    }
+    let md = sc.ctl(&["plan", "-e", &e, "--markdown"]);
+    assert!(md.stdout.contains("**⚠ 2 policy warning(s):**") && md.stdout.contains("(`sudo`)"), "{}", md.stdout);
+    let out = sc.path("plan.json");
+    let denied = sc.ctl(&["plan", "-e", &e, "--deny-warnings", "--out", &out]);
+    denied.assert_status(1);
+    assert!(denied.stderr.contains("2 policy warning(s) and --deny-warnings"), "{}", denied.stderr);
+    assert!(!std::path::Path::new(&out).exists(), "nothing saved");
+    let validate = sc.ctl(&["validate", "-e", &e, "--deny-warnings"]);
+    validate.assert_status(1);
+    assert!(validate.stdout.contains("[sudo]"), "{}", validate.stdout);
+
+    // In the file: apply refuses too; one finding accepted leaves the other.
+    sc.write_env(&body("policy_lint: { deny_warnings: true, allow: [ { rule: sudo } ] }\n"));
+    let apply = sc.ctl(&["apply", "-e", &e, "--auto-approve"]);
+    apply.assert_status(1);
+    assert!(apply.stderr.contains("1 policy warning(s) and policy_lint.deny_warnings: true"), "{}", apply.stderr);
+    sc.write_env(&body(&format!("policy_lint:\n  deny_warnings: true\n  allow: [ {{ rule: sudo }}, {{ rule: system-path, workspace: {a}, path: \"sys/mounts/*\" }} ]\n")));
+    sc.ctl(&["apply", "-e", &e, "--auto-approve"]).assert_success();
+    sc.ctl(&["validate", "-e", &e, "--deny-warnings"]).assert_success();
+}
