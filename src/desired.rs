@@ -126,3 +126,39 @@ pub fn workspace(environment: &str, ws: &Workspace, templates: &Templates) -> Re
     out.sort_by(|a, b| a.address.cmp(&b.address));
     Ok(out)
 }
+
+/// Per workspace, the digest of its desired resources after expansion (classes merged,
+/// policies rendered): SHA-256 over each resource, sorted by address, as address, kind,
+/// attributes and dependencies, plus ctl's version (a ctl that expands differently re-reads
+/// everything once). Offline, and never over a secret: desired attributes hold none.
+pub fn workspace_digests(desired: &[Resource]) -> BTreeMap<String, String> {
+    use sha2::{Digest, Sha256};
+    let mut by_ws: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
+    for r in desired {
+        if let Some(ws) = r.address.workspace_name() {
+            by_ws.entry(ws).or_default().push(r);
+        }
+    }
+    by_ws
+        .into_iter()
+        .map(|(ws, mut rs)| {
+            rs.sort_by(|a, b| a.address.cmp(&b.address));
+            let mut h = Sha256::new();
+            h.update(env!("CARGO_PKG_VERSION").as_bytes());
+            for r in rs {
+                h.update(b"\0");
+                h.update(r.address.as_str().as_bytes());
+                h.update(b"\0");
+                h.update(serde_json::to_string(&r.kind).unwrap_or_default().as_bytes());
+                h.update(b"\0");
+                // Attrs are an ordered map: the same attributes serialize the same.
+                h.update(serde_json::to_string(&r.attrs).unwrap_or_default().as_bytes());
+                for d in &r.depends_on {
+                    h.update(b"\0");
+                    h.update(d.as_str().as_bytes());
+                }
+            }
+            (ws.to_string(), hex::encode(h.finalize()))
+        })
+        .collect()
+}

@@ -50,6 +50,9 @@ pub struct Plan {
     pub changes: Vec<Change>,
     pub conflicts: Vec<Conflict>,
     pub unmanaged: Vec<Unmanaged>,
+    /// How live state was read, when not in full (`ctl plan --refresh changed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<RefreshNote>,
     /// Policy lint findings on the policies this plan writes ([`crate::policy::lint_declared`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<crate::policy::Warning>,
@@ -62,6 +65,22 @@ pub struct Plan {
     /// ctl's token. Not part of the fingerprint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+}
+
+/// A `--refresh changed` plan: what it trusted instead of reading.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshNote {
+    /// Workspaces not read: their recorded digest equals the desired one (name → digest; an
+    /// apply of this plan refuses if one of them moved since).
+    pub trusted: BTreeMap<String, String>,
+    /// Their resources, counted as unchanged.
+    pub trusted_resources: usize,
+    /// When the last full check found live state equal to the files (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_check: Option<u64>,
+    /// Why nothing was trusted (every workspace was read), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distrust: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +178,7 @@ impl Plan {
             conflicts: diff.conflicts,
             unmanaged: observed.unmanaged.clone(),
             warnings: Vec::new(),
+            refresh: None,
             observed: read,
             fingerprint: Fingerprint::absent(),
             signature: None,
@@ -166,6 +186,13 @@ impl Plan {
         plan.expires_at = plan.created_at + DEFAULT_MAX_AGE_SECS;
         plan.fingerprint = plan.compute_fingerprint();
         plan
+    }
+
+    /// Attach how live state was read (re-signs it).
+    pub fn with_refresh(mut self, note: RefreshNote) -> Plan {
+        self.refresh = Some(note);
+        self.fingerprint = self.compute_fingerprint();
+        self
     }
 
     /// Attach policy lint warnings (re-signs it).

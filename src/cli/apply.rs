@@ -103,6 +103,7 @@ async fn apply_locked(
     session: &Session,
     lost: Arc<AtomicBool>,
 ) -> CmdResult {
+    let full = saved.is_none();
     let plan = match saved {
         Some((path, plan)) => {
             // Re-read what the plan touches (under the lock) and refuse if any of it changed.
@@ -121,6 +122,21 @@ async fn apply_locked(
                     path.display(),
                     list.join("\n")
                 );
+            }
+            // A --refresh changed plan trusted workspaces by their recorded digest: one that
+            // moved since was applied by someone else in between.
+            if let Some(note) = plan.refresh.as_ref().filter(|n| !n.trusted.is_empty()) {
+                let (managed, _) = crate::openbao::observe::namespaces(&session.bao, &loaded.env.name).await?;
+                let now: std::collections::BTreeMap<&str, Option<&String>> = managed.iter().map(|m| (m.workspace.as_str(), m.digest.as_ref())).collect();
+                let moved: Vec<&str> = note.trusted.iter().filter(|(ws, d)| now.get(ws.as_str()).copied().flatten() != Some(*d)).map(|(ws, _)| ws.as_str()).collect();
+                if !moved.is_empty() {
+                    bail!(
+                        "{} trusted {} workspace(s) as applied whose recorded state changed since (applied in between?): {}; nothing was applied. Run `ctl plan` again.",
+                        path.display(),
+                        moved.len(),
+                        moved.iter().take(10).copied().collect::<Vec<_>>().join(", ")
+                    );
+                }
             }
             // Re-derive the plan over the same scope, from the environment files (already
             // checked by digest) and what was just read: the saved changes must be exactly
@@ -165,6 +181,7 @@ async fn apply_locked(
     };
     if !plan.has_changes() {
         println!("No changes to apply.");
+        record_digests(loaded, session, args.env.parallelism, full).await;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -182,6 +199,7 @@ async fn apply_locked(
         if journal.is_err() {
             bail!("the changes were applied, but the audit journal entry was not written (see above); fix ctl's access and keep a record of this apply by hand");
         }
+        record_digests(loaded, session, args.env.parallelism, full).await;
         Ok(ExitCode::SUCCESS)
     } else {
         bail!(
@@ -189,6 +207,21 @@ async fn apply_locked(
             report.failed().count(),
             report.skipped()
         )
+    }
+}
+
+/// The environment is as declared: record each workspace's desired-state digest where it
+/// moved. Best effort: a digest not written only means that workspace is read again by the
+/// next `--refresh changed` plan.
+async fn record_digests(loaded: &Loaded, session: &Session, parallelism: u16, full: bool) {
+    if full {
+        // Everything was read and now is as declared: a clean full check.
+        crate::openbao::refresh::record_full_check(&session.bao, &loaded.env.name, true).await;
+    }
+    let digests = crate::desired::workspace_digests(&loaded.desired);
+    match crate::openbao::apply::record_digests(&session.bao, &loaded.env.name, &digests, usize::from(parallelism)).await {
+        Ok(n) => tracing::debug!(written = n, "workspace digests recorded"),
+        Err(e) => tracing::warn!(error = %e, "could not record the workspace digests; the next --refresh changed plan reads those workspaces"),
     }
 }
 

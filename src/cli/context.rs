@@ -272,10 +272,15 @@ pub fn git_commit(dir: &std::path::Path) -> Option<String> {
 
 /// Load → connect → observe → diff → plan.
 pub async fn make_plan(args: &EnvArgs) -> anyhow::Result<(Loaded, Session, Plan)> {
+    make_plan_refreshed(args, Refresh::All, 0).await
+}
+
+/// [`make_plan`] reading what `refresh` asks for ([`plan_refreshed`]).
+pub async fn make_plan_refreshed(args: &EnvArgs, refresh: Refresh, max_trust_age: u64) -> anyhow::Result<(Loaded, Session, Plan)> {
     let mut loaded = load(args)?;
     let mut session = session(&loaded.env, args.parallelism, Role::Plan).await?;
     read_webhook(&mut loaded, &mut session).await?;
-    let plan = plan_with(&loaded, &session, args.parallelism).await?;
+    let plan = plan_refreshed(&loaded, &session, args.parallelism, refresh, max_trust_age).await?;
     Ok((loaded, session, plan))
 }
 
@@ -298,6 +303,69 @@ pub async fn plan_with(loaded: &Loaded, session: &Session, parallelism: u16) -> 
     Ok(Plan::new(&loaded.env.name, &loaded.env.source_digest, diff, &observed)
         .with_warnings(warnings)
         .bound_to(git_commit(&loaded.env.dir), crate::plan::DEFAULT_MAX_AGE_SECS))
+}
+
+/// How much live state a plan reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Refresh {
+    /// Every workspace and AWS (the default; a clean one records a full drift check).
+    #[default]
+    All,
+    /// Only workspaces whose recorded digest differs from the files (new, removed, edited),
+    /// when a recent full drift check found no drift; AWS in full.
+    Changed,
+}
+
+/// [`plan_with`], reading only what `refresh` asks for. `max_trust_age`: seconds a full drift
+/// check stays good for trusting digests.
+pub async fn plan_refreshed(loaded: &Loaded, session: &Session, parallelism: u16, refresh: Refresh, max_trust_age: u64) -> anyhow::Result<Plan> {
+    use crate::openbao::refresh;
+    let bao = &session.bao;
+    let env = &loaded.env;
+    if refresh == Refresh::All {
+        let plan = plan_with(loaded, session, parallelism).await?;
+        if !plan.has_changes() && plan.conflicts.is_empty() {
+            refresh::record_full_check(bao, &env.name, true).await;
+        }
+        return Ok(plan);
+    }
+    let check = match refresh::last_full_check(bao, &env.name).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the last full drift check; trusting nothing");
+            None
+        }
+    };
+    let distrust = |why: String| crate::plan::RefreshNote { trusted: Default::default(), trusted_resources: 0, last_full_check: check.map(|c| c.at), distrust: Some(why) };
+    if let Some(why) = refresh::distrust(check, crate::openbao::state::now_secs(), max_trust_age) {
+        return Ok(plan_with(loaded, session, parallelism).await?.with_refresh(distrust(why)));
+    }
+    let (managed, _) = crate::openbao::observe::namespaces(bao, &env.name).await.context("listing the workspace namespaces")?;
+    let digests = crate::desired::workspace_digests(&loaded.desired);
+    let trusted = refresh::trusted(&digests, &managed);
+    let read: BTreeSet<String> = env
+        .workspaces
+        .iter()
+        .map(|w| w.name.clone())
+        .chain(managed.iter().map(|m| m.workspace.clone()))
+        .filter(|w| !trusted.contains_key(w))
+        .collect();
+    let scope = Scope::Touched { workspaces: &read, aws: true };
+    let observed = observe_env(session, env, &scope, parallelism).await?;
+    let desired: Vec<Resource> = loaded.desired.iter().filter(|r| scope.contains(&r.address)).cloned().collect();
+    let trusted_resources = loaded.desired.len() - desired.len();
+    let mut diff = crate::diff::diff(&desired, &observed.resources, &observed.unmanaged);
+    diff.unchanged += trusted_resources;
+    if let Some(aws) = &session.aws {
+        crate::aws::ec2::check_boot_artifacts(aws, env, &diff.changes).await?;
+    }
+    let written: BTreeSet<&crate::model::Address> = diff.changes.iter().filter(|c| c.after.is_some()).map(|c| &c.address).collect();
+    let warnings = crate::policy::lint_declared(env, &loaded.desired, Some(&written));
+    let note = crate::plan::RefreshNote { trusted, trusted_resources, last_full_check: check.map(|c| c.at), distrust: None };
+    Ok(Plan::new(&env.name, &env.source_digest, diff, &observed)
+        .with_warnings(warnings)
+        .with_refresh(note)
+        .bound_to(git_commit(&env.dir), crate::plan::DEFAULT_MAX_AGE_SECS))
 }
 
 /// Refuse to go on when the plan has policy warnings and they are to fail it (`--deny-warnings`

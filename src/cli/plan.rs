@@ -32,6 +32,15 @@ pub struct PlanArgs {
     /// Write one PNG chart per backtested alarm here (for CI to attach).
     #[arg(long, value_name = "DIR")]
     pub chart_dir: Option<PathBuf>,
+    /// `changed`: read only the workspaces whose recorded digest differs from the files (new,
+    /// removed or edited), trusting the others as applied, when a full drift check found no
+    /// drift within --max-trust-age; `all` reads everything.
+    #[arg(long, value_enum, default_value = "all")]
+    pub refresh: context::Refresh,
+    /// How recent the last clean full drift check must be for `--refresh changed` to trust
+    /// anything (e.g. 24h).
+    #[arg(long, default_value = "24h", value_parser = super::parse_duration)]
+    pub max_trust_age: crate::config::Duration,
     /// Exit 1 (and save nothing) when a policy the plan writes has lint warnings (also
     /// `policy_lint.deny_warnings` in the environment file).
     #[arg(long)]
@@ -69,7 +78,7 @@ pub fn validate(args: &EnvArgs, deny_warnings: bool) -> CmdResult {
 
 pub async fn run(args: PlanArgs) -> CmdResult {
     let started = std::time::Instant::now();
-    let (loaded, session, mut plan) = context::make_plan(&args.env).await?;
+    let (loaded, session, mut plan) = context::make_plan_refreshed(&args.env, args.refresh, args.max_trust_age.0).await?;
     read_summary(&loaded, &session, started.elapsed());
     if let (Some(aws), true) = (&session.aws, args.backtest_days > 0) {
         crate::alarms::review::annotate(aws, &mut plan.changes, args.backtest_days, args.chart_dir.as_deref()).await;
@@ -118,7 +127,11 @@ pub struct DriftArgs {
 
 /// Scheduled drift detection: the exit code says whether live state left the declared state.
 pub async fn drift(args: DriftArgs) -> CmdResult {
-    let (_loaded, _session, plan) = context::make_plan(&args.env).await?;
+    let (loaded, session, plan) = context::make_plan(&args.env).await?;
+    // A clean one is recorded by the plan itself; one that found drift is recorded here.
+    if plan.has_changes() || !plan.conflicts.is_empty() {
+        crate::openbao::refresh::record_full_check(&session.bao, &loaded.env.name, false).await;
+    }
     if args.markdown {
         print!("{}", render::markdown::render(&plan, render::MARKDOWN_LIMIT));
     } else {

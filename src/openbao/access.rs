@@ -127,6 +127,7 @@ const TABLE: &[(Need, &[Cap], &str, &str)] = &[
     (Plan, &[List], "ctl-state/metadata/journal/{env}", "the audit journal (`ctl journal`)"),
     (Plan, &[Read], "ctl-state/data/journal/{env}/+", "a journal entry"),
     (Plan, &[Update], "ctl-signing/hmac/plans-{env}/sha2-256", "sign a saved plan (`ctl plan --out`)"),
+    (Plan, &[Create, Read, Update], "ctl-state/data/refresh/{env}", "when a full drift check last found live state as declared (`ctl drift`; `--refresh changed` trusts digests only after one)"),
     // Writing.
     (Apply, &[Read], "ctl-state/config", "is ctl's state mount there (`ctl bootstrap` creates it)?"),
     (Apply, &[Create, Update], "ctl-state/data/locks/{env}", "take and renew the apply lock (check-and-set)"),
@@ -407,12 +408,16 @@ mod tests {
         assert!(plan.contains("path \"+/sys/policies/acl/\" {\n  capabilities = [\"list\"]\n}"), "{plan}");
         assert!(plan.contains("path \"ctl-signing/hmac/plans-prod/sha2-256\" {\n  capabilities = [\"update\"]"), "{plan}");
         assert!(plan.contains("path \"ops/secret/data/alarms/webhook\""), "{plan}");
-        for line in plan.lines().filter(|l| l.contains("capabilities")) {
+        // The one record a read-only role writes: when a full drift check last found no drift.
+        let (record, rest): (Vec<&str>, Vec<&str>) = plan.split("\n\n").partition(|stanza| stanza.contains("path \"ctl-state/data/refresh/prod\""));
+        assert_eq!(record.len(), 1, "{plan}");
+        let rest = rest.join("\n\n");
+        for line in rest.lines().filter(|l| l.contains("capabilities")) {
             assert!(!line.contains("create") && !line.contains("delete") && !line.contains("patch"), "{line}");
         }
         assert!(!plan.contains("raft"));
-        let updates: Vec<&str> = plan.lines().filter(|l| l.contains("\"update\"")).collect();
-        assert_eq!(updates.len(), 1, "only the HMAC: {plan}");
+        let updates: Vec<&str> = rest.lines().filter(|l| l.contains("\"update\"")).collect();
+        assert_eq!(updates.len(), 1, "only the HMAC: {rest}");
     }
 
     #[test]

@@ -481,3 +481,24 @@ async fn delete_namespace_until(bao: &Bao, path: &str, reissue: Option<Duration>
         wait = (wait * 2).min(Duration::from_secs(1));
     }
 }
+
+/// After an apply that left the environment as declared: record in each of ctl's workspace
+/// namespaces the digest of its desired state ([`DIGEST_KEY`]) where it differs, so a later
+/// `ctl plan --refresh changed` reads only the workspaces whose declaration moved. Returns how
+/// many were written.
+pub async fn record_digests(bao: &Bao, environment: &str, digests: &BTreeMap<String, String>, parallelism: usize) -> Result<usize, BaoError> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let (managed, _) = super::observe::namespaces(bao, environment).await?;
+    let stale: Vec<(String, &String)> = managed
+        .into_iter()
+        .filter_map(|m| digests.get(&m.workspace).filter(|d| m.digest.as_ref() != Some(*d)).map(|d| (m.path, d)))
+        .collect();
+    let n = stale.len();
+    stream::iter(stale.into_iter().map(|(ns, d)| async move {
+        patch_metadata(bao, &ns, &BTreeMap::from([(DIGEST_KEY.to_string(), d.clone())]), &BTreeMap::new()).await
+    }))
+    .buffer_unordered(parallelism.max(1))
+    .try_collect::<Vec<_>>()
+    .await?;
+    Ok(n)
+}

@@ -11,6 +11,7 @@ pub mod lock;
 pub mod login;
 pub mod observe;
 pub mod raft;
+pub mod refresh;
 pub mod resources;
 pub mod signing;
 pub mod state;

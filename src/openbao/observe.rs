@@ -32,6 +32,8 @@ pub struct ManagedNamespace {
     pub custom_metadata: BTreeMap<String, String>,
     /// Ownership records: [`record_key`] → address.
     pub records: BTreeMap<String, String>,
+    /// The digest of the workspace's desired state as last applied ([`DIGEST_KEY`]).
+    pub digest: Option<String>,
 }
 
 impl ManagedNamespace {
@@ -112,12 +114,15 @@ pub async fn namespaces(
         match reason {
             Some(reason) => unmanaged.push(Unmanaged::root(Kind::Namespace, path, reason)),
             None => {
+                let mut meta = meta;
+                let digest = meta.remove(DIGEST_KEY);
                 let (records, declared): (BTreeMap<_, _>, BTreeMap<_, _>) = meta.into_iter().partition(|(k, _)| k.starts_with(RECORD_PREFIX));
                 managed.push(ManagedNamespace {
                     workspace: declared.get("workspace").cloned().unwrap_or_else(|| path.clone()),
                     path,
                     custom_metadata: declared,
                     records,
+                    digest,
                 })
             }
         }

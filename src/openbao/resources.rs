@@ -21,6 +21,10 @@ pub const QUOTA_PREFIX: &str = "ctl-";
 /// their workspace namespace's custom_metadata has a record `ctl-owns/<kind>/<identity name>`
 /// → address, written by the apply that created them (before the object, removed after it).
 pub const RECORD_PREFIX: &str = "ctl-owns/";
+/// custom_metadata key of a workspace namespace: the digest of the workspace's desired
+/// resources as last applied in full (`desired::workspace_digests`). `ctl plan --refresh
+/// changed` trusts a workspace whose recorded digest equals the desired one.
+pub const DIGEST_KEY: &str = "ctl-digest";
 
 /// The custom_metadata key recording that ctl created `r` (for the kinds that need one).
 pub fn record_key(r: &Resource) -> String {

@@ -62,6 +62,23 @@ pub fn summary_line(plan: &Plan) -> String {
     )
 }
 
+/// What a `--refresh changed` plan trusted instead of reading, in one line.
+pub fn refresh_line(plan: &Plan) -> Option<String> {
+    let r = plan.refresh.as_ref()?;
+    if let Some(why) = &r.distrust {
+        return Some(format!("Refresh: changed, but trusting nothing ({why}): every workspace was read."));
+    }
+    let ago = r
+        .last_full_check
+        .map(|at| format!("; last clean full drift check {} ago", crate::alarms::backtest::human_seconds(plan.created_at.saturating_sub(at) as i64)))
+        .unwrap_or_default();
+    Some(format!(
+        "Refresh: changed. {} workspace(s) ({} resources) trusted as applied, not read: their recorded digest matches the files{ago}.",
+        r.trusted.len(),
+        r.trusted_resources
+    ))
+}
+
 /// One row of the summary table: the changes of one workspace (`workspace.<name>`) or one
 /// family of infrastructure (`network`, `instance`, `rds`, `aws.kms`, `alarms`, …).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -190,6 +207,9 @@ pub mod text {
         let p = Palette { on: color };
         let mut out = String::new();
         let _ = writeln!(out, "Environment {}: {}", plan.environment, summary_line(plan));
+        if let Some(line) = refresh_line(plan) {
+            let _ = writeln!(out, "{line}");
+        }
         let rows = groups(plan);
         if rows.len() > 1 {
             let width = rows.iter().map(|r| r.group.len()).max().unwrap_or(0).max(5);
@@ -253,6 +273,9 @@ pub mod markdown {
         let mut head = String::new();
         let _ = writeln!(head, "### ctl plan: `{}`\n", plan.environment);
         let _ = writeln!(head, "{}\n", summary_line(plan));
+        if let Some(line) = refresh_line(plan) {
+            let _ = writeln!(head, "{line}\n");
+        }
         let _ = writeln!(head, "| create | update | replace | delete | unchanged |");
         let _ = writeln!(head, "|---:|---:|---:|---:|---:|");
         let _ = writeln!(head, "| {} | {} | {} | {} | {} |\n", s.create, s.update, s.replace, s.delete, s.unchanged);

@@ -11,6 +11,7 @@ mod faults;
 mod gitops;
 mod harness;
 mod ownership;
+mod refresh;
 mod restore;
 mod saboteur;
 mod infra;
