@@ -124,6 +124,12 @@ pub async fn run(cmd: BenchCommand) -> CmdResult {
         noop_time.as_secs_f64()
     );
 
+    // A pull request's plan: one workspace edited, `--refresh changed` against a full refresh of
+    // the same environment (the last round's), after the digests an apply records.
+    if let Some(args) = envs.last() {
+        pr_plan(args, p).await?;
+    }
+
     // bao CLI loop.
     let cli_names: Vec<String> = (0..cli_sample).map(|i| format!("bc{run_id}-{i:05}")).collect();
     let cli = cli_loop(&token_file, &address, &cli_names, &work)?;
@@ -144,6 +150,45 @@ pub async fn run(cmd: BenchCommand) -> CmdResult {
     }
     let _ = std::fs::remove_dir_all(&work);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--refresh changed` with one of the environment's workspaces edited, timed from loading the
+/// files to the plan, with its OpenBao requests; the full refresh of the same edit as baseline.
+async fn pr_plan(args: &EnvArgs, parallelism: usize) -> anyhow::Result<()> {
+    use context::Refresh;
+    let par = parallelism.clamp(1, 512) as u16;
+    let loaded = context::load(args)?;
+    let session = context::session(&loaded.env, par, crate::openbao::access::Role::Apply).await?;
+    let digests = crate::desired::workspace_digests(&loaded.desired);
+    crate::openbao::apply::record_digests(&session.bao, &loaded.env.name, &digests, parallelism).await?;
+    crate::openbao::refresh::record_full_check(&session.bao, &loaded.env.name, true).await;
+    let n = loaded.env.workspaces.len();
+    let measure = |refresh: Refresh| {
+        let args = args.clone();
+        async move {
+            let t = Instant::now();
+            let mut loaded = context::load(&args)?;
+            // The pull request: one workspace's KV mount keeps one more version.
+            let kv = loaded.desired.iter_mut().find(|r| r.kind == crate::model::Kind::KvMount).context("no KV mount")?;
+            let v = kv.attrs.get("max_versions").and_then(|v| v.as_u64()).unwrap_or(0);
+            kv.attrs.insert("max_versions".into(), json!(v + 1));
+            let session = context::session(&loaded.env, par, crate::openbao::access::Role::Plan).await?;
+            let plan = context::plan_refreshed(&loaded, &session, par, refresh, 3600).await?;
+            if plan.summary.update != 1 || plan.summary.total_changes() != 1 {
+                bail!("the PR plan should update one KV mount: {}", crate::render::summary_line(&plan));
+            }
+            Ok::<_, anyhow::Error>((t.elapsed(), session.bao.requests()))
+        }
+    };
+    let (changed, changed_requests) = measure(Refresh::Changed).await?;
+    let (full, full_requests) = measure(Refresh::All).await?;
+    println!(
+        "PR plan, 1 of {n} workspaces edited: --refresh changed {:.2}s with {changed_requests} OpenBao requests; full refresh {:.2}s with {full_requests}; {:.1}x faster (goal: < 1.5 s and ≤ 20 requests at 10,000)",
+        changed.as_secs_f64(),
+        full.as_secs_f64(),
+        full.as_secs_f64() / changed.as_secs_f64().max(1e-9)
+    );
+    Ok(())
 }
 
 /// OpenBao deletes namespaces in the background; measuring while it does would be noise.

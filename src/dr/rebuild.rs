@@ -328,14 +328,44 @@ async fn converge_alarms(ctx: &Ctx<'_>, kinds: &[Kind], connect: &Connect<'_>) -
 }
 
 /// Plan/apply of every OpenBao resource.
+///
+/// The snapshot carries each workspace's recorded digest and the last full drift check: when
+/// that check was clean and recent at the time of the snapshot, a workspace whose digest equals
+/// the desired one is exactly as applied (the restore put back the very state the digest
+/// describes) and is not read again; the others are read and converged.
 async fn converge_openbao(ctx: &Ctx<'_>, bao: &Bao) -> Result<String, DrError> {
-    let desired: Vec<Resource> = ctx.desired.iter().filter(|r| r.kind.provider() == Provider::OpenBao).cloned().collect();
-    let opts = crate::openbao::observe::ObserveOptions { environment: &ctx.env.name, only: None, parallelism: ctx.opts.parallelism };
+    use crate::openbao::refresh;
+    let env = &ctx.env.name;
+    let (managed, _) = crate::openbao::observe::namespaces(bao, env).await?;
+    let check = refresh::last_full_check(bao, env).await.ok().flatten();
+    let trusted = match refresh::distrust(check, ctx.manifest.openbao.taken_unix, TRUST_AT_SNAPSHOT) {
+        None => refresh::trusted(&crate::desired::workspace_digests(ctx.desired), &managed),
+        Some(why) => {
+            tracing::info!(%why, "reading every workspace");
+            Default::default()
+        }
+    };
+    let read: std::collections::BTreeSet<String> =
+        ctx.env.workspaces.iter().map(|w| w.name.clone()).chain(managed.iter().map(|m| m.workspace.clone())).filter(|w| !trusted.contains_key(w)).collect();
+    let in_scope = |r: &&Resource| r.kind.provider() == Provider::OpenBao && r.address.workspace_name().is_none_or(|w| read.contains(w));
+    let desired: Vec<Resource> = ctx.desired.iter().filter(in_scope).cloned().collect();
+    let opts = crate::openbao::observe::ObserveOptions { environment: env, only: Some(&read), parallelism: ctx.opts.parallelism };
     let live = crate::openbao::observe::observe(bao, &opts).await?;
-    let diff = crate::diff::diff(&desired, &live.resources, &live.unmanaged);
+    let mut diff = crate::diff::diff(&desired, &live.resources, &live.unmanaged);
+    let skipped = ctx.desired.iter().filter(|r| r.kind.provider() == Provider::OpenBao).count() - desired.len();
+    diff.unchanged += skipped;
     let workspaces = ctx.env.workspaces.len();
-    Ok(format!("{workspaces} workspaces: {}", execute_changes(ctx, diff, Some(bao)).await?))
+    Ok(format!(
+        "{workspaces} workspaces ({} trusted by their recorded digest, {} read): {}",
+        trusted.len(),
+        read.len(),
+        execute_changes(ctx, diff, Some(bao)).await?
+    ))
 }
+
+/// How recent, at the time of the snapshot, a clean full drift check must have been for the
+/// rebuild to trust workspace digests.
+const TRUST_AT_SNAPSHOT: u64 = 24 * 3600;
 
 /// Through the one apply engine with the rebuild's narrow guard: conflicts and data-losing
 /// replaces are refused before any call, deletes are left to a reviewed plan/apply. With
