@@ -29,11 +29,18 @@ pub struct FullCheck {
 /// Record a full check (best effort: a missing record only means nothing is trusted).
 pub async fn record_full_check(bao: &Bao, environment: &str, in_sync: bool) {
     let doc = json!({ "at": state::now_secs(), "in_sync": in_sync });
-    let result = async {
+    let write = || async {
         let now = state::read(bao, &key(environment)).await?;
         state::write_cas(bao, &key(environment), now.version, &doc).await
-    }
-    .await;
+    };
+    let result = match write().await {
+        // No state mount yet (`ctl bootstrap` makes it; a token that may, makes it now).
+        Err(e) if e.is_not_found() || e.status() == Some(404) => match state::ensure_mount(bao).await {
+            Ok(()) => write().await,
+            Err(_) => Err(e),
+        },
+        other => other,
+    };
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not record the full drift check; --refresh changed plans will trust nothing until one is recorded");
     }
