@@ -66,7 +66,10 @@ fn jwt_roles_bind_plans_to_reviews_and_the_plan_policy_cannot_write() {
     let rendered = sc.ctl(&["render", "ctl-policy", "-e", &sc.env_file(), "--role", "plan"]);
     let live = ok(bao_cli(stack, None, &["policy", "read", &format!("ctl-{env}-plan")]));
     assert!(live.contains(rendered.stdout.trim()), "{live}");
-    for line in rendered.stdout.lines().filter(|l| l.contains("capabilities")) {
+    // Its one write: the record of a clean full drift check (what `--refresh changed` trusts).
+    let stanzas: Vec<&str> = rendered.stdout.split("\n\n").filter(|st| !st.contains(&format!("path \"ctl-state/data/refresh/{env}\""))).collect();
+    assert_eq!(stanzas.len() + 1, rendered.stdout.split("\n\n").count(), "{}", rendered.stdout);
+    for line in stanzas.iter().flat_map(|st| st.lines()).filter(|l| l.contains("capabilities")) {
         assert!(!["create", "delete", "patch", "sudo"].iter().any(|c| line.contains(c)), "{line}");
     }
     // The apply role applies.
@@ -257,6 +260,11 @@ fn exercise(stack: &TestStack, removed: Option<&str>) -> (bool, String) {
             sc.ctl(&destroy).success()
         }),
         Box::new(|| sc.ctl(&["plan", "-e", &file, "--detailed-exitcode"]).status == 0),
+        // That clean full plan recorded the drift check a pull request's plan trusts digests on.
+        Box::new(|| {
+            let out = sc.ctl(&["plan", "-e", &file, "--refresh", "changed", "--detailed-exitcode"]);
+            out.status == 0 && out.stdout.contains("trusted as applied")
+        }),
     ];
     let all = steps.iter().all(|step| step());
     (all, sc.transcript())
