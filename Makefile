@@ -106,7 +106,7 @@ demo: venv build
 	@echo "== proved: each sampled tenant's AppRole reads its own KV and gets 403 on another's"
 	@$(CTL) dr snapshot -e $(DEMO_ENV) | tail -n 2
 	@echo "== proved: a raft snapshot, its sidecar and manifest are in the DR bucket"
-	@$(CTL) dr verify-snapshot -e $(DEMO_ENV) --from latest | tail -n 3
+	@$(CTL) dr verify-snapshot -e $(DEMO_ENV) --from latest | tail -n 4
 	@echo "== proved: the snapshot boots in a scratch OpenBao with its seal key and holds what was counted when it was taken"
 	@$(CTL) render openbao-config -e $(DEMO_ENV) --node 2 --out .ctl/openbao-node-2.hcl
 	@echo "== proved: node 2's server config (raft retry_join, awskms seal, audit) renders: .ctl/openbao-node-2.hcl"
