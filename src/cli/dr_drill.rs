@@ -121,6 +121,12 @@ async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &P
     let written = write_versions(&session.bao, &loaded.env, args.versions, args.parallelism).await?;
     println!("  write      {:>6.1}s  {} versions", t.elapsed().as_secs_f64(), written.len());
 
+    // As `ctl apply` does after leaving the environment as declared: the workspace digests and
+    // a clean full check, which the snapshot carries and the rebuild's workspace step trusts.
+    let digests = crate::desired::workspace_digests(&loaded.desired);
+    crate::openbao::apply::record_digests(&session.bao, &loaded.env.name, &digests, args.parallelism).await?;
+    crate::openbao::refresh::record_full_check(&session.bao, &loaded.env.name, true).await;
+
     // 3. Snapshot.
     let t = Instant::now();
     let dr_dir = scratch.join("dr");
