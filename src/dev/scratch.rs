@@ -4,7 +4,7 @@
 //! one from a raft snapshot: same seal key, so it auto-unseals with the snapshot's root key.
 
 use super::process::{self, Proc, STOP_GRACE};
-use super::server_config::{AwsKmsSealConfig, ListenerConfig, RaftStorageConfig, ServerConfig};
+use super::server_config::{AwsKmsSealConfig, ServerConfig};
 use super::stack::{spawn_bao, wait_listener, write_private_file};
 use super::DevError;
 use std::path::{Path, PathBuf};
@@ -45,25 +45,7 @@ impl Scratch {
         loop {
             attempt += 1;
             let ports = process::free_ports(2)?;
-            let config = ServerConfig {
-                storage: RaftStorageConfig {
-                    path: raft.display().to_string(),
-                    node_id: "ctl-scratch".into(),
-                    performance_multiplier: Some(1),
-                    retry_join: vec![],
-                },
-                listener: ListenerConfig {
-                    address: format!("127.0.0.1:{}", ports[0]),
-                    tls_disable: true,
-                    cluster_address: None,
-                    tls_cert_file: None,
-                    tls_key_file: None,
-                },
-                api_addr: format!("http://127.0.0.1:{}", ports[0]),
-                cluster_addr: format!("http://127.0.0.1:{}", ports[1]),
-                awskms: Some(seal.clone()),
-                audit: None,
-            };
+            let config = ServerConfig::loopback_node(&raft, "ctl-scratch", ports[0], ports[1], Some(seal.clone()));
             write_private_file(&config_file, config.render()?.as_bytes())?;
             let mut bao = spawn_bao(bao_bin, &config_file, &dir, false)?;
             match wait_listener(&client, &mut bao, &config.api_addr).await {

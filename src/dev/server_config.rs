@@ -115,6 +115,32 @@ pub struct AwsKmsSealConfig {
 }
 
 impl ServerConfig {
+    /// One node on loopback, plain HTTP: raft in `raft_dir`, the API on `api_port`, the
+    /// cluster on `cluster_port`, the fastest raft timeouts (a single node elects itself in
+    /// about a second), sealed by `awskms` (shamir when `None`). The dev stack and scratch
+    /// servers run this.
+    pub fn loopback_node(raft_dir: &std::path::Path, node_id: &str, api_port: u16, cluster_port: u16, awskms: Option<AwsKmsSealConfig>) -> ServerConfig {
+        ServerConfig {
+            storage: RaftStorageConfig {
+                path: raft_dir.display().to_string(),
+                node_id: node_id.to_string(),
+                performance_multiplier: Some(1),
+                retry_join: vec![],
+            },
+            listener: ListenerConfig {
+                address: format!("127.0.0.1:{api_port}"),
+                tls_disable: true,
+                cluster_address: None,
+                tls_cert_file: None,
+                tls_key_file: None,
+            },
+            api_addr: format!("http://127.0.0.1:{api_port}"),
+            cluster_addr: format!("http://127.0.0.1:{cluster_port}"),
+            awskms,
+            audit: None,
+        }
+    }
+
     /// Renders `templates/openbao/server.hcl.hbs` (strict mode, HCL string escaping).
     pub fn render(&self) -> Result<String, DevError> {
         render_template(SERVER_TEMPLATE_NAME, SERVER_TEMPLATE, self)

@@ -1,9 +1,9 @@
 //! [`Stack`]: start, restart and stop the dev stack; [`StackState`]: its `stack.json`.
 
 use super::api::{self, SealStatus};
-use super::kms::{self, MOTO_ACCESS_KEY, MOTO_REGION, MOTO_SECRET_KEY};
+use super::kms;
 use super::process::{self, Proc, STOP_GRACE};
-use super::server_config::{AwsKmsSealConfig, ListenerConfig, RaftStorageConfig, ServerConfig};
+use super::server_config::ServerConfig;
 use super::{BaoVersion, DevError, LogTail, Seal, StackOptions, Tools};
 use crate::secret::Sensitive;
 use serde::{Deserialize, Serialize};
@@ -245,34 +245,11 @@ impl Stack {
         let (bao, bao_addr) = loop {
             attempt += 1;
             let ports = process::free_ports(2)?;
-            let config = ServerConfig {
-                storage: RaftStorageConfig {
-                    path: dir.join(RAFT_DIR).display().to_string(),
-                    node_id: NODE_ID.to_string(),
-                    performance_multiplier: Some(1),
-                    retry_join: vec![],
-                },
-                listener: ListenerConfig {
-                    address: format!("127.0.0.1:{}", ports[0]),
-                    tls_disable: true,
-                    cluster_address: None,
-                    tls_cert_file: None,
-                    tls_key_file: None,
-                },
-                api_addr: format!("http://127.0.0.1:{}", ports[0]),
-                cluster_addr: format!("http://127.0.0.1:{}", ports[1]),
-                awskms: match (&kms_key_id, &moto_endpoint) {
-                    (Some(key), Some(endpoint)) => Some(AwsKmsSealConfig {
-                        region: MOTO_REGION.to_string(),
-                        kms_key_id: key.clone(),
-                        endpoint: Some(endpoint.clone()),
-                        access_key: Some(MOTO_ACCESS_KEY.to_string()),
-                        secret_key: Some(MOTO_SECRET_KEY.to_string()),
-                    }),
-                    _ => None,
-                },
-                audit: None,
+            let awskms = match (&kms_key_id, &moto_endpoint) {
+                (Some(key), Some(endpoint)) => Some(super::kms::moto_seal(endpoint, key)),
+                _ => None,
             };
+            let config = ServerConfig::loopback_node(&dir.join(RAFT_DIR), NODE_ID, ports[0], ports[1], awskms);
             write_private_file(&config_file, config.render()?.as_bytes())?;
             let addr = config.api_addr.clone();
             let mut bao = spawn_bao(&tools.bao, &config_file, &dir, detach)?;
