@@ -5,7 +5,6 @@
 
 use crate::openbao::client::{data, Bao, BaoError};
 use crate::secret::Sensitive;
-use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -282,11 +281,6 @@ pub async fn read_meta(bao: &Bao, ns: &str, mount: &str, key: &str) -> Result<Op
         None => Ok(None),
         Some(d) => KeyMeta::parse(d).map(Some).map_err(|e| BaoError::Other(format!("{ns}/{mount}/metadata/{key}: {e}"))),
     }
-}
-
-/// Metadata of many keys, `parallelism` at a time, in the order given.
-pub async fn read_metas(bao: &Bao, ns: &str, mount: &str, keys: &[String], parallelism: usize) -> Result<Vec<Option<KeyMeta>>, BaoError> {
-    stream::iter(keys.iter().map(|k| read_meta(bao, ns, mount, k))).buffered(parallelism.max(1)).try_collect().await
 }
 
 /// The data of `version` of a key (the current one when `None`); `None` when it cannot be
