@@ -257,9 +257,10 @@ pub struct Finding {
     pub message: String,
 }
 
-/// Lint a parsed policy of a workspace. `other_namespaces`: the namespaces of the other
-/// workspaces of the environment. Rules granting only `deny` restrict and are never findings.
-pub fn lint(rules: &Rules, other_namespaces: &BTreeSet<&str>) -> Vec<Finding> {
+/// Lint a parsed policy of a workspace. `other_namespace`: whether a path's first segment is
+/// the namespace of another workspace of the environment. Rules granting only `deny` restrict
+/// and are never findings.
+pub fn lint(rules: &Rules, other_namespace: &dyn Fn(&str) -> bool) -> Vec<Finding> {
     let mut out = Vec::new();
     for (path, rule) in rules {
         let grants: Vec<&str> = rule.capabilities.iter().map(String::as_str).filter(|c| *c != "deny").collect();
@@ -283,7 +284,7 @@ pub fn lint(rules: &Rules, other_namespaces: &BTreeSet<&str>) -> Vec<Finding> {
         if path.starts_with("+/") || (first.contains('*') && path.contains('/')) {
             find(LintRule::ChildNamespaces, format!("grants {caps} on {path}, which reaches into every child namespace"));
         }
-        if other_namespaces.contains(first) {
+        if other_namespace(first) {
             find(LintRule::OtherWorkspace, format!("grants {caps} on {path}, inside workspace namespace {first}"));
         }
     }
@@ -307,8 +308,16 @@ pub fn lint_declared(env: &crate::config::Environment, desired: &[crate::model::
         desired.iter().filter(|r| r.kind == Kind::Policy).map(|r| (&r.address, r)).collect();
     let allow = env.policy_lint.as_ref().map(|p| p.allow.as_slice()).unwrap_or_default();
     let mut out = Vec::new();
+    // First namespace segment → how many workspaces live under it (counted once: the
+    // environment can have 10,000 workspaces).
+    let first_segment = |ns: &'_ str| ns.split('/').next().unwrap_or_default().to_string();
+    let mut under: BTreeMap<String, usize> = BTreeMap::new();
+    for w in &env.workspaces {
+        *under.entry(first_segment(&w.namespace)).or_default() += 1;
+    }
     for ws in &env.workspaces {
-        let others: BTreeSet<&str> = env.workspaces.iter().filter(|o| o.name != ws.name).filter_map(|o| o.namespace.split('/').next()).collect();
+        let own = first_segment(&ws.namespace);
+        let others = |first: &str| under.get(first).copied().unwrap_or(0) > usize::from(first == own);
         let addrs = crate::openbao::resources::WorkspaceAddrs(&ws.name);
         for policy in &ws.policies {
             let address = addrs.policy(&policy.name);
@@ -338,8 +347,7 @@ mod tests {
     }
 
     fn lint_text(text: &str) -> Vec<(LintRule, String)> {
-        let others = BTreeSet::from(["team-b"]);
-        lint(&parse(text).unwrap(), &others).into_iter().map(|f| (f.rule, f.path)).collect()
+        lint(&parse(text).unwrap(), &|first| first == "team-b").into_iter().map(|f| (f.rule, f.path)).collect()
     }
 
     #[test]
@@ -385,7 +393,7 @@ path "sys/raw/*" { capabilities = ["deny"] }
             let name = path.file_stem().unwrap().to_string_lossy().into_owned();
             let ctx = crate::templates::PolicyContext { workspace: "team-a", namespace: "team-a", kv_path: "secret", environment: "prod", vars: &vars };
             let text = templates.render_policy(&name, &ctx).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let found = lint(&parse(&text).unwrap(), &BTreeSet::from(["team-b"]));
+            let found = lint(&parse(&text).unwrap(), &|first: &str| first == "team-b");
             assert!(found.is_empty(), "{name}: {found:?}");
             n += 1;
         }

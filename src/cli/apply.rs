@@ -109,7 +109,7 @@ async fn apply_locked(
             // Re-read what the plan touches (under the lock) and refuse if any of it changed.
             let only = plan.touched_workspaces();
             let aws = plan.touched().iter().any(|a| a.workspace_name().is_none());
-            let scope = context::Scope::Touched { workspaces: &only, aws };
+            let scope = context::Scope::Touched { workspaces: &only, aws, listed: None };
             let now = context::observe_env(session, &loaded.env, &scope, args.env.parallelism).await?;
             let stale = plan.stale(&now);
             if !stale.is_empty() {

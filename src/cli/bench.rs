@@ -51,6 +51,8 @@ pub enum BenchCommand {
     Backtest(super::bench_backtest::BacktestBenchArgs),
     /// Artifact verification: streaming sha256 vs openssl on a local file; S3 verify vs a bare GET.
     Verify(super::bench_verify::BenchVerifyArgs),
+    /// Full and pull-request plans over N applied workspaces, against the read floor; peak RSS.
+    Plan(super::bench_plan::BenchPlanArgs),
     /// `dr restore-workspace` of one workspace out of a snapshot of many, against booting the
     /// snapshot alone.
     Restore(super::bench_restore::BenchRestoreArgs),
@@ -64,6 +66,7 @@ pub async fn run(cmd: BenchCommand) -> CmdResult {
         BenchCommand::Backtest(args) => return super::bench_backtest::run(args),
         BenchCommand::Verify(args) => return super::bench_verify::run(args).await,
         BenchCommand::Restore(args) => return super::bench_restore::run(args).await,
+        BenchCommand::Plan(args) => return super::bench_plan::run(args).await,
     };
     let (address, token_file) = crate::dev::connection(&dev_dir)?;
     let token = Sensitive::new(std::fs::read_to_string(&token_file)?.trim().to_string());
@@ -154,7 +157,7 @@ pub async fn run(cmd: BenchCommand) -> CmdResult {
 
 /// `--refresh changed` with one of the environment's workspaces edited, timed from loading the
 /// files to the plan, with its OpenBao requests; the full refresh of the same edit as baseline.
-async fn pr_plan(args: &EnvArgs, parallelism: usize) -> anyhow::Result<()> {
+pub(super) async fn pr_plan(args: &EnvArgs, parallelism: usize) -> anyhow::Result<()> {
     use context::Refresh;
     let par = parallelism.clamp(1, 512) as u16;
     let loaded = context::load(args)?;

@@ -225,8 +225,9 @@ pub async fn read_webhook(loaded: &mut Loaded, session: &mut Session) -> anyhow:
 /// Which parts of the live state to read.
 pub enum Scope<'a> {
     Everything,
-    /// A saved plan's re-read: only these workspaces, and AWS only if the plan touches it.
-    Touched { workspaces: &'a BTreeSet<String>, aws: bool },
+    /// A saved plan's re-read, or a trusting plan's: only these workspaces, and AWS only if
+    /// `aws`; `listed` is the namespace listing when it was already made.
+    Touched { workspaces: &'a BTreeSet<String>, aws: bool, listed: Option<&'a crate::openbao::observe::Listing> },
 }
 
 impl Scope<'_> {
@@ -241,11 +242,11 @@ impl Scope<'_> {
 }
 
 pub async fn observe_env(session: &Session, env: &Environment, scope: &Scope<'_>, parallelism: u16) -> anyhow::Result<Observed> {
-    let (only, with_aws) = match scope {
-        Scope::Everything => (None, true),
-        Scope::Touched { workspaces, aws } => (Some(*workspaces), *aws),
+    let (only, with_aws, listed) = match scope {
+        Scope::Everything => (None, true, None),
+        Scope::Touched { workspaces, aws, listed } => (Some(*workspaces), *aws, *listed),
     };
-    let opts = ObserveOptions { environment: &env.name, only, parallelism: usize::from(parallelism) };
+    let opts = ObserveOptions { environment: &env.name, only, listed, parallelism: usize::from(parallelism) };
     let bao = &session.bao;
     let mut observed = observe(bao, &opts)
         .await
@@ -340,9 +341,10 @@ pub async fn plan_refreshed(loaded: &Loaded, session: &Session, parallelism: u16
     if let Some(why) = refresh::distrust(check, crate::openbao::state::now_secs(), max_trust_age) {
         return Ok(plan_with(loaded, session, parallelism).await?.with_refresh(distrust(why)));
     }
-    let (managed, _) = crate::openbao::observe::namespaces(bao, &env.name).await.context("listing the workspace namespaces")?;
+    let listed = crate::openbao::observe::namespaces(bao, &env.name).await.context("listing the workspace namespaces")?;
+    let managed = &listed.0;
     let digests = crate::desired::workspace_digests(&loaded.desired);
-    let trusted = refresh::trusted(&digests, &managed);
+    let trusted = refresh::trusted(&digests, managed);
     let read: BTreeSet<String> = env
         .workspaces
         .iter()
@@ -350,7 +352,7 @@ pub async fn plan_refreshed(loaded: &Loaded, session: &Session, parallelism: u16
         .chain(managed.iter().map(|m| m.workspace.clone()))
         .filter(|w| !trusted.contains_key(w))
         .collect();
-    let scope = Scope::Touched { workspaces: &read, aws: true };
+    let scope = Scope::Touched { workspaces: &read, aws: true, listed: Some(&listed) };
     let observed = observe_env(session, env, &scope, parallelism).await?;
     let desired: Vec<Resource> = loaded.desired.iter().filter(|r| scope.contains(&r.address)).cloned().collect();
     let trusted_resources = loaded.desired.len() - desired.len();

@@ -10,6 +10,7 @@ pub mod approle;
 pub mod bench;
 pub mod bootstrap;
 pub mod bench_backtest;
+pub mod bench_plan;
 pub mod bench_restore;
 pub mod bench_verify;
 pub mod context;

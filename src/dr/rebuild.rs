@@ -336,10 +336,11 @@ async fn converge_alarms(ctx: &Ctx<'_>, kinds: &[Kind], connect: &Connect<'_>) -
 async fn converge_openbao(ctx: &Ctx<'_>, bao: &Bao) -> Result<String, DrError> {
     use crate::openbao::refresh;
     let env = &ctx.env.name;
-    let (managed, _) = crate::openbao::observe::namespaces(bao, env).await?;
+    let listed = crate::openbao::observe::namespaces(bao, env).await?;
+    let managed = &listed.0;
     let check = refresh::last_full_check(bao, env).await.ok().flatten();
     let trusted = match refresh::distrust(check, ctx.manifest.openbao.taken_unix, TRUST_AT_SNAPSHOT) {
-        None => refresh::trusted(&crate::desired::workspace_digests(ctx.desired), &managed),
+        None => refresh::trusted(&crate::desired::workspace_digests(ctx.desired), managed),
         Some(why) => {
             tracing::info!(%why, "reading every workspace");
             Default::default()
@@ -349,7 +350,7 @@ async fn converge_openbao(ctx: &Ctx<'_>, bao: &Bao) -> Result<String, DrError> {
         ctx.env.workspaces.iter().map(|w| w.name.clone()).chain(managed.iter().map(|m| m.workspace.clone())).filter(|w| !trusted.contains_key(w)).collect();
     let in_scope = |r: &&Resource| r.kind.provider() == Provider::OpenBao && r.address.workspace_name().is_none_or(|w| read.contains(w));
     let desired: Vec<Resource> = ctx.desired.iter().filter(in_scope).cloned().collect();
-    let opts = crate::openbao::observe::ObserveOptions { environment: env, only: Some(&read), parallelism: ctx.opts.parallelism };
+    let opts = crate::openbao::observe::ObserveOptions { environment: env, only: Some(&read), listed: Some(&listed), parallelism: ctx.opts.parallelism };
     let live = crate::openbao::observe::observe(bao, &opts).await?;
     let mut diff = crate::diff::diff(&desired, &live.resources, &live.unmanaged);
     let skipped = ctx.desired.iter().filter(|r| r.kind.provider() == Provider::OpenBao).count() - desired.len();

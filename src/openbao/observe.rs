@@ -20,8 +20,14 @@ pub struct ObserveOptions<'a> {
     pub environment: &'a str,
     /// Only these workspaces (a saved plan's re-read); `None` reads all.
     pub only: Option<&'a BTreeSet<String>>,
+    /// The namespace listing ([`namespaces`]) when the caller already made it (a trusting
+    /// plan decides what to read from it), so it is not listed twice.
+    pub listed: Option<&'a Listing>,
     pub parallelism: usize,
 }
+
+/// What one LIST of `sys/namespaces` found: this environment's namespaces, and the others.
+pub type Listing = (Vec<ManagedNamespace>, Vec<Unmanaged>);
 
 /// A namespace ctl manages, with the workspace it belongs to.
 #[derive(Debug, Clone)]
@@ -43,7 +49,10 @@ impl ManagedNamespace {
 }
 
 pub async fn observe(bao: &Bao, opts: &ObserveOptions<'_>) -> Result<Observed, BaoError> {
-    let (managed, mut unmanaged) = namespaces(bao, opts.environment).await?;
+    let (managed, mut unmanaged) = match opts.listed {
+        Some(listed) => listed.clone(),
+        None => namespaces(bao, opts.environment).await?,
+    };
     let wanted = |ws: &str| opts.only.is_none_or(|only| only.contains(ws));
     let managed: Vec<ManagedNamespace> = managed.into_iter().filter(|m| wanted(&m.workspace)).collect();
 
@@ -77,10 +86,7 @@ pub const STUCK_DELETION: &str =
     "deletion in progress (ctl's own, interrupted; `ctl apply` resumes it; if it stays, see runbooks/leader_failover.md)";
 
 /// All namespaces at the root, split into ctl's (for this environment) and the rest.
-pub async fn namespaces(
-    bao: &Bao,
-    environment: &str,
-) -> Result<(Vec<ManagedNamespace>, Vec<Unmanaged>), BaoError> {
+pub async fn namespaces(bao: &Bao, environment: &str) -> Result<Listing, BaoError> {
     let body = match bao.call(&bao.scoped(None), RequestMethod::LIST, "sys/namespaces", None, Idempotency::Idempotent).await {
         Err(e) if e.is_not_found() => None,
         other => other?,
