@@ -344,3 +344,29 @@ async fn cleanup<'a>(
         .await?;
     Ok(())
 }
+
+/// A benchmark's private stack (OpenBao 2.6.2, awskms seal on moto) in `dir`, by default a new
+/// `ctl-bench-<name>-<pid>` in the system temp dir; a stack already up there is reused. Returns
+/// the directory, canonical; the stack is in its `stack/`.
+pub(super) async fn private_stack(name: &str, dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| std::env::temp_dir().join(format!("ctl-bench-{name}-{}", std::process::id())));
+    std::fs::create_dir_all(&dir)?;
+    let dir = dir.canonicalize()?;
+    let stack_dir = dir.join("stack");
+    match crate::dev::StackState::load(&stack_dir) {
+        Ok(state) if state.bao_alive() => println!("reusing the stack in {}", stack_dir.display()),
+        _ => {
+            let options = crate::dev::StackOptions { dir: stack_dir, version: crate::dev::BaoVersion::V2_6, seal: crate::dev::Seal::AwsKms, detach: true };
+            drop(crate::dev::Stack::start(options).await.context("starting the benchmark's private stack")?);
+        }
+    }
+    Ok(dir)
+}
+
+/// Stops the stack [`private_stack`] started and deletes its directory.
+pub(super) async fn remove_private_stack(dir: &Path) {
+    if let Ok(state) = crate::dev::StackState::load(&dir.join("stack")) {
+        state.stop().await;
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -8,7 +8,7 @@
 //! version metadata is identical before and after.
 
 use super::{apply, context, CmdResult, EnvArgs};
-use crate::dev::{BaoVersion, Stack, StackOptions};
+use crate::dev::BaoVersion;
 use crate::dr::{kv, restore};
 use crate::openbao::access::Role;
 use crate::openbao::Bao;
@@ -46,19 +46,9 @@ pub async fn run(args: BenchRestoreArgs) -> CmdResult {
         bail!("--workspaces must be at least 2, --keys and --versions at least 1");
     }
     let templates = args.templates.canonicalize().with_context(|| format!("templates directory {}", args.templates.display()))?;
-    let scratch = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("ctl-bench-restore-{}", std::process::id())));
-    std::fs::create_dir_all(&scratch)?;
-    let scratch = scratch.canonicalize()?;
-    let stack_dir = scratch.join("stack");
-    let stack = Stack::start(StackOptions { dir: stack_dir.clone(), version: BaoVersion::V2_6, seal: crate::dev::Seal::AwsKms, detach: true })
-        .await
-        .context("starting the benchmark's private stack")?;
-    drop(stack);
+    let scratch = super::bench::private_stack("restore", args.dir.as_deref()).await?;
     let result = bench(&args, &scratch, &templates).await;
-    if let Ok(state) = crate::dev::StackState::load(&stack_dir) {
-        state.stop().await;
-    }
-    std::fs::remove_dir_all(&scratch).ok();
+    super::bench::remove_private_stack(&scratch).await;
     result
 }
 
