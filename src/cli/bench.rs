@@ -257,26 +257,7 @@ async fn floor_loop(
                     if let Some(n) = ns_header {
                         req = req.header("X-Vault-Namespace", n);
                     }
-                    // Same transient-error handling as ctl: a bare loop still has to wait out a
-                    // new KV v2 mount's upgrade and 429/5xx.
-                    async move {
-                        let retry = RetryPolicy::default();
-                        let mut attempt = 0;
-                        loop {
-                            attempt += 1;
-                            let resp = req.try_clone().expect("JSON body clones").send().await?;
-                            let status = resp.status().as_u16();
-                            if resp.status().is_success() {
-                                return Ok::<(), anyhow::Error>(());
-                            }
-                            let body = resp.text().await.unwrap_or_default();
-                            let transient = status == 429 || status >= 500 || kv_upgrading(status, Some(&body));
-                            if !transient || attempt >= retry.attempts {
-                                bail!("{path}: HTTP {status}");
-                            }
-                            tokio::time::sleep(retry.delay(attempt)).await;
-                        }
-                    }
+                    async move { send_bare(req, &path, &[]).await.map(drop) }
                 };
                 let meta = json!({"custom_metadata": {"managed-by": "ctl", "environment": "bench-floor", "workspace": ws}});
                 post(None, format!("sys/namespaces/{ws}"), meta).await?;
@@ -369,4 +350,28 @@ pub(super) async fn remove_private_stack(dir: &Path) {
         state.stop().await;
     }
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// Sends one request of a floor loop with ctl's transient-error handling (429, 5xx, a new KV v2
+/// mount's upgrade), so a bare loop waits out what ctl waits out. Done on 2xx or a status in
+/// `also_done`; returns the requests sent, retries included.
+pub(super) async fn send_bare(req: reqwest::RequestBuilder, path: &str, also_done: &[u16]) -> anyhow::Result<u64> {
+    let retry = RetryPolicy::default();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let resp = req.try_clone().expect("bodies are JSON or empty").send().await?;
+        let status = resp.status();
+        // The body is read in full, as ctl reads it.
+        let body = resp.text().await.unwrap_or_default();
+        if status.is_success() || also_done.contains(&status.as_u16()) {
+            return Ok(u64::from(attempt));
+        }
+        let status = status.as_u16();
+        let transient = status == 429 || status >= 500 || kv_upgrading(status, Some(&body));
+        if !transient || attempt >= retry.attempts {
+            bail!("{path}: HTTP {status}");
+        }
+        tokio::time::sleep(retry.delay(attempt)).await;
+    }
 }

@@ -12,7 +12,6 @@
 
 use super::{apply, context, CmdResult, EnvArgs};
 use crate::dev::StackState;
-use crate::openbao::client::RetryPolicy;
 use crate::secret::Sensitive;
 use anyhow::{bail, Context};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -181,44 +180,25 @@ fn secs(v: &[Duration]) -> Vec<String> {
 /// The reads of a full plan, in a minimal concurrent loop; returns the time and the requests.
 async fn read_floor(address: &str, token: &Sensitive<String>, namespaces: &[String], parallelism: usize) -> anyhow::Result<(Duration, u64)> {
     let http = reqwest::Client::new();
-    let sent = std::sync::atomic::AtomicU64::new(0);
     let get = |ns: Option<&str>, method: &str, path: &str| {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("valid method");
         let mut req = http.request(method, format!("{address}/v1/{path}")).header("X-Vault-Token", token.expose());
         if let Some(ns) = ns {
             req = req.header("X-Vault-Namespace", ns);
         }
-        let sent = &sent;
         let path = path.to_string();
-        async move {
-            let retry = RetryPolicy::default();
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let resp = req.try_clone().expect("no body").send().await?;
-                let status = resp.status().as_u16();
-                // The body is read as ctl reads it.
-                let body = resp.bytes().await?;
-                if status < 300 || status == 404 {
-                    return Ok::<usize, anyhow::Error>(body.len());
-                }
-                if !(status == 429 || status >= 500) || attempt >= retry.attempts {
-                    bail!("{path}: HTTP {status}");
-                }
-                tokio::time::sleep(retry.delay(attempt)).await;
-            }
-        }
+        // A LIST of nothing is a 404, which ctl reads as empty.
+        async move { super::bench::send_bare(req, &path, &[404]).await }
     };
     let t = Instant::now();
-    get(None, "LIST", "sys/namespaces").await?;
-    stream::iter(namespaces.iter().flat_map(|ns| READS_PER_WORKSPACE.iter().map(move |(m, p)| (ns, *m, *p))))
+    let mut sent = get(None, "LIST", "sys/namespaces").await?;
+    sent += stream::iter(namespaces.iter().flat_map(|ns| READS_PER_WORKSPACE.iter().map(move |(m, p)| (ns, *m, *p))))
         .map(|(ns, m, p)| get(Some(ns.as_str()), m, p))
         .buffer_unordered(parallelism.max(1))
-        .try_collect::<Vec<usize>>()
+        .try_fold(0, |n, sent| async move { Ok(n + sent) })
         .await?;
-    get(None, "LIST", "sys/quotas/rate-limit").await?;
-    Ok((t.elapsed(), sent.load(std::sync::atomic::Ordering::Relaxed)))
+    sent += get(None, "LIST", "sys/quotas/rate-limit").await?;
+    Ok((t.elapsed(), sent))
 }
 
 /// Runs `ctl plan -e ENV` as a child process; its peak resident set (kB) and wall time.
@@ -230,7 +210,8 @@ fn child_plan_rss(env_args: &EnvArgs) -> anyhow::Result<(i64, Duration)> {
         cmd.arg("--templates").arg(t);
     }
     let t = Instant::now();
-    let child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().context("starting ctl plan")?;
+    // stderr stays the terminal's: a pipe nobody reads until exit could fill and stall the child.
+    let child = cmd.stdout(std::process::Stdio::null()).spawn().context("starting ctl plan")?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
@@ -242,12 +223,7 @@ fn child_plan_rss(env_args: &EnvArgs) -> anyhow::Result<(i64, Duration)> {
         bail!("waiting for ctl plan: {}", std::io::Error::last_os_error());
     }
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr {
-            use std::io::Read;
-            e.read_to_string(&mut err).ok();
-        }
-        bail!("ctl plan exited with status {status}: {err}");
+        bail!("ctl plan exited with status {status} (its error is above)");
     }
     Ok((usage.ru_maxrss, elapsed))
 }

@@ -49,12 +49,15 @@ impl ManagedNamespace {
 }
 
 pub async fn observe(bao: &Bao, opts: &ObserveOptions<'_>) -> Result<Observed, BaoError> {
-    let (managed, mut unmanaged) = match opts.listed {
-        Some(listed) => listed.clone(),
-        None => namespaces(bao, opts.environment).await?,
+    let wanted = |m: &ManagedNamespace| opts.only.is_none_or(|only| only.contains(&m.workspace));
+    // A listing already made is copied only as far as it is read.
+    let (managed, mut unmanaged): Listing = match opts.listed {
+        Some((managed, unmanaged)) => (managed.iter().filter(|m| wanted(m)).cloned().collect(), unmanaged.clone()),
+        None => {
+            let (managed, unmanaged) = namespaces(bao, opts.environment).await?;
+            (managed.into_iter().filter(wanted).collect(), unmanaged)
+        }
     };
-    let wanted = |ws: &str| opts.only.is_none_or(|only| only.contains(ws));
-    let managed: Vec<ManagedNamespace> = managed.into_iter().filter(|m| wanted(&m.workspace)).collect();
 
     let per_ws: Vec<(Vec<Resource>, Vec<Unmanaged>)> = stream::iter(managed.iter())
         .map(|m| observe_workspace(bao, m))
