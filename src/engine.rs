@@ -11,7 +11,8 @@
 use crate::aws::Aws;
 use crate::diff::{Action, Change, Conflict};
 use crate::execute::{self, Outcome, Report, Status};
-use crate::model::{Address, Provider};
+use crate::model::Address;
+use crate::providers::{self, Handler, Op};
 use crate::openbao::{journal, lock, state, token, Bao};
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -79,13 +80,18 @@ pub struct Providers<'a> {
     pub aws: Option<&'a Aws>,
 }
 
-/// One change, by the provider that owns its kind.
+/// One step, by the handler registered for its kind ([`providers::handler`]). A delete
+/// implied by its container's (a namespace's) has nothing to do of its own.
 async fn apply_one(p: Providers<'_>, change: &Change) -> Result<(), String> {
-    match (change.kind.provider(), p.bao, p.aws) {
-        (Provider::OpenBao, Some(bao), _) => crate::openbao::apply::apply_change(bao, change).await.map_err(|e| e.to_string()),
-        (Provider::Aws, _, Some(aws)) => crate::aws::apply_change(aws, change).await.map_err(|e| e.to_string()),
-        (Provider::Aws, _, None) => Err(format!("{}: the environment has no aws: section", change.address)),
-        (Provider::OpenBao, None, _) => Err(format!("{}: no OpenBao connection", change.address)),
+    if change.implied_by.is_some() && change.action == Action::Delete {
+        return Ok(());
+    }
+    let op = Op::of(change).map_err(|e| e.to_string())?;
+    match (providers::handler(change.kind), p.bao, p.aws) {
+        (Handler::OpenBao(h), Some(bao), _) => Handler::run(h, bao, op).await.map_err(|e| e.to_string()),
+        (Handler::Aws(h), _, Some(aws)) => Handler::run(h, aws, op).await.map_err(|e| e.to_string()),
+        (Handler::Aws(_), _, None) => Err(format!("{}: the environment has no aws: section", change.address)),
+        (Handler::OpenBao(_), None, _) => Err(format!("{}: no OpenBao connection", change.address)),
     }
 }
 

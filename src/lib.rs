@@ -21,6 +21,7 @@ pub mod openbao;
 pub(crate) mod par;
 pub mod plan;
 pub mod policy;
+pub mod providers;
 pub mod render;
 pub mod secret;
 pub mod templates;

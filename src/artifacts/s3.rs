@@ -3,7 +3,6 @@
 
 use super::hash::{sha256_hex, Hashed, Running};
 use crate::aws::{Aws, AwsError};
-use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CompletedMultipartUpload, CompletedPart,
@@ -19,13 +18,7 @@ pub const PART: usize = 8 << 20;
 
 /// An S3 client for `aws` (path-style addressing when an endpoint such as moto is set).
 pub fn client(aws: &Aws) -> Client {
-    let mut config = aws_sdk_s3::config::Builder::from(&aws.sdk)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-    if aws.endpoint.is_some() {
-        config = config.force_path_style(true);
-    }
-    Client::from_conf(config.build())
+    crate::aws::client::s3(aws)
 }
 
 /// What `ensure_bucket` did.

@@ -11,11 +11,11 @@ use super::{Aws, AwsError};
 use crate::alarms::backtest::Series;
 use crate::alarms::mute::{self, Mute, MUTED_UNTIL_TAG, MUTE_REASON_TAG};
 use crate::alarms::resources::*;
-use crate::diff::{Action, Change};
+use crate::providers::{KindHandler, Update};
 use crate::model::{Address, Kind, Observed, Resource, Scope, Unmanaged};
 use crate::model::{from_attrs, to_attrs};
 use aws_sdk_cloudwatch::types::{
-    ComparisonOperator, Dimension, Metric, MetricAlarm, MetricDataQuery, MetricDatum, MetricStat, Statistic, Tag,
+    ComparisonOperator, Dimension, Metric, MetricAlarm as SdkAlarm, MetricDataQuery, MetricDatum, MetricStat, Statistic, Tag,
 };
 use aws_smithy_types::DateTime;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -43,9 +43,7 @@ pub fn owner(aws: &Aws, tags: &[(&str, &str)]) -> Option<Address> {
 }
 
 pub fn client(aws: &Aws) -> aws_sdk_cloudwatch::Client {
-    let mut conf = aws_sdk_cloudwatch::config::Builder::from(&aws.sdk);
-    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
-    aws_sdk_cloudwatch::Client::from_conf(conf.build())
+    super::client::cloudwatch(aws)
 }
 
 fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata>(op: &'static str) -> impl FnOnce(E) -> AwsError {
@@ -55,7 +53,7 @@ fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMet
 /// One live alarm with its tags.
 #[derive(Clone, Debug)]
 pub struct LiveAlarm {
-    pub alarm: MetricAlarm,
+    pub alarm: SdkAlarm,
     pub tags: Vec<(String, String)>,
 }
 
@@ -218,37 +216,43 @@ fn normalise(
     }
 }
 
-/// One alarm change: PutMetricAlarm (create/update/replace) or DeleteAlarms.
-pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
-    let c = client(aws);
-    let r = change.resource();
-    let a: MetricAlarmAttrs = from_attrs(&r.attrs).map_err(|e| AwsError::Other(format!("{}: {e}", change.address)))?;
-    if change.action == Action::Delete {
-        return match c.delete_alarms().alarm_names(&a.alarm_name).send().await {
+pub struct MetricAlarm;
+
+/// Creates and updates are one PutMetricAlarm (an upsert, guarded against foreign alarms).
+#[async_trait::async_trait]
+impl KindHandler<Aws> for MetricAlarm {
+    async fn create(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        put(aws, r).await
+    }
+    async fn update(&self, aws: &Aws, u: Update<'_>) -> Result<(), AwsError> {
+        put(aws, u.after).await
+    }
+    async fn delete(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        let a: MetricAlarmAttrs = from_attrs(&r.attrs).map_err(|e| AwsError::Other(format!("{}: {e}", r.address)))?;
+        match client(aws).delete_alarms().alarm_names(&a.alarm_name).send().await {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found()) => Ok(()),
             Err(e) => Err(api("DeleteAlarms")(e)),
-        };
-    }
-    if change.action == Action::Replace {
-        if let Some(before) = &change.before {
-            let old: MetricAlarmAttrs = from_attrs(&before.attrs).map_err(|e| AwsError::Other(e.to_string()))?;
-            let _ = c.delete_alarms().alarm_names(&old.alarm_name).send().await;
         }
     }
+}
+
+async fn put(aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+    let c = client(aws);
+    let a: MetricAlarmAttrs = from_attrs(&r.attrs).map_err(|e| AwsError::Other(format!("{}: {e}", r.address)))?;
     // Resolve symbolic values: topic names → ARNs, health check references → ids.
     let topics = super::sns::topics(aws).await?;
     let arn = |name: &String| {
         topics
             .get(name)
             .cloned()
-            .ok_or_else(|| AwsError::Other(format!("{}: SNS topic {name} does not exist", change.address)))
+            .ok_or_else(|| AwsError::Other(format!("{}: SNS topic {name} does not exist", r.address)))
     };
     let alarm_actions = a.alarm_actions.iter().map(arn).collect::<Result<Vec<_>, _>>()?;
     let ok_actions = a.ok_actions.iter().map(arn).collect::<Result<Vec<_>, _>>()?;
     let mut dims = Vec::new();
     for (name, value) in &a.dimensions {
-        let value = resolve_dimension(aws, value).await?.ok_or_else(|| AwsError::Other(format!("{}: {} does not exist", change.address, referent(value))))?;
+        let value = resolve_dimension(aws, value).await?.ok_or_else(|| AwsError::Other(format!("{}: {} does not exist", r.address, referent(value))))?;
         dims.push(Dimension::builder().name(name).value(value).build());
     }
     // A mute in force keeps actions disabled through any update; an expired one is cleared.
@@ -257,10 +261,10 @@ pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
     // PutMetricAlarm is an upsert: never let it overwrite (and tag) an alarm that is not ours.
     if let Some(l) = live {
         let tags: Vec<(&str, &str)> = l.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        if owner(aws, &tags).as_ref() != Some(&change.address) {
+        if owner(aws, &tags).as_ref() != Some(&r.address) {
             return Err(AwsError::Other(format!(
                 "{}: an alarm named {:?} exists and is not tagged as ctl's for this address; nothing was written (remove or rename it, then re-run)",
-                change.address, a.alarm_name
+                r.address, a.alarm_name
             )));
         }
     }
@@ -283,14 +287,14 @@ pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
         .actions_enabled(a.actions_enabled && !muted)
         .set_alarm_actions(Some(alarm_actions))
         .set_ok_actions(Some(ok_actions));
-    for (k, v) in ownership_tags(aws, &change.address) {
+    for (k, v) in ownership_tags(aws, &r.address) {
         req = req.tags(Tag::builder().key(k).value(v).build());
     }
     req.send().await.map_err(api("PutMetricAlarm"))?;
     // PutMetricAlarm only sets tags on creation: make sure they are there on updates too.
     let alarm_arn = alarm_arn(aws, &a.alarm_name).await?;
     let mut tag = c.tag_resource().resource_arn(&alarm_arn);
-    for (k, v) in ownership_tags(aws, &change.address) {
+    for (k, v) in ownership_tags(aws, &r.address) {
         tag = tag.tags(Tag::builder().key(k).value(v).build());
     }
     tag.send().await.map_err(api("TagResource"))?;

@@ -14,6 +14,7 @@ use super::network_common::{self as common, api, from_attrs, set, to_attrs};
 use super::{Aws, AwsError};
 use crate::config::{ConfigError, Environment, InstanceGroup, Nat, NAT_GROUP};
 use crate::diff::Change;
+use crate::providers::{KindHandler, Update};
 use crate::model::{Address, Kind, Resource, Scope};
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, BlockDeviceMapping, EbsBlockDevice, Filter, InstanceAttributeName,
@@ -448,7 +449,7 @@ pub async fn primary_eni(
     }))
 }
 
-pub async fn create(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<(), AwsError> {
+async fn create(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<(), AwsError> {
     let a: InstanceAttrs = from_attrs(&r.address, &r.attrs)?;
     let addr = r.address.as_str();
     let id = match find(aws, ec2, addr).await? {
@@ -566,20 +567,15 @@ async fn set_source_dest_check(
 }
 
 /// In-place changes: source/destination check and security groups (everything else replaces).
-pub async fn update(aws: &Aws, ec2: &aws_sdk_ec2::Client, change: &Change) -> Result<(), AwsError> {
-    let r = change.after.as_ref().ok_or_else(|| {
-        AwsError::Other(format!(
-            "{}: update without a desired state",
-            change.address
-        ))
-    })?;
+async fn update(aws: &Aws, ec2: &aws_sdk_ec2::Client, change: Update<'_>) -> Result<(), AwsError> {
+    let r = change.after;
     let a: InstanceAttrs = from_attrs(&r.address, &r.attrs)?;
     let addr = r.address.as_str();
     let i = find(aws, ec2, addr)
         .await?
         .ok_or_else(|| AwsError::Other(format!("instance {addr} does not exist")))?;
     let id = i.instance_id().unwrap_or_default().to_string();
-    let changed = |f: &str| change.fields.iter().any(|c| c.field == f);
+    let changed = |f: &str| change.changed(f);
     if changed("source_dest_check") {
         set_source_dest_check(aws, ec2, &id, a.source_dest_check).await?;
     }
@@ -616,7 +612,7 @@ pub async fn update(aws: &Aws, ec2: &aws_sdk_ec2::Client, change: &Change) -> Re
 }
 
 /// Terminate and wait until terminated; "already gone" is success.
-pub async fn delete(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<(), AwsError> {
+async fn delete(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Result<(), AwsError> {
     let Some(i) = find(aws, ec2, r.address.as_str()).await? else {
         return Ok(());
     };
@@ -656,6 +652,22 @@ pub async fn delete(aws: &Aws, ec2: &aws_sdk_ec2::Client, r: &Resource) -> Resul
 }
 
 use InstanceStateName as InstanceState;
+
+/// EC2 instances, the NAT instance included (one handler for both kinds).
+pub struct Instance;
+
+#[async_trait::async_trait]
+impl KindHandler<Aws> for Instance {
+    async fn create(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        create(aws, &common::ec2(aws), r).await
+    }
+    async fn update(&self, aws: &Aws, u: Update<'_>) -> Result<(), AwsError> {
+        update(aws, &common::ec2(aws), u).await
+    }
+    async fn delete(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        delete(aws, &common::ec2(aws), r).await
+    }
+}
 
 /// Refuse to plan the launch (create, replace, re-create) of an instance whose declared boot
 /// artifacts do not verify against their pins ([`crate::artifacts::verify_pinned`]). Each

@@ -8,7 +8,7 @@
 use super::resources::*;
 use super::tags::{self, Owner};
 use super::{Aws, AwsError};
-use crate::diff::{Action, Change};
+use crate::providers::{KindHandler, Update};
 use crate::model::{Address, Kind, Observed, Resource, Unmanaged};
 use aws_sdk_iam::types::Tag;
 use aws_sdk_iam::Client;
@@ -18,10 +18,8 @@ const SERVICE: &str = "iam";
 const NAME_PREFIX: &str = "ctl-";
 const READ_CONCURRENCY: usize = 8;
 
-fn client(aws: &Aws) -> Client {
-    let mut conf = aws_sdk_iam::config::Builder::from(&aws.sdk);
-    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
-    aws_sdk_iam::Client::from_conf(conf.build())
+fn client(aws: &Aws) -> aws_sdk_iam::Client {
+    super::client::iam(aws)
 }
 
 fn tag_pairs(t: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
@@ -182,26 +180,33 @@ fn attrs_of<T: serde::de::DeserializeOwned>(r: &Resource) -> Result<T, AwsError>
     from_attrs(&r.attrs).map_err(|e| AwsError::Other(format!("{}: malformed attributes: {e}", r.address)))
 }
 
-pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
-    let c = client(aws);
-    let before = || change.before.as_ref().expect("has before");
-    let after = || change.after.as_ref().expect("has after");
-    match (change.kind, change.action) {
-        (Kind::IamRole, Action::Create) => create_role(aws, &c, after()).await,
-        (Kind::IamRole, Action::Update) => update_role(&c, after()).await,
-        (Kind::IamRole, Action::Replace) => {
-            delete_role(&c, before()).await?;
-            create_role(aws, &c, after()).await
-        }
-        (Kind::IamRole, Action::Delete) => delete_role(&c, before()).await,
-        (Kind::IamInstanceProfile, Action::Create) => create_profile(aws, &c, after()).await,
-        (Kind::IamInstanceProfile, Action::Update) => set_profile_role(&c, after()).await,
-        (Kind::IamInstanceProfile, Action::Replace) => {
-            delete_profile(&c, before()).await?;
-            create_profile(aws, &c, after()).await
-        }
-        (Kind::IamInstanceProfile, Action::Delete) => delete_profile(&c, before()).await,
-        (kind, _) => Err(AwsError::Other(format!("{}: {kind:?} is not an IAM kind", change.address))),
+pub struct IamRole;
+
+#[async_trait::async_trait]
+impl KindHandler<Aws> for IamRole {
+    async fn create(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        create_role(aws, &client(aws), r).await
+    }
+    async fn update(&self, aws: &Aws, u: Update<'_>) -> Result<(), AwsError> {
+        update_role(&client(aws), u.after).await
+    }
+    async fn delete(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        delete_role(&client(aws), r).await
+    }
+}
+
+pub struct IamInstanceProfile;
+
+#[async_trait::async_trait]
+impl KindHandler<Aws> for IamInstanceProfile {
+    async fn create(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        create_profile(aws, &client(aws), r).await
+    }
+    async fn update(&self, aws: &Aws, u: Update<'_>) -> Result<(), AwsError> {
+        set_profile_role(&client(aws), u.after).await
+    }
+    async fn delete(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        delete_profile(&client(aws), r).await
     }
 }
 

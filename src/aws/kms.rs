@@ -12,7 +12,7 @@
 use super::resources::*;
 use super::tags::{self, Owner};
 use super::{Aws, AwsError};
-use crate::diff::{Action, Change};
+use crate::providers::{KindHandler, Update};
 use crate::model::{Address, Kind, Observed, Resource, Unmanaged};
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
 use aws_sdk_kms::Client;
@@ -26,10 +26,8 @@ const READ_CONCURRENCY: usize = 8;
 /// Days before a deleted key is really destroyed (the maximum: time to notice and cancel).
 pub const DELETION_WINDOW_DAYS: i32 = 30;
 
-fn client(aws: &Aws) -> Client {
-    let mut conf = aws_sdk_kms::config::Builder::from(&aws.sdk);
-    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
-    aws_sdk_kms::Client::from_conf(conf.build())
+fn client(aws: &Aws) -> aws_sdk_kms::Client {
+    super::client::kms(aws)
 }
 
 /// One live key with its tags judged.
@@ -294,24 +292,33 @@ async fn policy_text(aws: &Aws, a: &KmsKeyAttrs) -> Result<String, AwsError> {
     Ok(policy_document(&a.policy, &symbols).to_string())
 }
 
-pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
-    let c = client(aws);
-    match (change.kind, change.action) {
-        (Kind::KmsKey, Action::Create) => create_key(aws, &c, change.after.as_ref().expect("create has after")).await,
-        (Kind::KmsKey, Action::Update) => update_key(aws, &c, change).await,
-        (Kind::KmsKey, Action::Replace) => {
-            delete_key(aws, &c, change.before.as_ref().expect("replace has before")).await?;
-            create_key(aws, &c, change.after.as_ref().expect("replace has after")).await
-        }
-        (Kind::KmsKey, Action::Delete) => delete_key(aws, &c, change.before.as_ref().expect("delete has before")).await,
-        (Kind::KmsAlias, Action::Create) => put_alias(aws, &c, change.after.as_ref().expect("create has after")).await,
-        (Kind::KmsAlias, Action::Update) => put_alias(aws, &c, change.after.as_ref().expect("update has after")).await,
-        (Kind::KmsAlias, Action::Replace) => {
-            delete_alias(&c, change.before.as_ref().expect("replace has before")).await?;
-            put_alias(aws, &c, change.after.as_ref().expect("replace has after")).await
-        }
-        (Kind::KmsAlias, Action::Delete) => delete_alias(&c, change.before.as_ref().expect("delete has before")).await,
-        (kind, _) => Err(AwsError::Other(format!("{}: {kind:?} is not a KMS kind", change.address))),
+pub struct KmsKey;
+
+#[async_trait::async_trait]
+impl KindHandler<Aws> for KmsKey {
+    async fn create(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        create_key(aws, &client(aws), r).await
+    }
+    async fn update(&self, aws: &Aws, u: Update<'_>) -> Result<(), AwsError> {
+        update_key(aws, &client(aws), u).await
+    }
+    async fn delete(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        delete_key(aws, &client(aws), r).await
+    }
+}
+
+pub struct KmsAlias;
+
+#[async_trait::async_trait]
+impl KindHandler<Aws> for KmsAlias {
+    async fn create(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        put_alias(aws, &client(aws), r).await
+    }
+    async fn update(&self, aws: &Aws, u: Update<'_>) -> Result<(), AwsError> {
+        put_alias(aws, &client(aws), u.after).await
+    }
+    async fn delete(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        delete_alias(&client(aws), r).await
     }
 }
 
@@ -366,13 +373,13 @@ async fn converge_key(c: &Client, key_id: &str, a: &KmsKeyAttrs, policy: &str, a
     Ok(())
 }
 
-async fn update_key(aws: &Aws, c: &Client, change: &Change) -> Result<(), AwsError> {
-    let r = change.after.as_ref().expect("update has after");
+async fn update_key(aws: &Aws, c: &Client, change: Update<'_>) -> Result<(), AwsError> {
+    let r = change.after;
     let a: KmsKeyAttrs = attrs_of(r)?;
     let Some(key_id) = find_key(c, aws, &r.address).await? else {
         return Err(AwsError::Other(format!("{}: the key is gone; run plan again to re-create it", r.address)));
     };
-    let changed = |f: &str| change.fields.iter().any(|x| x.field == f);
+    let changed = |f: &str| change.changed(f);
     if changed("description") {
         c.update_key_description()
             .key_id(&key_id)
@@ -470,7 +477,7 @@ pub enum KeyUsability {
 
 /// DescribeKey `key_id` and judge whether it is usable.
 pub async fn key_usability(aws: &Aws, key_id: &str) -> Result<KeyUsability, AwsError> {
-    let client = Client::new(&aws.sdk);
+    let client = client(aws);
     let described = match client.describe_key().key_id(key_id).send().await {
         Ok(d) => d,
         Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found_exception()) => {

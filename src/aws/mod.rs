@@ -1,31 +1,37 @@
 //! The AWS provider: reads live AWS resources and carries out changes to them, like
-//! [`crate::openbao`] does for OpenBao. One submodule per service family owns its kinds'
-//! observe/apply code; this file only connects and dispatches.
+//! [`crate::openbao`] does for OpenBao. Each kind's create/update/delete is a handler in its
+//! module, registered in [`crate::providers::handler`]; this file connects and observes.
 //!
 //! Never sends traffic anywhere but the configured endpoint: with a loopback endpoint (moto)
 //! the credentials are static test credentials and no environment, profile or IMDS look-up
 //! happens.
 
 use crate::config::AwsConnection;
-use crate::diff::Change;
 use crate::model::{Kind, Observed};
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+pub mod client;
 pub mod cloudwatch;
-pub mod iam;
-pub mod kms;
-pub mod resources;
-pub mod tags;
-pub mod route53;
-pub mod sns;
 pub mod ec2;
+pub mod iam;
+pub mod internet_gateway;
+pub mod kms;
 pub mod network;
 pub mod network_common;
 pub mod rds;
 pub mod record_calls;
+pub mod resources;
+pub mod route53;
+pub mod route_table;
+pub mod security_group;
+pub mod sns;
+pub mod subnet;
+pub mod tags;
+pub mod vpc;
+pub mod vpc_endpoint;
 
 /// Credentials moto accepts (it only checks that requests are SigV4-signed).
 const MOTO_ACCESS_KEY: &str = "test";
@@ -189,28 +195,6 @@ pub fn link_references(resources: &mut [crate::model::Resource]) {
         r.depends_on.sort();
         r.depends_on.dedup();
     }
-}
-
-/// Carry out one change to an AWS resource.
-pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
-    match change.kind {
-        Kind::MetricAlarm => return cloudwatch::apply(aws, change).await,
-        Kind::SnsTopic | Kind::SnsSubscription => return sns::apply(aws, change).await,
-        Kind::Route53HealthCheck => return route53::apply(aws, change).await,
-        Kind::KmsKey | Kind::KmsAlias => return kms::apply_change(aws, change).await,
-        Kind::IamRole | Kind::IamInstanceProfile => return iam::apply_change(aws, change).await,
-        Kind::Vpc
-        | Kind::Subnet
-        | Kind::InternetGateway
-        | Kind::RouteTable
-        | Kind::NatInstance
-        | Kind::VpcEndpoint
-        | Kind::SecurityGroup
-        | Kind::Instance => return network::apply_change(aws, change).await,
-        Kind::DbSubnetGroup | Kind::DbInstance => return rds::apply_change(aws, change).await,
-        _ => {}
-    }
-    Err(AwsError::Other(format!("{}: {:?} is not an AWS resource kind", change.address, change.kind)))
 }
 
 /// Which provider owns a kind.

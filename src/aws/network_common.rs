@@ -1,47 +1,13 @@
-//! Shared by the network, EC2 and RDS kinds: SDK clients with bounded retries and timeouts,
-//! ownership tags (built on [`super::tags`]), and errors that name the endpoint.
+//! Shared by the network, EC2 and RDS kinds: ownership tags (built on [`super::tags`]), and errors that name the endpoint.
 
 use super::{Aws, AwsError};
 use crate::model::{Address, Attrs};
-use aws_smithy_types::retry::RetryConfig;
-use aws_smithy_types::timeout::TimeoutConfig;
 use serde::de::DeserializeOwned;
-use std::time::Duration;
 
 pub use super::tags::{ADDRESS_KEY as ADDRESS, ENVIRONMENT_KEY as ENVIRONMENT, MANAGED_BY_KEY as MANAGED_BY, MANAGED_BY_VALUE};
 pub use crate::model::to_attrs;
 
-/// At most this many attempts per call (the SDK's standard retry with backoff), so an
-/// unreachable endpoint fails within seconds rather than hanging.
-const MAX_ATTEMPTS: u32 = 3;
-
-fn retry() -> RetryConfig {
-    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
-}
-
-fn timeouts() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .operation_attempt_timeout(Duration::from_secs(30))
-        .operation_timeout(Duration::from_secs(120))
-        .build()
-}
-
-pub fn ec2(aws: &Aws) -> aws_sdk_ec2::Client {
-    let mut conf = aws_sdk_ec2::config::Builder::from(&aws.sdk)
-        .retry_config(retry())
-        .timeout_config(timeouts());
-    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
-    aws_sdk_ec2::Client::from_conf(conf.build())
-}
-
-pub fn rds(aws: &Aws) -> aws_sdk_rds::Client {
-    let mut conf = aws_sdk_rds::config::Builder::from(&aws.sdk)
-        .retry_config(retry())
-        .timeout_config(timeouts());
-    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
-    aws_sdk_rds::Client::from_conf(conf.build())
-}
+pub use super::client::{ec2, rds};
 
 /// An SDK error, with the endpoint it was sent to (so "connection refused" says where).
 pub fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata>(

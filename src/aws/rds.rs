@@ -11,7 +11,7 @@ use super::network::subnet_address;
 use super::network_common::{self as common, api, from_attrs, set, to_attrs};
 use super::{Aws, AwsError};
 use crate::config::{Environment, Rds};
-use crate::diff::{Action, Change};
+use crate::providers::{KindHandler, Update};
 use crate::model::{Address, Kind, Resource, Scope, Unmanaged};
 use aws_sdk_rds::types::Tag;
 use serde::{Deserialize, Serialize};
@@ -281,183 +281,149 @@ async fn subnet_ids(aws: &Aws, addresses: &[String]) -> Result<Vec<String>, AwsE
     Ok(ids)
 }
 
-pub async fn apply_change(aws: &Aws, change: &Change) -> Result<(), AwsError> {
-    let rds = common::rds(aws);
-    let r = change.resource();
-    match (change.action, r.kind) {
-        (Action::Delete, _) => delete(aws, &rds, r).await,
-        (Action::Update, Kind::DbSubnetGroup) => {
-            let a: SubnetGroupAttrs = from_attrs(&r.address, &r.attrs)?;
-            let ids = subnet_ids(aws, &a.subnets).await?;
-            rds.modify_db_subnet_group()
-                .db_subnet_group_name(&a.name)
-                .db_subnet_group_description(&a.description)
-                .set_subnet_ids(Some(ids))
-                .send()
-                .await
-                .map_err(|e| api(aws, "rds", "ModifyDBSubnetGroup", e))?;
-            Ok(())
+/// "Already gone" answers of RDS deletes and reads.
+fn gone(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.contains("NotFound"))
+}
+
+pub struct DbSubnetGroup;
+
+#[async_trait::async_trait]
+impl KindHandler<Aws> for DbSubnetGroup {
+    async fn create(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        let rds = common::rds(aws);
+        let a: SubnetGroupAttrs = from_attrs(&r.address, &r.attrs)?;
+        let ids = subnet_ids(aws, &a.subnets).await?;
+        let created = rds
+            .create_db_subnet_group()
+            .db_subnet_group_name(&a.name)
+            .db_subnet_group_description(&a.description)
+            .set_subnet_ids(Some(ids))
+            .set_tags(Some(tags(aws, r.address.as_str())))
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            // A retried create: ours only if tagged for this address.
+            Err(e) if common::code(&e) == Some("DBSubnetGroupAlreadyExists") => ensure_ours(aws, &rds, r).await,
+            Err(e) => Err(api(aws, "rds", "CreateDBSubnetGroup", e)),
         }
-        (Action::Update, Kind::DbInstance) => {
-            let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
-            let changed = |f: &str| change.fields.iter().any(|c| c.field == f);
-            let mut m = rds
-                .modify_db_instance()
-                .db_instance_identifier(&a.identifier)
-                .apply_immediately(true);
-            if changed("instance_class") {
-                m = m.db_instance_class(&a.instance_class);
-            }
-            if changed("allocated_storage") {
-                m = m.allocated_storage(a.allocated_storage);
-            }
-            if changed("backup_retention_period") {
-                m = m.backup_retention_period(a.backup_retention_period);
-            }
-            if changed("publicly_accessible") {
-                m = m.publicly_accessible(a.publicly_accessible);
-            }
-            if changed("master_username") {
-                return Err(AwsError::Other(format!(
-                    "{}: the master username cannot be changed",
-                    r.address
-                )));
-            }
-            m.send()
-                .await
-                .map_err(|e| api(aws, "rds", "ModifyDBInstance", e))?;
-            Ok(())
+    }
+
+    async fn update(&self, aws: &Aws, u: Update<'_>) -> Result<(), AwsError> {
+        let r = u.after;
+        let a: SubnetGroupAttrs = from_attrs(&r.address, &r.attrs)?;
+        let ids = subnet_ids(aws, &a.subnets).await?;
+        common::rds(aws)
+            .modify_db_subnet_group()
+            .db_subnet_group_name(&a.name)
+            .db_subnet_group_description(&a.description)
+            .set_subnet_ids(Some(ids))
+            .send()
+            .await
+            .map_err(|e| api(aws, "rds", "ModifyDBSubnetGroup", e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        let a: SubnetGroupAttrs = from_attrs(&r.address, &r.attrs)?;
+        match common::rds(aws).delete_db_subnet_group().db_subnet_group_name(&a.name).send().await {
+            Err(e) if !gone(common::code(&e)) => Err(api(aws, "rds", "DeleteDBSubnetGroup", e)),
+            _ => Ok(()),
         }
-        (Action::Create | Action::Replace, _) => {
-            if let Some(old) = &change.before {
-                delete(aws, &rds, old).await?;
-            }
-            create(aws, &rds, r).await
-        }
-        (Action::Update, other) => Err(AwsError::Other(format!(
-            "{}: {other:?} is not an RDS kind",
-            r.address
-        ))),
     }
 }
 
-async fn create(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<(), AwsError> {
-    match r.kind {
-        Kind::DbSubnetGroup => {
-            let a: SubnetGroupAttrs = from_attrs(&r.address, &r.attrs)?;
-            let ids = subnet_ids(aws, &a.subnets).await?;
-            match rds
-                .create_db_subnet_group()
-                .db_subnet_group_name(&a.name)
-                .db_subnet_group_description(&a.description)
-                .set_subnet_ids(Some(ids))
-                .set_tags(Some(tags(aws, r.address.as_str())))
-                .send()
-                .await
-            {
-                Ok(_) => Ok(()),
-                // A retried create: ours only if tagged for this address.
-                Err(e) if common::code(&e) == Some("DBSubnetGroupAlreadyExists") => ensure_ours(aws, rds, r).await,
-                Err(e) => Err(api(aws, "rds", "CreateDBSubnetGroup", e)),
-            }
-        }
-        Kind::DbInstance => {
-            let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
-            // The group's name is derived from the environment and the identifier (see desired).
-            let group = format!("{}-{}", aws.environment, a.identifier);
-            let kms_key_id = super::kms::resolve(aws, &a.kms_key_id).await?;
-            let created = rds
-                .create_db_instance()
-                .db_instance_identifier(&a.identifier)
-                .engine(&a.engine)
-                .db_instance_class(&a.instance_class)
-                .allocated_storage(a.allocated_storage)
-                .backup_retention_period(a.backup_retention_period)
-                .storage_encrypted(a.storage_encrypted)
-                .kms_key_id(&kms_key_id)
-                .publicly_accessible(a.publicly_accessible)
-                .db_subnet_group_name(group)
-                .master_username(&a.master_username)
-                // The password is generated and kept by RDS in Secrets Manager: ctl never sees it.
-                .manage_master_user_password(true)
-                .master_user_secret_kms_key_id(&kms_key_id)
-                .copy_tags_to_snapshot(true)
-                .set_tags(Some(tags(aws, r.address.as_str())))
-                .send()
-                .await;
-            match created {
-                Ok(_) => Ok(()),
-                Err(e) if common::code(&e) == Some("DBInstanceAlreadyExists") => ensure_ours(aws, rds, r).await,
-                Err(e) => Err(api(aws, "rds", "CreateDBInstance", e)),
-            }
-        }
-        other => Err(AwsError::Other(format!(
-            "{}: {other:?} is not an RDS kind",
-            r.address
-        ))),
-    }
-}
+pub struct DbInstance;
 
-async fn delete(aws: &Aws, rds: &aws_sdk_rds::Client, r: &Resource) -> Result<(), AwsError> {
-    let gone = |code: Option<&str>| code.is_some_and(|c| c.contains("NotFound"));
-    match r.kind {
-        Kind::DbSubnetGroup => {
-            let a: SubnetGroupAttrs = from_attrs(&r.address, &r.attrs)?;
-            match rds
-                .delete_db_subnet_group()
-                .db_subnet_group_name(&a.name)
-                .send()
-                .await
-            {
-                Err(e) if !gone(common::code(&e)) => Err(api(aws, "rds", "DeleteDBSubnetGroup", e)),
-                _ => Ok(()),
-            }
+#[async_trait::async_trait]
+impl KindHandler<Aws> for DbInstance {
+    async fn create(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        let rds = common::rds(aws);
+        let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
+        // The group's name is derived from the environment and the identifier (see desired).
+        let group = format!("{}-{}", aws.environment, a.identifier);
+        let kms_key_id = super::kms::resolve(aws, &a.kms_key_id).await?;
+        let created = rds
+            .create_db_instance()
+            .db_instance_identifier(&a.identifier)
+            .engine(&a.engine)
+            .db_instance_class(&a.instance_class)
+            .allocated_storage(a.allocated_storage)
+            .backup_retention_period(a.backup_retention_period)
+            .storage_encrypted(a.storage_encrypted)
+            .kms_key_id(&kms_key_id)
+            .publicly_accessible(a.publicly_accessible)
+            .db_subnet_group_name(group)
+            .master_username(&a.master_username)
+            // The password is generated and kept by RDS in Secrets Manager: ctl never sees it.
+            .manage_master_user_password(true)
+            .master_user_secret_kms_key_id(&kms_key_id)
+            .copy_tags_to_snapshot(true)
+            .set_tags(Some(tags(aws, r.address.as_str())))
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(e) if common::code(&e) == Some("DBInstanceAlreadyExists") => ensure_ours(aws, &rds, r).await,
+            Err(e) => Err(api(aws, "rds", "CreateDBInstance", e)),
         }
-        Kind::DbInstance => {
-            let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let deleted = rds
-                .delete_db_instance()
-                .db_instance_identifier(&a.identifier)
-                .skip_final_snapshot(false)
-                .final_db_snapshot_identifier(format!("{}-final-{stamp}", a.identifier))
-                .send()
-                .await;
-            match deleted {
+    }
+
+    async fn update(&self, aws: &Aws, u: Update<'_>) -> Result<(), AwsError> {
+        let r = u.after;
+        let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
+        if u.changed("master_username") {
+            return Err(AwsError::Other(format!("{}: the master username cannot be changed", r.address)));
+        }
+        let mut m = common::rds(aws).modify_db_instance().db_instance_identifier(&a.identifier).apply_immediately(true);
+        if u.changed("instance_class") {
+            m = m.db_instance_class(&a.instance_class);
+        }
+        if u.changed("allocated_storage") {
+            m = m.allocated_storage(a.allocated_storage);
+        }
+        if u.changed("backup_retention_period") {
+            m = m.backup_retention_period(a.backup_retention_period);
+        }
+        if u.changed("publicly_accessible") {
+            m = m.publicly_accessible(a.publicly_accessible);
+        }
+        m.send().await.map_err(|e| api(aws, "rds", "ModifyDBInstance", e))?;
+        Ok(())
+    }
+
+    /// Delete with a final snapshot, and wait until it is gone (the subnet group it uses
+    /// cannot be deleted before).
+    async fn delete(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        let rds = common::rds(aws);
+        let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let deleted = rds
+            .delete_db_instance()
+            .db_instance_identifier(&a.identifier)
+            .skip_final_snapshot(false)
+            .final_db_snapshot_identifier(format!("{}-final-{stamp}", a.identifier))
+            .send()
+            .await;
+        match deleted {
+            Err(e) if gone(common::code(&e)) => return Ok(()),
+            Err(e) => return Err(api(aws, "rds", "DeleteDBInstance", e)),
+            Ok(_) => {}
+        }
+        let deadline = tokio::time::Instant::now() + DELETE_WAIT;
+        loop {
+            match rds.describe_db_instances().db_instance_identifier(&a.identifier).send().await {
                 Err(e) if gone(common::code(&e)) => return Ok(()),
-                Err(e) => return Err(api(aws, "rds", "DeleteDBInstance", e)),
+                Err(e) => return Err(api(aws, "rds", "DescribeDBInstances", e)),
+                Ok(out) if out.db_instances().is_empty() => return Ok(()),
                 Ok(_) => {}
             }
-            let deadline = tokio::time::Instant::now() + DELETE_WAIT;
-            loop {
-                match rds
-                    .describe_db_instances()
-                    .db_instance_identifier(&a.identifier)
-                    .send()
-                    .await
-                {
-                    Err(e) if gone(common::code(&e)) => return Ok(()),
-                    Err(e) => return Err(api(aws, "rds", "DescribeDBInstances", e)),
-                    Ok(out) if out.db_instances().is_empty() => return Ok(()),
-                    Ok(_) => {}
-                }
-                if tokio::time::Instant::now() > deadline {
-                    return Err(AwsError::Other(format!(
-                        "{}: still deleting after {}s",
-                        r.address,
-                        DELETE_WAIT.as_secs()
-                    )));
-                }
-                tokio::time::sleep(Duration::from_secs(5)).await;
+            if tokio::time::Instant::now() > deadline {
+                return Err(AwsError::Other(format!("{}: still deleting after {}s", r.address, DELETE_WAIT.as_secs())));
             }
+            tokio::time::sleep(Duration::from_secs(5)).await;
         }
-        other => Err(AwsError::Other(format!(
-            "{}: {other:?} is not an RDS kind",
-            r.address
-        ))),
     }
 }
 
@@ -476,7 +442,7 @@ pub async fn instance_exists(aws: &Aws, identifier: &str) -> Result<bool, AwsErr
 
 /// Encryption and retention of `identifier`; `None` if it does not exist.
 pub async fn protection(aws: &Aws, identifier: &str) -> Result<Option<Protection>, AwsError> {
-    let rds = aws_sdk_rds::Client::new(&aws.sdk);
+    let rds = common::rds(aws);
     match rds.describe_db_instances().db_instance_identifier(identifier).send().await {
         Err(e) if e.as_service_error().is_some_and(|e| e.is_db_instance_not_found_fault()) => Ok(None),
         Err(e) => Err(api(aws, "rds", "DescribeDBInstances", e)),
@@ -493,7 +459,7 @@ pub async fn protection(aws: &Aws, identifier: &str) -> Result<Option<Protection
 /// following apply of the same address. "Already exists" is success (a resumed restore).
 pub async fn restore_from_snapshot(aws: &Aws, r: &Resource, snapshot: &str) -> Result<(), AwsError> {
     let a: DbInstanceAttrs = from_attrs(&r.address, &r.attrs)?;
-    let rds = aws_sdk_rds::Client::new(&aws.sdk);
+    let rds = common::rds(aws);
     let group = format!("{}-{}", aws.environment, a.identifier);
     let restored = rds
         .restore_db_instance_from_db_snapshot()

@@ -4,16 +4,14 @@
 use super::cloudwatch::{owner, ownership_tags};
 use super::{Aws, AwsError};
 use crate::alarms::resources::*;
-use crate::diff::{Action, Change};
+use crate::providers::{KindHandler, Update};
 use crate::model::{Address, Kind, Observed, Resource, Scope};
 use crate::model::{from_attrs, to_attrs};
 use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType, Tag, TagResourceType};
 use std::collections::BTreeMap;
 
 pub fn client(aws: &Aws) -> aws_sdk_route53::Client {
-    let mut conf = aws_sdk_route53::config::Builder::from(&aws.sdk);
-    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
-    aws_sdk_route53::Client::from_conf(conf.build())
+    super::client::route53(aws)
 }
 
 fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata>(op: &'static str) -> impl FnOnce(E) -> AwsError {
@@ -125,25 +123,25 @@ pub async fn id_of(aws: &Aws, address: &str) -> Result<Option<String>, AwsError>
         .map(|o| o.id))
 }
 
-pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
-    let c = client(aws);
-    let r = change.resource();
-    let a: HealthCheckAttrs = from_attrs(&r.attrs).map_err(|e| AwsError::Other(format!("{}: {e}", change.address)))?;
-    let existing = id_of(aws, change.address.as_str()).await?;
-    match (change.action, existing) {
-        (Action::Delete, None) => Ok(()),
-        (Action::Delete | Action::Replace, Some(id)) => {
-            match c.delete_health_check().health_check_id(&id).send().await {
-                Ok(_) => {}
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_health_check()) => {}
-                Err(e) => return Err(api("DeleteHealthCheck")(e)),
-            }
-            if change.action == Action::Delete {
-                return Ok(());
-            }
-            create(aws, change, &r.name, &a).await
+fn attrs(r: &Resource) -> Result<HealthCheckAttrs, AwsError> {
+    from_attrs(&r.attrs).map_err(|e| AwsError::Other(format!("{}: {e}", r.address)))
+}
+
+pub struct HealthCheck;
+
+#[async_trait::async_trait]
+impl KindHandler<Aws> for HealthCheck {
+    async fn create(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        match id_of(aws, r.address.as_str()).await? {
+            Some(_) => Ok(()), // already exists (a re-run after a partial apply)
+            None => create(aws, r, &attrs(r)?).await,
         }
-        (Action::Update, Some(id)) => c
+    }
+
+    async fn update(&self, aws: &Aws, u: Update<'_>) -> Result<(), AwsError> {
+        let (r, a) = (u.after, attrs(u.after)?);
+        let Some(id) = id_of(aws, r.address.as_str()).await? else { return create(aws, r, &a).await };
+        client(aws)
             .update_health_check()
             .health_check_id(id)
             .fully_qualified_domain_name(&a.fqdn)
@@ -153,13 +151,21 @@ pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
             .send()
             .await
             .map(|_| ())
-            .map_err(api("UpdateHealthCheck")),
-        (Action::Create | Action::Update | Action::Replace, None) => create(aws, change, &r.name, &a).await,
-        (Action::Create, Some(_)) => Ok(()), // already exists (a re-run after a partial apply)
+            .map_err(api("UpdateHealthCheck"))
+    }
+
+    async fn delete(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        let Some(id) = id_of(aws, r.address.as_str()).await? else { return Ok(()) };
+        match client(aws).delete_health_check().health_check_id(&id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_health_check()) => Ok(()),
+            Err(e) => Err(api("DeleteHealthCheck")(e)),
+        }
     }
 }
 
-async fn create(aws: &Aws, change: &Change, name: &str, a: &HealthCheckAttrs) -> Result<(), AwsError> {
+async fn create(aws: &Aws, r: &Resource, a: &HealthCheckAttrs) -> Result<(), AwsError> {
+    let name = r.name.as_str();
     let c = client(aws);
     let cfg = HealthCheckConfig::builder()
         .r#type(HealthCheckType::from(a.check_type.as_str()))
@@ -169,7 +175,7 @@ async fn create(aws: &Aws, change: &Change, name: &str, a: &HealthCheckAttrs) ->
         .request_interval(a.request_interval as i32)
         .failure_threshold(a.failure_threshold as i32)
         .build()
-        .map_err(|e| AwsError::Other(format!("{}: {e}", change.address)))?;
+        .map_err(|e| AwsError::Other(format!("{}: {e}", r.address)))?;
     let reference = format!("{name}-{}", crate::alarms::mute::now_nanos());
     let out = c
         .create_health_check()
@@ -184,7 +190,7 @@ async fn create(aws: &Aws, change: &Change, name: &str, a: &HealthCheckAttrs) ->
         .resource_type(TagResourceType::Healthcheck)
         .resource_id(&id);
     req = req.add_tags(Tag::builder().key("Name").value(name).build());
-    for (k, v) in ownership_tags(aws, &change.address) {
+    for (k, v) in ownership_tags(aws, &r.address) {
         req = req.add_tags(Tag::builder().key(k).value(v).build());
     }
     req.send().await.map(|_| ()).map_err(api("ChangeTagsForResource"))

@@ -17,7 +17,7 @@ use super::{Aws, AwsError};
 use crate::alarms::resources::*;
 use crate::alarms::webhook::stand_in;
 use crate::secret::Sensitive;
-use crate::diff::{Action, Change};
+use crate::providers::{KindHandler, Update};
 use crate::model::{Kind, Observed, Resource, Scope, Unmanaged};
 use crate::model::{from_attrs, to_attrs};
 use aws_sdk_sns::types::{Subscription, Tag};
@@ -134,9 +134,7 @@ pub async fn webhook_state(aws: &Aws, topic: &str, endpoint: &Sensitive<String>)
 }
 
 pub fn client(aws: &Aws) -> aws_sdk_sns::Client {
-    let mut conf = aws_sdk_sns::config::Builder::from(&aws.sdk);
-    aws.interceptors().for_each(|i| { conf.push_interceptor(i); });
-    aws_sdk_sns::Client::from_conf(conf.build())
+    super::client::sns(aws)
 }
 
 fn api<E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata>(op: &'static str) -> impl FnOnce(E) -> AwsError {
@@ -222,139 +220,128 @@ fn is_foreign(pairs: &[(&str, &str)], aws: &Aws) -> bool {
             .any(|(k, v)| *k == super::cloudwatch::ENVIRONMENT && *v == aws.environment)
 }
 
-pub async fn apply(aws: &Aws, change: &Change) -> Result<(), AwsError> {
-    let c = client(aws);
-    let r = change.resource();
-    let bad = |e: serde_json::Error| AwsError::Other(format!("{}: {e}", change.address));
-    match (change.kind, change.action) {
-        (Kind::SnsTopic, Action::Create | Action::Update | Action::Replace) => {
-            let a: SnsTopicAttrs = from_attrs(&r.attrs).map_err(bad)?;
-            // CreateTopic returns an existing topic of that name, which TagResource would then
-            // stamp: refuse one that is not already ours.
-            if let Some(arn) = topics(aws).await?.get(&a.name) {
-                let tags = c.list_tags_for_resource().resource_arn(arn).send().await.map_err(api("ListTagsForResource"))?;
-                let pairs: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
-                if owner(aws, &pairs).as_ref() != Some(&change.address) {
-                    return Err(AwsError::Other(format!(
-                        "{}: an SNS topic named {:?} exists and is not tagged as ctl's for this address; nothing was written",
-                        change.address, a.name
-                    )));
-                }
-            }
-            let mut req = c.create_topic().name(&a.name);
-            for (k, v) in ownership_tags(aws, &change.address) {
-                req = req.tags(
-                    Tag::builder()
-                        .key(k)
-                        .value(v)
-                        .build()
-                        .map_err(|e| AwsError::Other(e.to_string()))?,
-                );
-            }
-            // CreateTopic is idempotent for the same name and tags.
-            let out = req.send().await.map_err(api("CreateTopic"))?;
-            if let Some(arn) = out.topic_arn() {
-                let mut tag = c.tag_resource().resource_arn(arn);
-                for (k, v) in ownership_tags(aws, &change.address) {
-                    tag = tag.tags(
-                        Tag::builder()
-                            .key(k)
-                            .value(v)
-                            .build()
-                            .map_err(|e| AwsError::Other(e.to_string()))?,
-                    );
-                }
-                tag.send().await.map_err(api("TagResource"))?;
-            }
-            Ok(())
-        }
-        (Kind::SnsTopic, Action::Delete) => {
-            let a: SnsTopicAttrs = from_attrs(&r.attrs).map_err(bad)?;
-            match topics(aws).await?.get(&a.name) {
-                Some(arn) => c
-                    .delete_topic()
-                    .topic_arn(arn)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(api("DeleteTopic")),
-                None => Ok(()),
-            }
-        }
-        (Kind::SnsSubscription, action) => {
-            let a: SnsSubscriptionAttrs = from_attrs(&r.attrs).map_err(bad)?;
-            let Some(arn) = topics(aws).await?.get(&a.topic).cloned() else {
-                return if action == Action::Delete {
-                    Ok(())
-                } else {
-                    Err(AwsError::Other(format!(
-                        "{}: topic {} does not exist",
-                        change.address, a.topic
-                    )))
-                };
-            };
-            if matches!(action, Action::Delete | Action::Replace) {
-                let before: SnsSubscriptionAttrs =
-                    from_attrs(&change.before.as_ref().unwrap_or(r).attrs).map_err(bad)?;
-                let subs = c
-                    .list_subscriptions_by_topic()
-                    .topic_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(api("ListSubscriptionsByTopic"))?;
-                for s in subs.subscriptions() {
-                    let sub_arn = s.subscription_arn().unwrap_or_default();
-                    if s.protocol() == Some("https")
-                        && stand_in(&aws.environment, s.endpoint().unwrap_or_default()) == before.endpoint
-                        && sub_arn.starts_with("arn:")
-                    {
-                        c.unsubscribe()
-                            .subscription_arn(sub_arn)
-                            .send()
-                            .await
-                            .map_err(api("Unsubscribe"))?;
-                    }
-                }
-                if action == Action::Delete {
-                    return Ok(());
-                }
-            }
-            // The one place the URL leaves ctl. It must be the URL the plan was made with: a
-            // saved plan applied after the variable or KV secret changed is refused.
-            let url = aws.webhook.as_ref().ok_or_else(|| {
-                AwsError::Other(format!("{}: the webhook URL was not read (no alarms.sns.webhook source resolved)", change.address))
-            })?;
-            let now = stand_in(&aws.environment, url.expose());
-            if now != a.endpoint {
-                return Err(AwsError::Other(format!(
-                    "{}: the webhook URL is {now} now, the plan has {}; run `ctl plan` again",
-                    change.address, a.endpoint
-                )));
-            }
-            // Subscribe is idempotent for the same topic, protocol and endpoint. Its error text
-            // is scrubbed of the URL in case the service quotes the parameter.
-            c.subscribe()
-                .topic_arn(&arn)
-                .protocol(&a.protocol)
-                .endpoint(url.expose())
-                .return_subscription_arn(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| match AwsError::api("sns", "Subscribe", e) {
-                    AwsError::Api { service, operation, message } => AwsError::Api {
-                        service,
-                        operation,
-                        message: message.replace(url.expose().as_str(), &now),
-                    },
-                    other => other,
-                })
-        }
-        (kind, _) => Err(AwsError::Other(format!(
-            "{}: {kind:?} is not an SNS kind",
-            change.address
-        ))),
+fn malformed(r: &Resource) -> impl Fn(serde_json::Error) -> AwsError + '_ {
+    move |e| AwsError::Other(format!("{}: {e}", r.address))
+}
+
+fn tag(k: String, v: String) -> Result<Tag, AwsError> {
+    Tag::builder().key(k).value(v).build().map_err(|e| AwsError::Other(e.to_string()))
+}
+
+pub struct SnsTopic;
+
+/// Creates and updates are one CreateTopic (idempotent for the same name and tags), guarded
+/// against a foreign topic of that name.
+#[async_trait::async_trait]
+impl KindHandler<Aws> for SnsTopic {
+    async fn create(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        put_topic(aws, r).await
     }
+    async fn update(&self, aws: &Aws, u: Update<'_>) -> Result<(), AwsError> {
+        put_topic(aws, u.after).await
+    }
+    async fn delete(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        let a: SnsTopicAttrs = from_attrs(&r.attrs).map_err(malformed(r))?;
+        match topics(aws).await?.get(&a.name) {
+            Some(arn) => client(aws).delete_topic().topic_arn(arn).send().await.map(|_| ()).map_err(api("DeleteTopic")),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn put_topic(aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+    let c = client(aws);
+    let a: SnsTopicAttrs = from_attrs(&r.attrs).map_err(malformed(r))?;
+    // CreateTopic returns an existing topic of that name, which TagResource would then
+    // stamp: refuse one that is not already ours.
+    if let Some(arn) = topics(aws).await?.get(&a.name) {
+        let tags = c.list_tags_for_resource().resource_arn(arn).send().await.map_err(api("ListTagsForResource"))?;
+        let pairs: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
+        if owner(aws, &pairs).as_ref() != Some(&r.address) {
+            return Err(AwsError::Other(format!(
+                "{}: an SNS topic named {:?} exists and is not tagged as ctl's for this address; nothing was written",
+                r.address, a.name
+            )));
+        }
+    }
+    let mut req = c.create_topic().name(&a.name);
+    for (k, v) in ownership_tags(aws, &r.address) {
+        req = req.tags(tag(k, v)?);
+    }
+    let out = req.send().await.map_err(api("CreateTopic"))?;
+    if let Some(arn) = out.topic_arn() {
+        let mut tagging = c.tag_resource().resource_arn(arn);
+        for (k, v) in ownership_tags(aws, &r.address) {
+            tagging = tagging.tags(tag(k, v)?);
+        }
+        tagging.send().await.map_err(api("TagResource"))?;
+    }
+    Ok(())
+}
+
+pub struct SnsSubscription;
+
+#[async_trait::async_trait]
+impl KindHandler<Aws> for SnsSubscription {
+    async fn create(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        subscribe(aws, r).await
+    }
+    async fn update(&self, aws: &Aws, u: Update<'_>) -> Result<(), AwsError> {
+        subscribe(aws, u.after).await
+    }
+    /// Unsubscribe the topic's https subscriptions whose endpoint has this stand-in.
+    async fn delete(&self, aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+        let c = client(aws);
+        let a: SnsSubscriptionAttrs = from_attrs(&r.attrs).map_err(malformed(r))?;
+        let Some(arn) = topics(aws).await?.get(&a.topic).cloned() else { return Ok(()) };
+        let subs = c.list_subscriptions_by_topic().topic_arn(&arn).send().await.map_err(api("ListSubscriptionsByTopic"))?;
+        for s in subs.subscriptions() {
+            let sub_arn = s.subscription_arn().unwrap_or_default();
+            if s.protocol() == Some("https")
+                && stand_in(&aws.environment, s.endpoint().unwrap_or_default()) == a.endpoint
+                && sub_arn.starts_with("arn:")
+            {
+                c.unsubscribe().subscription_arn(sub_arn).send().await.map_err(api("Unsubscribe"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn subscribe(aws: &Aws, r: &Resource) -> Result<(), AwsError> {
+    let a: SnsSubscriptionAttrs = from_attrs(&r.attrs).map_err(malformed(r))?;
+    let Some(arn) = topics(aws).await?.get(&a.topic).cloned() else {
+        return Err(AwsError::Other(format!("{}: topic {} does not exist", r.address, a.topic)));
+    };
+    // The one place the URL leaves ctl. It must be the URL the plan was made with: a
+    // saved plan applied after the variable or KV secret changed is refused.
+    let url = aws.webhook.as_ref().ok_or_else(|| {
+        AwsError::Other(format!("{}: the webhook URL was not read (no alarms.sns.webhook source resolved)", r.address))
+    })?;
+    let now = stand_in(&aws.environment, url.expose());
+    if now != a.endpoint {
+        return Err(AwsError::Other(format!(
+            "{}: the webhook URL is {now} now, the plan has {}; run `ctl plan` again",
+            r.address, a.endpoint
+        )));
+    }
+    // Subscribe is idempotent for the same topic, protocol and endpoint. Its error text
+    // is scrubbed of the URL in case the service quotes the parameter.
+    client(aws)
+        .subscribe()
+        .topic_arn(&arn)
+        .protocol(&a.protocol)
+        .endpoint(url.expose())
+        .return_subscription_arn(true)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| match AwsError::api("sns", "Subscribe", e) {
+            AwsError::Api { service, operation, message } => {
+                AwsError::Api { service, operation, message: message.replace(url.expose().as_str(), &now) }
+            }
+            other => other,
+        })
 }
 
 #[cfg(test)]

@@ -264,7 +264,11 @@ async fn destroy_aws(aws: &crate::aws::Aws, parallelism: usize) -> anyhow::Resul
     let live = crate::aws::observe(aws).await?;
     let diff = crate::diff::diff(&[], &live.resources, &[]);
     let changes: Vec<_> = diff.changes.into_iter().filter(|c| c.kind.provider() == Provider::Aws).collect();
-    let report = crate::execute::execute(&changes, parallelism, |c| async move { crate::aws::apply_change(aws, &c).await.map_err(|e| e.to_string()) }, |_| {}).await;
+    // Through the one engine, like every write: the drill's own moto, every loss allowed by name.
+    let guard = crate::engine::Guard::apply(changes.iter().map(|c| c.address.clone()));
+    let changes = guard.check(&changes, &[])?;
+    let providers = crate::engine::Providers { bao: None, aws: Some(aws) };
+    let report = crate::engine::run(providers, &changes, parallelism, &Default::default(), |_| {}).await;
     if !report.is_success() {
         let first = report.failed().next().map(|o| format!("{}: {:?}", o.address, o.status)).unwrap_or_default();
         bail!("the simulated disaster could not delete everything: {first}");

@@ -116,7 +116,7 @@ pub async fn seal_key(env: &Environment, aws: &Aws) -> Result<Option<SealKey>, D
         return Ok(None);
     };
     let Some(key) = env.kms_iam.kms_keys.get(name) else { return Ok(None) };
-    let kms = aws_sdk_kms::Client::new(&aws.sdk);
+    let kms = crate::aws::client::kms(aws);
     let described = kms.describe_key().key_id(&key.alias).send().await.map_err(|e| AwsError::api("kms", "DescribeKey", e))?;
     Ok(described.key_metadata().map(|m| SealKey { kms_key_id: m.key_id().to_string() }))
 }
@@ -124,7 +124,7 @@ pub async fn seal_key(env: &Environment, aws: &Aws) -> Result<Option<SealKey>, D
 /// A manual snapshot of the environment's DB instance (if any, and if it exists), waited for.
 async fn snapshot_databases(env: &Environment, aws: &Aws, stamp: &str) -> Result<Vec<DbSnapshot>, DrError> {
     let Some(rds) = &env.infra.rds else { return Ok(Vec::new()) };
-    let client = aws_sdk_rds::Client::new(&aws.sdk);
+    let client = crate::aws::client::rds(aws);
     let exists = client.describe_db_instances().db_instance_identifier(&rds.identifier).send().await;
     match exists {
         Ok(out) if !out.db_instances().is_empty() => {}

@@ -1,4 +1,5 @@
-//! Carrying out one change against OpenBao. Every operation is idempotent: "already exists"
+//! What the OpenBao kinds' handlers ([`super::kinds`]) share, `ctl adopt`, and the namespace
+//! deletion and digest recording around an apply. Every operation is idempotent: "already exists"
 //! and "already gone" are success, so a re-run after any failure converges.
 //!
 //! Every create is create-only: an object found at the target that is not ctl's (a namespace
@@ -10,7 +11,6 @@
 
 use super::client::{Bao, BaoError};
 use super::resources::*;
-use crate::diff::{Action, Change};
 use crate::model::{Kind, Resource};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -19,106 +19,17 @@ use std::time::{Duration, Instant};
 /// How long to wait for OpenBao's asynchronous namespace deletion.
 const NAMESPACE_DELETE_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub async fn apply_change(bao: &Bao, change: &Change) -> Result<(), BaoError> {
-    if change.implied_by.is_some() {
-        return Ok(()); // removed together with its container
-    }
-    let before = || change.before.as_ref().ok_or_else(|| malformed(change));
-    let after = || change.after.as_ref().ok_or_else(|| malformed(change));
-    match change.action {
-        Action::Create => create(bao, after()?).await,
-        Action::Update => update(bao, change).await,
-        Action::Replace => {
-            delete(bao, before()?).await?;
-            create(bao, after()?).await
-        }
-        Action::Delete => delete(bao, before()?).await,
-    }
-}
-
-fn malformed(change: &Change) -> BaoError {
-    BaoError::Other(format!("{}: a {} without the state it needs (malformed plan)", change.address, change.action.verb()))
-}
-
-fn attrs<T: serde::de::DeserializeOwned>(r: &Resource) -> Result<T, BaoError> {
+pub(super) fn attrs<T: serde::de::DeserializeOwned>(r: &Resource) -> Result<T, BaoError> {
     from_attrs(&r.attrs).map_err(|e| BaoError::Other(format!("{}: malformed attributes: {e}", r.address)))
 }
 
-fn ns(r: &Resource) -> Option<&str> {
+pub(super) fn ns(r: &Resource) -> Option<&str> {
     r.scope.namespace()
-}
-
-async fn create(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
-    match r.kind {
-        Kind::Namespace => {
-            let a: NamespaceAttrs = attrs(r)?;
-            // The namespace POST is an upsert: it would stamp ctl's marker onto a foreign one.
-            if let Some(existing) = bao.read(None, format!("sys/namespaces/{}", a.path)).await? {
-                let meta = |k: &str| existing.pointer(&format!("/data/custom_metadata/{k}")).and_then(|v| v.as_str()).map(str::to_string);
-                let ours = meta(MANAGED_BY_KEY).as_deref() == Some(MANAGED_BY_VALUE)
-                    && meta("environment") == a.custom_metadata.get("environment").cloned();
-                if !ours {
-                    return Err(not_owned(r, "a namespace without this environment's managed-by marker exists there"));
-                }
-                // A retried create of our own namespace: bring its metadata in line, keep records.
-                return patch_metadata(bao, &a.path, &a.custom_metadata, &BTreeMap::new()).await;
-            }
-            bao.write(None, format!("sys/namespaces/{}", a.path), &json!({"custom_metadata": a.custom_metadata}))
-                .await
-                .map_err(|e| match e.to_string() {
-                    m if m.contains(STRAY_MOUNT) => BaoError::Other(format!("{m}; {CRASH_LEFTOVER_REMEDY}")),
-                    _ => e,
-                })?;
-        }
-        Kind::KvMount => {
-            let a: KvMountAttrs = attrs(r)?;
-            let body = json!({"type": "kv", "description": a.description, "options": {"version": a.version.to_string()}});
-            mount(bao, ns(r), &format!("sys/mounts/{}", a.path), &body).await?;
-            write_kv_config(bao, r, &a).await?;
-        }
-        Kind::Policy => {
-            let a: PolicyAttrs = attrs(r)?;
-            let path = format!("sys/policies/acl/{}", r.name);
-            // cas 0: only if absent. A policy already there is fine only if it is ours (a retry).
-            match bao.write(ns(r), &path, &json!({"policy": a.policy, "cas": 0})).await {
-                Err(e) if e.is_cas_mismatch() => update_policy(bao, r, &a).await?,
-                other => other.map(drop)?,
-            }
-        }
-        Kind::AuthMount => {
-            let a: AuthMountAttrs = attrs(r)?;
-            let body = json!({"type": a.kind, "description": a.description});
-            mount(bao, ns(r), &format!("sys/auth/{}", a.path), &body).await?;
-        }
-        Kind::AppRole => {
-            let a: AppRoleAttrs = attrs(r)?;
-            claim(bao, r, &format!("auth/{}/role/{}", a.mount, r.name)).await?;
-            write_role(bao, r).await?
-        }
-        Kind::TransitMount => {
-            let a: TransitMountAttrs = attrs(r)?;
-            let body = json!({"type": "transit", "description": a.description});
-            mount(bao, ns(r), &format!("sys/mounts/{}", a.path), &body).await?;
-        }
-        Kind::TransitKey => {
-            let a: TransitKeyAttrs = attrs(r)?;
-            let path = format!("{}/keys/{}", a.mount, r.name);
-            claim(bao, r, &path).await?;
-            bao.write(ns(r), &path, &json!({"type": a.key_type})).await?;
-            write_transit_key_config(bao, r, &a).await?;
-        }
-        Kind::RateLimitQuota => {
-            claim(bao, r, &format!("sys/quotas/rate-limit/{}", r.name)).await?;
-            write_quota(bao, r).await?
-        }
-        other => return Err(BaoError::Other(format!("{}: {other:?} is not an OpenBao kind", r.address))),
-    }
-    Ok(())
 }
 
 /// Enable a mount. If the path is taken, it is fine only when it is this very mount (a
 /// retried create: same type, ctl's marker); anything else is someone else's mount.
-async fn mount(bao: &Bao, ns: Option<&str>, path: &str, body: &serde_json::Value) -> Result<(), BaoError> {
+pub(super) async fn mount(bao: &Bao, ns: Option<&str>, path: &str, body: &serde_json::Value) -> Result<(), BaoError> {
     match bao.write(ns, path, body).await {
         Err(e) if e.is_already_in_use() => {
             let existing = bao.read(ns, path).await?;
@@ -142,7 +53,7 @@ async fn mount(bao: &Bao, ns: Option<&str>, path: &str, body: &serde_json::Value
 }
 
 /// The error for an object at a create's target that ctl does not own.
-fn not_owned(r: &Resource, what: &str) -> BaoError {
+pub(super) fn not_owned(r: &Resource, what: &str) -> BaoError {
     BaoError::Other(format!(
         "{}: {what}; it is not ctl's, so nothing was written. Remove or rename it, or take it over with `ctl adopt {}`",
         r.address, r.address
@@ -161,7 +72,7 @@ fn record_namespace(r: &Resource) -> Result<String, BaoError> {
 
 /// Before creating an object that has no marker field at `path`: refuse if something that
 /// the namespace does not record as `r` is there, then record `r` (idempotent).
-async fn claim(bao: &Bao, r: &Resource, path: &str) -> Result<(), BaoError> {
+pub(super) async fn claim(bao: &Bao, r: &Resource, path: &str) -> Result<(), BaoError> {
     let namespace = record_namespace(r)?;
     let key = record_key(r);
     let (existing, meta) = futures::try_join!(
@@ -241,7 +152,7 @@ fn not_found(r: &Resource) -> BaoError {
 }
 
 /// After deleting an object that has no marker field: drop its record.
-async fn unrecord(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
+pub(super) async fn unrecord(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
     let namespace = record_namespace(r)?;
     if bao.read(None, format!("sys/namespaces/{namespace}")).await?.is_none() {
         return Ok(()); // the namespace, and the record with it, is gone
@@ -251,7 +162,7 @@ async fn unrecord(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
 
 /// Merge-patch a namespace's custom_metadata: `set` these keys, remove the keys of `remove`.
 /// Other keys (ctl's ownership records) stay as they are.
-async fn patch_metadata(
+pub(super) async fn patch_metadata(
     bao: &Bao,
     namespace: &str,
     set: &BTreeMap<String, String>,
@@ -267,143 +178,8 @@ async fn patch_metadata(
     bao.patch(None, format!("sys/namespaces/{namespace}"), &json!({"custom_metadata": meta})).await.map(drop)
 }
 
-/// Rewrite one of ctl's policies: check-and-set on the version read, and only if that version
-/// still carries this address's marker line.
-async fn update_policy(bao: &Bao, r: &Resource, a: &PolicyAttrs) -> Result<(), BaoError> {
-    let path = format!("sys/policies/acl/{}", r.name);
-    let body = bao.read(ns(r), &path).await?;
-    let live = super::client::data(&body);
-    let text = live.and_then(|d| d.get("policy")).and_then(|v| v.as_str()).unwrap_or_default();
-    let version = live.and_then(|d| d.get("version")).and_then(|v| v.as_u64());
-    let marker = format!("{POLICY_MARKER}{}", r.address);
-    match version {
-        Some(v) if text.lines().next() == Some(marker.as_str()) => {
-            bao.write(ns(r), &path, &json!({"policy": a.policy, "cas": v})).await.map(drop)
-        }
-        Some(_) => Err(not_owned(r, "the policy there does not carry ctl's marker line for this address")),
-        None => bao.write(ns(r), &path, &json!({"policy": a.policy, "cas": 0})).await.map(drop),
-    }
-}
-
-async fn update(bao: &Bao, change: &Change) -> Result<(), BaoError> {
-    let r = change.after.as_ref().ok_or_else(|| malformed(change))?;
-    let changed = |field: &str| change.fields.iter().any(|f| f.field == field);
-    match r.kind {
-        Kind::Namespace => {
-            let a: NamespaceAttrs = attrs(r)?;
-            let before: Option<NamespaceAttrs> = change.before.as_ref().map(attrs).transpose()?;
-            let mut gone = before.map(|b| b.custom_metadata).unwrap_or_default();
-            gone.retain(|k, _| !a.custom_metadata.contains_key(k));
-            patch_metadata(bao, &a.path, &a.custom_metadata, &gone).await?
-        }
-        Kind::Policy => update_policy(bao, r, &attrs(r)?).await?,
-        Kind::AppRole => write_role(bao, r).await?,
-        Kind::RateLimitQuota => write_quota(bao, r).await?,
-        Kind::KvMount => {
-            let a: KvMountAttrs = attrs(r)?;
-            if changed("description") {
-                tune(bao, ns(r), &format!("sys/mounts/{}/tune", a.path), &a.description).await?;
-            }
-            if ["max_versions", "cas_required", "delete_version_after"].iter().any(|f| changed(f)) {
-                write_kv_config(bao, r, &a).await?;
-            }
-        }
-        Kind::AuthMount => {
-            let a: AuthMountAttrs = attrs(r)?;
-            tune(bao, ns(r), &format!("sys/auth/{}/tune", a.path), &a.description).await?;
-        }
-        Kind::TransitMount => {
-            let a: TransitMountAttrs = attrs(r)?;
-            tune(bao, ns(r), &format!("sys/mounts/{}/tune", a.path), &a.description).await?;
-        }
-        Kind::TransitKey => {
-            let a: TransitKeyAttrs = attrs(r)?;
-            write_transit_key_config(bao, r, &a).await?;
-        }
-        other => return Err(BaoError::Other(format!("{}: {other:?} is not an OpenBao kind", r.address))),
-    }
-    Ok(())
-}
-
-async fn tune(bao: &Bao, ns: Option<&str>, path: &str, description: &str) -> Result<(), BaoError> {
+pub(super) async fn tune(bao: &Bao, ns: Option<&str>, path: &str, description: &str) -> Result<(), BaoError> {
     bao.write(ns, path, &json!({"description": description})).await.map(drop)
-}
-
-async fn write_kv_config(bao: &Bao, r: &Resource, a: &KvMountAttrs) -> Result<(), BaoError> {
-    let body = json!({
-        "max_versions": a.max_versions,
-        "cas_required": a.cas_required,
-        "delete_version_after": a.delete_version_after,
-    });
-    bao.write(ns(r), format!("{}/config", a.path), &body).await.map(drop)
-}
-
-async fn write_role(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
-    let a: AppRoleAttrs = attrs(r)?;
-    let body = json!({
-        "token_policies": a.token_policies,
-        "token_ttl": a.token_ttl,
-        "token_max_ttl": a.token_max_ttl,
-        "secret_id_ttl": a.secret_id_ttl,
-        "secret_id_num_uses": a.secret_id_num_uses,
-        "token_bound_cidrs": a.token_bound_cidrs,
-        "secret_id_bound_cidrs": a.secret_id_bound_cidrs,
-    });
-    bao.write(ns(r), format!("auth/{}/role/{}", a.mount, r.name), &body).await.map(drop)
-}
-
-async fn write_transit_key_config(bao: &Bao, r: &Resource, a: &TransitKeyAttrs) -> Result<(), BaoError> {
-    let body = json!({"auto_rotate_period": a.auto_rotate_period});
-    bao.write(ns(r), format!("{}/keys/{}/config", a.mount, r.name), &body).await.map(drop)
-}
-
-async fn write_quota(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
-    let a: QuotaAttrs = attrs(r)?;
-    let body = json!({
-        "path": a.path,
-        "rate": a.rate,
-        "interval": a.interval,
-        "block_interval": a.block_interval,
-    });
-    bao.write(None, format!("sys/quotas/rate-limit/{}", r.name), &body).await.map(drop)
-}
-
-async fn delete(bao: &Bao, r: &Resource) -> Result<(), BaoError> {
-    match r.kind {
-        Kind::Namespace => delete_namespace(bao, &r.name).await?,
-        Kind::KvMount | Kind::TransitMount => {
-            bao.delete(ns(r), format!("sys/mounts/{}", r.name)).await?;
-        }
-        Kind::AuthMount => {
-            bao.delete(ns(r), format!("sys/auth/{}", r.name)).await?;
-        }
-        Kind::Policy => {
-            bao.delete(ns(r), format!("sys/policies/acl/{}", r.name)).await?;
-        }
-        Kind::AppRole => {
-            let a: AppRoleAttrs = attrs(r)?;
-            bao.delete(ns(r), format!("auth/{}/role/{}", a.mount, r.name)).await?;
-            unrecord(bao, r).await?;
-        }
-        Kind::TransitKey => {
-            let a: TransitKeyAttrs = attrs(r)?;
-            let config = format!("{}/keys/{}/config", a.mount, r.name);
-            match bao.write(ns(r), &config, &json!({"deletion_allowed": true})).await {
-                Err(e) if e.is_not_found() => {}
-                other => {
-                    other?;
-                    bao.delete(ns(r), format!("{}/keys/{}", a.mount, r.name)).await?;
-                }
-            };
-            unrecord(bao, r).await?;
-        }
-        Kind::RateLimitQuota => {
-            bao.delete(None, format!("sys/quotas/rate-limit/{}", r.name)).await?;
-            unrecord(bao, r).await?;
-        }
-        other => return Err(BaoError::Other(format!("{}: {other:?} is not an OpenBao kind", r.address))),
-    }
-    Ok(())
 }
 
 /// Resume the deletion of this environment's own namespaces that OpenBao left tainted (a
@@ -437,12 +213,12 @@ pub async fn resume_stuck_deletions(bao: &Bao, environment: &str) -> Result<Vec<
 
 /// Namespace deletion is asynchronous in OpenBao: wait until it is really gone, so a
 /// following create of the same name (a replace, or the next apply) does not collide.
-async fn delete_namespace(bao: &Bao, path: &str) -> Result<(), BaoError> {
+pub(super) async fn delete_namespace(bao: &Bao, path: &str) -> Result<(), BaoError> {
     delete_namespace_until(bao, path, None, NAMESPACE_DELETE_TIMEOUT).await
 }
 
 /// OpenBao's refusal to create a namespace whose mounts it still holds from before a crash.
-const STRAY_MOUNT: &str = "new namespace conflicts with existing mount";
+pub(super) const STRAY_MOUNT: &str = "new namespace conflicts with existing mount";
 
 /// What clears OpenBao's crash leftovers (a namespace deletion the active node dropped, a
 /// stray mount of a deleted namespace): the next active node reloads the mount table from

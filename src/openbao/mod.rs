@@ -7,6 +7,7 @@ pub mod approle;
 pub mod bootstrap;
 pub mod client;
 pub mod journal;
+pub mod kinds;
 pub mod lock;
 pub mod login;
 pub mod observe;
