@@ -67,7 +67,7 @@ pub enum Kind {
     TransitMount,
     TransitKey,
     RateLimitQuota,
-    // AWS network, EC2 and RDS kinds (src/aws/network.rs, ec2.rs, rds.rs).
+    // AWS network, EC2 and RDS kinds (src/aws/<kind>.rs, ec2.rs, rds.rs).
     Vpc,
     Subnet,
     InternetGateway,
@@ -76,6 +76,7 @@ pub enum Kind {
     VpcEndpoint,
     SecurityGroup,
     Instance,
+    ElasticIp,
     DbSubnetGroup,
     DbInstance,
     // AWS KMS and IAM kinds (src/aws/kms.rs, iam.rs).
@@ -109,6 +110,7 @@ impl Kind {
         Kind::VpcEndpoint,
         Kind::SecurityGroup,
         Kind::Instance,
+        Kind::ElasticIp,
         Kind::DbSubnetGroup,
         Kind::DbInstance,
         Kind::KmsKey,
@@ -160,6 +162,7 @@ impl Kind {
             | Kind::VpcEndpoint
             | Kind::SecurityGroup
             | Kind::Instance
+            | Kind::ElasticIp
             | Kind::DbSubnetGroup
             | Kind::DbInstance => Provider::Aws,
             Kind::KmsKey | Kind::KmsAlias | Kind::IamRole | Kind::IamInstanceProfile => Provider::Aws,
@@ -185,6 +188,8 @@ impl Kind {
             Kind::VpcEndpoint => &KindSpec { replace_on: &["vpc", "service_name", "type"], data_loss_on_delete: false, parent_attr: None },
             Kind::SecurityGroup => &KindSpec { replace_on: &["vpc", "group_name", "description"], data_loss_on_delete: false, parent_attr: None },
             Kind::Instance => &INSTANCE_SPEC,
+            // Releasing an address gives it back to AWS for good: whoever relied on it loses it.
+            Kind::ElasticIp => &KindSpec { replace_on: &["domain"], data_loss_on_delete: true, parent_attr: None },
             Kind::DbSubnetGroup => &KindSpec { replace_on: &["name"], data_loss_on_delete: false, parent_attr: None },
             Kind::DbInstance => &KindSpec {
                 replace_on: &["identifier", "engine", "storage_encrypted", "kms_key_id", "subnet_group"],

@@ -107,7 +107,7 @@ impl Handler {
 /// THE registry: the handler of every kind. Exhaustive, so a new [`Kind`] does not compile
 /// until it is registered here.
 pub fn handler(kind: Kind) -> Handler {
-    use crate::aws::{cloudwatch, ec2, iam, internet_gateway, kms, rds, route53, route_table, security_group, sns, subnet, vpc, vpc_endpoint};
+    use crate::aws::{cloudwatch, ec2, elastic_ip, iam, internet_gateway, kms, rds, route53, route_table, security_group, sns, subnet, vpc, vpc_endpoint};
     use crate::openbao::kinds as bao;
     match kind {
         Kind::Namespace => Handler::OpenBao(&bao::Namespace),
@@ -125,6 +125,7 @@ pub fn handler(kind: Kind) -> Handler {
         Kind::VpcEndpoint => Handler::Aws(&vpc_endpoint::VpcEndpoint),
         Kind::SecurityGroup => Handler::Aws(&security_group::SecurityGroup),
         Kind::NatInstance | Kind::Instance => Handler::Aws(&ec2::Instance),
+        Kind::ElasticIp => Handler::Aws(&elastic_ip::ElasticIp),
         Kind::DbSubnetGroup => Handler::Aws(&rds::DbSubnetGroup),
         Kind::DbInstance => Handler::Aws(&rds::DbInstance),
         Kind::KmsKey => Handler::Aws(&kms::KmsKey),

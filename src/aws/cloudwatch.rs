@@ -7,6 +7,7 @@
 //! disabled by a mute still in force reads as `actions_enabled: true` (the mute is sanctioned);
 //! once the mute has expired it reads `false` and the plan restores it.
 
+use super::tags;
 use super::{Aws, AwsError};
 use crate::alarms::backtest::Series;
 use crate::alarms::mute::{self, Mute, MUTED_UNTIL_TAG, MUTE_REASON_TAG};
@@ -20,27 +21,6 @@ use aws_sdk_cloudwatch::types::{
 use aws_smithy_types::DateTime;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
-
-pub const MANAGED_BY: &str = "managed-by";
-pub const ENVIRONMENT: &str = "ctl-environment";
-pub const ADDRESS: &str = "ctl-address";
-
-/// `managed-by=ctl`, `ctl-environment=<env>`, `ctl-address=<address>`.
-pub fn ownership_tags(aws: &Aws, address: &Address) -> Vec<(String, String)> {
-    vec![
-        (MANAGED_BY.into(), "ctl".into()),
-        (ENVIRONMENT.into(), aws.environment.clone()),
-        (ADDRESS.into(), address.to_string()),
-    ]
-}
-
-/// The address recorded in the tags, if they say this environment's ctl owns the resource.
-pub fn owner(aws: &Aws, tags: &[(&str, &str)]) -> Option<Address> {
-    let get = |key: &str| tags.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-    (get(MANAGED_BY) == Some("ctl") && get(ENVIRONMENT) == Some(aws.environment.as_str()))
-        .then(|| get(ADDRESS).map(Address::new))
-        .flatten()
-}
 
 pub fn client(aws: &Aws) -> aws_sdk_cloudwatch::Client {
     super::client::cloudwatch(aws)
@@ -113,8 +93,8 @@ pub async fn observe_alarms(aws: &Aws, observed: &mut Observed) -> Result<(), Aw
     for live in alarms_with_prefix(aws, &alarm_prefix(&aws.environment)).await? {
         let refs: Vec<(&str, &str)> = live.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let name = live.alarm.alarm_name().unwrap_or_default().to_string();
-        let Some(address) = owner(aws, &refs) else {
-            if refs.iter().any(|(k, v)| *k == MANAGED_BY && *v == "ctl") {
+        let Some(address) = tags::ours(&refs, &aws.environment) else {
+            if refs.iter().any(|(k, v)| *k == tags::MANAGED_BY_KEY && *v == tags::MANAGED_BY_VALUE) {
                 continue; // another environment's (its name shares our prefix)
             }
             observed.unmanaged.push(Unmanaged::root(Kind::MetricAlarm, name, "no ctl ownership tags for this environment"));
@@ -261,7 +241,7 @@ async fn put(aws: &Aws, r: &Resource) -> Result<(), AwsError> {
     // PutMetricAlarm is an upsert: never let it overwrite (and tag) an alarm that is not ours.
     if let Some(l) = live {
         let tags: Vec<(&str, &str)> = l.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        if owner(aws, &tags).as_ref() != Some(&r.address) {
+        if tags::ours(&tags, &aws.environment).as_ref() != Some(&r.address) {
             return Err(AwsError::Other(format!(
                 "{}: an alarm named {:?} exists and is not tagged as ctl's for this address; nothing was written (remove or rename it, then re-run)",
                 r.address, a.alarm_name
@@ -287,14 +267,14 @@ async fn put(aws: &Aws, r: &Resource) -> Result<(), AwsError> {
         .actions_enabled(a.actions_enabled && !muted)
         .set_alarm_actions(Some(alarm_actions))
         .set_ok_actions(Some(ok_actions));
-    for (k, v) in ownership_tags(aws, &r.address) {
+    for (k, v) in tags::ownership_tags(&aws.environment, &r.address) {
         req = req.tags(Tag::builder().key(k).value(v).build());
     }
     req.send().await.map_err(api("PutMetricAlarm"))?;
     // PutMetricAlarm only sets tags on creation: make sure they are there on updates too.
     let alarm_arn = alarm_arn(aws, &a.alarm_name).await?;
     let mut tag = c.tag_resource().resource_arn(&alarm_arn);
-    for (k, v) in ownership_tags(aws, &r.address) {
+    for (k, v) in tags::ownership_tags(&aws.environment, &r.address) {
         tag = tag.tags(Tag::builder().key(k).value(v).build());
     }
     tag.send().await.map_err(api("TagResource"))?;

@@ -16,6 +16,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 pub mod client;
 pub mod cloudwatch;
 pub mod ec2;
+pub mod elastic_ip;
 pub mod iam;
 pub mod internet_gateway;
 pub mod kms;

@@ -19,7 +19,8 @@ use super::subnet::SubnetAttrs;
 use super::vpc::VpcAttrs;
 use super::vpc_endpoint::EndpointAttrs;
 use super::{Aws, AwsError};
-use crate::config::{Environment, IngressSource, Network, NAT_GROUP};
+use super::elastic_ip::ElasticIpAttrs;
+use crate::config::{EipTarget, Environment, IngressSource, Network, NAT_GROUP};
 use crate::model::{Address, Kind, Resource, Scope};
 use aws_sdk_ec2::types::{Filter, InternetGateway, ResourceType, RouteTable, Tag, TagSpecification, VpcEndpoint};
 use std::collections::BTreeMap;
@@ -245,6 +246,14 @@ pub fn desired(env: &Environment, net: &Network) -> Vec<Resource> {
         ));
         out.push(super::ec2::nat_desired(nat));
     }
+    for eip in &net.elastic_ips {
+        let instance = eip.instance.as_ref().map(|target| match target {
+            EipTarget::Nat => Address::new(NAT),
+            EipTarget::Instance { group, index } => super::ec2::instance_address(group, *index),
+        });
+        let attrs = ElasticIpAttrs { domain: "vpc".into(), instance: instance.as_ref().map(ToString::to_string) };
+        out.push(resource(super::elastic_ip::address(&eip.name), Kind::ElasticIp, &eip.name, to_attrs(&attrs), instance.into_iter().collect()));
+    }
     out
 }
 
@@ -377,6 +386,10 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
     for (addr, t) in pending_tables {
         let name = last_segment(&addr);
         found.push(resource(addr, Kind::RouteTable, &name, to_attrs(&super::route_table::normalize(&t, &ids)), vec![]));
+    }
+    for (addr, attrs) in super::elastic_ip::observe(aws, &ec2, &ids).await? {
+        let name = last_segment(&addr);
+        found.push(resource(addr, Kind::ElasticIp, &name, to_attrs(&attrs), vec![]));
     }
     found.extend(instances);
     out.extend(found);

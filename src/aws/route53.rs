@@ -1,7 +1,7 @@
 //! Route 53 health checks for `route53_health` alarms: HTTPS on port 443 to `<fqdn><path>`,
 //! tagged with ctl's ownership tags (ChangeTagsForResource) and a `Name` tag (the console's label).
 
-use super::cloudwatch::{owner, ownership_tags};
+use super::tags;
 use super::{Aws, AwsError};
 use crate::alarms::resources::*;
 use crate::providers::{KindHandler, Update};
@@ -72,7 +72,7 @@ pub async fn owned(aws: &Aws) -> Result<Vec<Owned>, AwsError> {
     for h in checks {
         let pairs = tags.get(h.id()).cloned().unwrap_or_default();
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let Some(address) = owner(aws, &refs) else { continue };
+        let Some(address) = tags::ours(&refs, &aws.environment) else { continue };
         let Some(cfg) = h.health_check_config() else { continue };
         let name = refs
             .iter()
@@ -190,7 +190,7 @@ async fn create(aws: &Aws, r: &Resource, a: &HealthCheckAttrs) -> Result<(), Aws
         .resource_type(TagResourceType::Healthcheck)
         .resource_id(&id);
     req = req.add_tags(Tag::builder().key("Name").value(name).build());
-    for (k, v) in ownership_tags(aws, &r.address) {
+    for (k, v) in tags::ownership_tags(&aws.environment, &r.address) {
         req = req.add_tags(Tag::builder().key(k).value(v).build());
     }
     req.send().await.map(|_| ()).map_err(api("ChangeTagsForResource"))

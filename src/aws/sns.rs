@@ -12,7 +12,7 @@
 //! that attribute, ConfirmSubscription is a stub), so its parsing is unit-tested on the SDK's
 //! types and the integration tests see only the confirmed state.
 
-use super::cloudwatch::{owner, ownership_tags};
+use super::tags;
 use super::{Aws, AwsError};
 use crate::alarms::resources::*;
 use crate::alarms::webhook::stand_in;
@@ -163,7 +163,7 @@ pub async fn observe(aws: &Aws, observed: &mut Observed) -> Result<BTreeMap<Stri
             .await
             .map_err(api("ListTagsForResource"))?;
         let pairs: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
-        match owner(aws, &pairs) {
+        match tags::ours(&pairs, &aws.environment) {
             Some(address) if address == topic_address() => {
                 observed.resources.push(Resource {
                     address,
@@ -214,10 +214,10 @@ pub async fn observe(aws: &Aws, observed: &mut Observed) -> Result<BTreeMap<Stri
 fn is_foreign(pairs: &[(&str, &str)], aws: &Aws) -> bool {
     pairs
         .iter()
-        .any(|(k, v)| *k == super::cloudwatch::MANAGED_BY && *v == "ctl")
+        .any(|(k, v)| *k == tags::MANAGED_BY_KEY && *v == tags::MANAGED_BY_VALUE)
         && !pairs
             .iter()
-            .any(|(k, v)| *k == super::cloudwatch::ENVIRONMENT && *v == aws.environment)
+            .any(|(k, v)| *k == tags::ENVIRONMENT_KEY && *v == aws.environment)
 }
 
 fn malformed(r: &Resource) -> impl Fn(serde_json::Error) -> AwsError + '_ {
@@ -257,7 +257,7 @@ async fn put_topic(aws: &Aws, r: &Resource) -> Result<(), AwsError> {
     if let Some(arn) = topics(aws).await?.get(&a.name) {
         let tags = c.list_tags_for_resource().resource_arn(arn).send().await.map_err(api("ListTagsForResource"))?;
         let pairs: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
-        if owner(aws, &pairs).as_ref() != Some(&r.address) {
+        if tags::ours(&pairs, &aws.environment).as_ref() != Some(&r.address) {
             return Err(AwsError::Other(format!(
                 "{}: an SNS topic named {:?} exists and is not tagged as ctl's for this address; nothing was written",
                 r.address, a.name
@@ -265,13 +265,13 @@ async fn put_topic(aws: &Aws, r: &Resource) -> Result<(), AwsError> {
         }
     }
     let mut req = c.create_topic().name(&a.name);
-    for (k, v) in ownership_tags(aws, &r.address) {
+    for (k, v) in tags::ownership_tags(&aws.environment, &r.address) {
         req = req.tags(tag(k, v)?);
     }
     let out = req.send().await.map_err(api("CreateTopic"))?;
     if let Some(arn) = out.topic_arn() {
         let mut tagging = c.tag_resource().resource_arn(arn);
-        for (k, v) in ownership_tags(aws, &r.address) {
+        for (k, v) in tags::ownership_tags(&aws.environment, &r.address) {
             tagging = tagging.tags(tag(k, v)?);
         }
         tagging.send().await.map_err(api("TagResource"))?;

@@ -25,6 +25,14 @@ pub fn ownership_tags(environment: &str, address: &Address) -> Vec<(String, Stri
     ]
 }
 
+/// The address in `tags` when they say "ctl, this environment" (the only objects ctl touches).
+pub fn ours(tags: &[(&str, &str)], environment: &str) -> Option<Address> {
+    match owner(tags.iter().copied(), environment) {
+        Owner::Ours(address) => Some(address),
+        _ => None,
+    }
+}
+
 /// Who owns a resource, judged from its tags.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Owner {

@@ -56,7 +56,7 @@ pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ConfigErrors};
 pub use infra::{iam_name, IamRole, KmsIam, KmsKey, KmsPlugin, OpenbaoCluster, ServicePrincipal};
 pub use locate::{locate, locate_many, Origin, PathSeg};
-pub use network::{is_declared_key, kms_key_id, Infra, Ingress, IngressSource, InstanceGroup, Nat, Network, Rds, SecurityGroup, Subnet, NAT_GROUP};
+pub use network::{is_declared_key, kms_key_id, EipTarget, ElasticIp, Infra, Ingress, IngressSource, InstanceGroup, Nat, Network, Rds, SecurityGroup, Subnet, NAT_GROUP};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

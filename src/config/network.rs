@@ -11,6 +11,8 @@
 //!   security_groups:
 //!     api:     { ingress: [ { port: 443, cidr: 0.0.0.0/0 } ] }
 //!     openbao: { ingress: [ { port: 8200, from: api } ] }
+//!   elastic_ips:
+//!     api: { instance: api.0 }    # or `nat`; omitted: allocated, not associated
 //! instances:
 //!   api:     { subnet: public-a,  instance_type: t3.small, ami: ami-1e749f67, security_group: api,
 //!              public_ip: true, kms_key: <key id or ARN>, user_data_template: api }
@@ -57,6 +59,16 @@ pub(crate) struct RawNetwork {
     pub s3_endpoint: bool,
     #[serde(default)]
     pub security_groups: UniqueMap<InfraName, RawSecurityGroup>,
+    #[serde(default)]
+    pub elastic_ips: UniqueMap<InfraName, RawElasticIp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawElasticIp {
+    /// `nat`, `<instance group>` (its first instance) or `<instance group>.<index>`.
+    #[serde(default)]
+    pub instance: Option<NonEmpty>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -397,6 +409,22 @@ pub struct Network {
     pub nat: Option<Nat>,
     pub s3_endpoint: bool,
     pub security_groups: Vec<SecurityGroup>,
+    /// In file order.
+    pub elastic_ips: Vec<ElasticIp>,
+}
+
+/// A public address kept across instance replacements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElasticIp {
+    pub name: String,
+    pub instance: Option<EipTarget>,
+}
+
+/// What an Elastic IP is associated with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EipTarget {
+    Nat,
+    Instance { group: String, index: u32 },
 }
 
 impl Network {
@@ -572,6 +600,9 @@ pub(crate) fn validate(
             instance_profile: raw.instance_profile.as_ref().map(|p| p.0.clone()),
             origin: Origin::new(file, vec![key("instances"), key(&name.0)]),
         });
+    }
+    if let (Some(raw), Some(net)) = (network, infra.network.as_mut()) {
+        net.elastic_ips = validate_elastic_ips(raw, &infra.instances, problems);
     }
     if let Some(raw) = rds {
         let at = |field: &str| vec![key("rds"), key(field)];
@@ -817,7 +848,43 @@ fn validate_network(raw: &RawNetwork, problems: &mut Problems) -> Network {
         nat,
         s3_endpoint: raw.s3_endpoint,
         security_groups: groups,
+        elastic_ips: Vec::new(), // resolved against the instances in `validate`
     }
+}
+
+/// Each Elastic IP's `instance:` names the NAT instance or one declared instance.
+fn validate_elastic_ips(raw: &RawNetwork, instances: &[InstanceGroup], problems: &mut Problems) -> Vec<ElasticIp> {
+    let mut out = Vec::new();
+    for (name, eip) in &raw.elastic_ips.0 {
+        let at = vec![PathSeg::key("network"), PathSeg::key("elastic_ips"), PathSeg::key(&name.0), PathSeg::key("instance")];
+        let instance = eip.instance.as_ref().and_then(|target| {
+            let target = target.0.as_str();
+            if target == "nat" {
+                if raw.nat.is_none() {
+                    problems.at(0, at.clone(), format!("elastic ip {name}: instance nat, but network has no nat:"));
+                }
+                return Some(EipTarget::Nat);
+            }
+            let (group, index) = match target.split_once('.') {
+                Some((g, i)) => (g, i.parse::<u32>().ok()),
+                None => (target, Some(0)),
+            };
+            let Some(index) = index else {
+                problems.at(0, at.clone(), format!("elastic ip {name}: {target:?} is not nat, <instance group> or <instance group>.<index>"));
+                return None;
+            };
+            match instances.iter().find(|g| g.name == group) {
+                None => problems.at(0, at.clone(), format!("elastic ip {name}: no instance group named {group:?}")),
+                Some(g) if index >= g.count => {
+                    problems.at(0, at.clone(), format!("elastic ip {name}: instance group {group} has {} instance(s); {target} does not exist", g.count))
+                }
+                Some(_) => {}
+            }
+            Some(EipTarget::Instance { group: group.to_string(), index })
+        });
+        out.push(ElasticIp { name: name.0.clone(), instance });
+    }
+    out
 }
 
 /// The security group ctl creates for the NAT instance (not declarable).

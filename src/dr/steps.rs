@@ -105,9 +105,9 @@ pub const STEPS: &[Step] = &[
         id: StepId::Compute,
         slug: "compute",
         title: "Launch instances",
-        does: "Plan/apply restricted to EC2 instances (API and OpenBao nodes); their boot artifacts are verified again by the plan, and the boot fetcher verifies them a third time on the instance.",
+        does: "Plan/apply restricted to EC2 instances (API and OpenBao nodes) and their Elastic IPs; the boot artifacts are verified again by the plan, and the boot fetcher verifies them a third time on the instance.",
         by_hand: "`ctl plan -e {{env_file}}` then `ctl apply`: instances {{instances}}. On each, `journalctl -u cloud-final` shows the fetcher's `verified` lines.",
-        kinds: &[Instance],
+        kinds: &[Instance, ElasticIp],
         recheck: false,
     },
     Step {

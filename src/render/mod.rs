@@ -374,6 +374,9 @@ pub mod markdown {
 }
 
 #[cfg(test)]
+mod golden_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::diff::diff;

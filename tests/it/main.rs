@@ -7,6 +7,7 @@ mod artifacts;
 mod cluster;
 mod dev_stack;
 mod dr;
+mod elastic_ip;
 mod faults;
 mod gitops;
 mod harness;
