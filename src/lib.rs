@@ -15,6 +15,7 @@ pub mod dr;
 pub mod engine;
 pub mod diff;
 pub mod execute;
+pub mod gates;
 pub mod logging;
 pub mod model;
 pub mod openbao;

@@ -43,12 +43,13 @@ pub fn silenced(target: &str) -> bool {
     krate.starts_with(SILENCED_PREFIX) || SILENCED.contains(&krate)
 }
 
-pub fn init(format: LogFormat) {
+/// `ansi`: colour in text logs (the CLI decides: stderr is a TTY and `NO_COLOR` is unset).
+pub fn init(format: LogFormat, ansi: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(crate::cli::color_enabled_stderr());
+        .with_ansi(ansi);
     // A global filter after the EnvFilter: no RUST_LOG directive can re-enable these targets.
     let quiet = filter_fn(|meta| !silenced(meta.target()));
     let _ = match format {

@@ -13,7 +13,6 @@ use super::network::{self, group_address, subnet_address, Ids, NAT};
 use super::network_common::{self as common, api, from_attrs, set, to_attrs};
 use super::{Aws, AwsError};
 use crate::config::{ConfigError, Environment, InstanceGroup, Nat, NAT_GROUP};
-use crate::diff::Change;
 use crate::providers::{KindHandler, Update};
 use crate::model::{Address, Kind, Resource, Scope};
 use aws_sdk_ec2::types::{
@@ -669,39 +668,3 @@ impl KindHandler<Aws> for Instance {
     }
 }
 
-/// Refuse to plan the launch (create, replace, re-create) of an instance whose declared boot
-/// artifacts do not verify against their pins ([`crate::artifacts::verify_pinned`]). Each
-/// artifact is verified once.
-pub async fn check_boot_artifacts(
-    aws: &Aws,
-    env: &Environment,
-    changes: &[Change],
-) -> Result<(), AwsError> {
-    let mut verified: Vec<String> = Vec::new();
-    for c in changes {
-        let launches = matches!(
-            c.action,
-            crate::diff::Action::Create | crate::diff::Action::Replace
-        );
-        let Some(after) = c
-            .after
-            .as_ref()
-            .filter(|_| launches && c.kind == Kind::Instance)
-        else {
-            continue;
-        };
-        let a: InstanceAttrs = from_attrs(&after.address, &after.attrs)?;
-        for name in &a.artifacts {
-            if verified.contains(name) {
-                continue;
-            }
-            crate::artifacts::verify_pinned(aws, env, name)
-                .await
-                .map_err(|e| {
-                    AwsError::Other(format!("{}: refusing to launch: boot {e}", c.address))
-                })?;
-            verified.push(name.clone());
-        }
-    }
-    Ok(())
-}

@@ -154,7 +154,7 @@ async fn apply_locked(
             }
             // Boot artifacts are checked again now: the bucket may have changed since the plan.
             if let Some(aws) = &session.aws {
-                crate::aws::ec2::check_boot_artifacts(aws, &loaded.env, &plan.changes).await?;
+                crate::gates::boot_artifacts(aws, &loaded.env, &plan.changes).await?;
             }
             plan
         }

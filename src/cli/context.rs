@@ -297,7 +297,7 @@ pub async fn plan_with(loaded: &Loaded, session: &Session, parallelism: u16) -> 
     let observed = observe_env(session, &loaded.env, &Scope::Everything, parallelism).await?;
     let diff = crate::diff::diff(&loaded.desired, &observed.resources, &observed.unmanaged);
     if let Some(aws) = &session.aws {
-        crate::aws::ec2::check_boot_artifacts(aws, &loaded.env, &diff.changes).await?;
+        crate::gates::boot_artifacts(aws, &loaded.env, &diff.changes).await?;
     }
     let written: BTreeSet<&crate::model::Address> = diff.changes.iter().filter(|c| c.after.is_some()).map(|c| &c.address).collect();
     let warnings = crate::policy::lint_declared(&loaded.env, &loaded.desired, Some(&written));
@@ -359,7 +359,7 @@ pub async fn plan_refreshed(loaded: &Loaded, session: &Session, parallelism: u16
     let mut diff = crate::diff::diff(&desired, &observed.resources, &observed.unmanaged);
     diff.unchanged += trusted_resources;
     if let Some(aws) = &session.aws {
-        crate::aws::ec2::check_boot_artifacts(aws, env, &diff.changes).await?;
+        crate::gates::boot_artifacts(aws, env, &diff.changes).await?;
     }
     let written: BTreeSet<&crate::model::Address> = diff.changes.iter().filter(|c| c.after.is_some()).map(|c| &c.address).collect();
     let warnings = crate::policy::lint_declared(env, &loaded.desired, Some(&written));

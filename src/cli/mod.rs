@@ -176,7 +176,7 @@ pub fn main() -> ExitCode {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
     let cli = Cli::parse();
-    crate::logging::init(cli.log_format);
+    crate::logging::init(cli.log_format, color_enabled_stderr());
     if let Some(dir) = cli.dev_stack.clone() {
         crate::config::set_dev_stack_override(dir);
     }

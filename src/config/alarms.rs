@@ -26,7 +26,7 @@
 //! Per-value checks (URLs, names, enums) run while deserializing, cross-field checks
 //! (N ≤ M, period, per-kind fields) record a YAML path: every error is `file:line:col`.
 
-use super::load::Problems;
+use super::problems::Problems;
 use super::names::{EnvVarName, MountPath, NamespaceName, NonEmpty};
 use super::PathSeg;
 use crate::alarms::backtest::{Comparison, MissingData, Statistic};

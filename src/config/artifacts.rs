@@ -15,7 +15,7 @@
 //! Per-value checks (bucket name, names, digest) run in `Deserialize`, so errors point at the
 //! offending scalar; duplicate names are checked after parsing and located with the path.
 
-use super::load::{Problems, Sources};
+use super::problems::{Problems, Sources};
 use super::names::{via_parse, Parse};
 use super::{Origin, PathSeg};
 use serde::Deserialize;

@@ -8,7 +8,7 @@
 //! ```
 
 use super::artifacts::{BucketName, Prefix};
-use super::load::Problems;
+use super::problems::Problems;
 use super::PathSeg;
 use serde::Deserialize;
 

@@ -25,7 +25,7 @@
 //! sections (`openbao_role`, `seal_key`, the number of addresses) are checked in [`validate`]
 //! and located through the YAML path.
 
-use super::load::Problems;
+use super::problems::Problems;
 use super::names::{via_parse, Address, NonEmpty, Parse};
 use super::raw::UniqueMap;
 use super::{Duration, PathSeg};

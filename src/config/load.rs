@@ -4,111 +4,10 @@
 use super::names::{EnvVarName, NonEmpty};
 use super::raw::{AuthMethod, RawAuth, RawAws, RawEnv, RawOpenbao, RawWorkspace};
 use super::validate::{self, Decl};
-use super::locate::locate_many;
-use super::{check_pem, locate, Auth, AwsConnection, ConfigError, ConfigErrors, Connection, Environment, PathSeg, Pem, Tls, TokenSource};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use super::problems::{Problems, Source, Sources};
+use super::{check_pem, Auth, AwsConnection, ConfigError, ConfigErrors, Connection, Environment, PathSeg, Pem, Tls, TokenSource};
 use sha2::{Digest, Sha256};
 use std::path::{Component, Path, PathBuf};
-
-/// One file read: its path as read, its path relative to the environment's dir, its text.
-pub(crate) struct Source {
-    pub path: PathBuf,
-    pub rel: PathBuf,
-    pub text: String,
-}
-
-/// Positions already looked up, by file id and path.
-type Memo = HashMap<(usize, Vec<PathSeg>), (usize, usize)>;
-
-/// Every file read so far; index 0 is the environment file.
-#[derive(Default)]
-pub(crate) struct Sources {
-    pub files: Vec<Source>,
-    memo: Mutex<Memo>,
-}
-
-impl Sources {
-    /// The path of file `id`.
-    pub fn path(&self, id: usize) -> &Path {
-        &self.files[id].path
-    }
-
-    /// 1-based (line, column) of `path` in file `id`.
-    pub fn locate(&self, id: usize, path: &[PathSeg]) -> (usize, usize) {
-        let source = &self.files[id];
-        locate(&source.path, &source.text, path)
-    }
-
-    /// `file:line` of `path` in file `id`, for messages that point elsewhere. Remembered:
-    /// many problems may point at the same node (say, the first of many duplicates).
-    pub fn describe(&self, id: usize, path: &[PathSeg]) -> String {
-        let key = (id, path.to_vec());
-        let cached = self.memo.lock().ok().and_then(|memo| memo.get(&key).copied());
-        let (line, column) = cached.unwrap_or_else(|| self.locate(id, path));
-        if let Ok(mut memo) = self.memo.lock() {
-            memo.insert(key, (line, column));
-        }
-        format!("{}:{line}", self.path(id).display())
-    }
-}
-
-/// A problem found so far: already located (serde errors), or to be located from a YAML path.
-enum Problem {
-    Located(ConfigError),
-    At { path: Vec<PathSeg>, message: String },
-}
-
-/// Problems collected while loading, each tagged with the id of its file.
-#[derive(Default)]
-pub(crate) struct Problems(Vec<(usize, Problem)>);
-
-impl Problems {
-    /// A problem at the node `path` of file `file`.
-    pub fn at(&mut self, file: usize, path: Vec<PathSeg>, message: impl Into<String>) {
-        self.0.push((file, Problem::At { path, message: message.into() }));
-    }
-
-    /// A problem whose position is already known.
-    pub fn located(&mut self, file: usize, error: ConfigError) {
-        self.0.push((file, Problem::Located(error)));
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Take over every problem of `other`.
-    pub fn append(&mut self, mut other: Problems) {
-        self.0.append(&mut other.0);
-    }
-
-    /// Locate every problem (parsing each file once for all of its problems), sort by file
-    /// (in reading order), line and column; drop repeats.
-    fn resolve(self, sources: &Sources) -> ConfigErrors {
-        let mut located: Vec<(usize, ConfigError)> = Vec::with_capacity(self.0.len());
-        let mut pending: BTreeMap<usize, Vec<(Vec<PathSeg>, String)>> = BTreeMap::new();
-        for (file, problem) in self.0 {
-            match problem {
-                Problem::Located(e) => located.push((file, e)),
-                Problem::At { path, message } => pending.entry(file).or_default().push((path, message)),
-            }
-        }
-        for (file, problems) in pending {
-            let source = &sources.files[file];
-            let paths: Vec<&[PathSeg]> = problems.iter().map(|(path, _)| path.as_slice()).collect();
-            let positions = locate_many(&source.path, &source.text, &paths);
-            for ((_, message), (line, column)) in problems.into_iter().zip(positions) {
-                located.push((file, ConfigError::new(&source.path, line, column, message)));
-            }
-        }
-        located.sort_by(|(fa, a), (fb, b)| {
-            (fa, a.line, a.column, &a.message).cmp(&(fb, b.line, b.column, &b.message))
-        });
-        located.dedup_by(|(_, a), (_, b)| a == b);
-        ConfigErrors(located.into_iter().map(|(_, e)| e).collect())
-    }
-}
 
 /// See [`super::load`].
 pub(crate) fn load(path: &Path) -> Result<Environment, ConfigErrors> {
@@ -125,7 +24,7 @@ pub(crate) fn load_text(path: &Path, text: String) -> Result<Environment, Config
     };
     let raw: RawEnv = parse_yaml(path, &text)?;
     let rel = PathBuf::from(path.file_name().unwrap_or(path.as_os_str()));
-    let mut sources = Sources { files: vec![Source { path: path.to_path_buf(), rel, text }], memo: Mutex::default() };
+    let mut sources = Sources::new(Source { path: path.to_path_buf(), rel, text });
     let mut problems = Problems::default();
 
     let openbao = connection(&raw.openbao, &dir, &mut problems);
@@ -318,7 +217,7 @@ fn auth(raw: &RawAuth, dir: &Path, problems: &mut Problems) -> Option<Auth> {
         ("role_id_file", raw.role_id_file.is_some()),
         ("secret_id_file", raw.secret_id_file.is_some()),
     ];
-    let before = problems.0.len();
+    let before = problems.len();
     for (key, _) in set.iter().filter(|(k, s)| *s && !allowed.contains(k)) {
         problems.at(0, at(key), format!("{key} is not used by method {method} (it takes {})", allowed.join(", ")));
     }
@@ -360,7 +259,7 @@ fn auth(raw: &RawAuth, dir: &Path, problems: &mut Problems) -> Option<Auth> {
             }
         }
     };
-    (problems.0.len() == before).then_some(auth)
+    (problems.len() == before).then_some(auth)
 }
 
 fn tls_keys(raw: &RawOpenbao) -> [(&'static str, bool); 4] {
@@ -376,7 +275,7 @@ fn tls_keys(raw: &RawOpenbao) -> [(&'static str, bool); 4] {
 /// `tls_server_name`, with an `https://` address only.
 fn tls(raw: &RawOpenbao, address: Option<&str>, dir: &Path, problems: &mut Problems) -> Option<Tls> {
     let at = |key: &str| vec![PathSeg::key("openbao"), PathSeg::key(key)];
-    let before = problems.0.len();
+    let before = problems.len();
     if address.is_some_and(|a| !a.starts_with("https://")) {
         for (key, set) in tls_keys(raw) {
             if set {
@@ -412,7 +311,7 @@ fn tls(raw: &RawOpenbao, address: Option<&str>, dir: &Path, problems: &mut Probl
             problems.at(0, at("tls_server_name"), format!("tls_server_name {name:?} is not a DNS name (letters, digits, '-', '.')"));
         }
     }
-    (problems.0.len() == before).then_some(Tls { ca_cert, client, server_name })
+    (problems.len() == before).then_some(Tls { ca_cert, client, server_name })
 }
 
 /// `p` resolved against `dir`, made absolute and lexically normalized (`.` and `..` removed).

@@ -32,7 +32,7 @@
 //! so errors carry the value's own position; cross-field checks (containment, overlap,
 //! references) record a YAML path for [`super::load`] to locate.
 
-use super::load::Problems;
+use super::problems::Problems;
 use super::names::{via_parse, NonEmpty, Parse};
 use super::raw::UniqueMap;
 use super::{Cidr, Origin, PathSeg};

@@ -11,7 +11,7 @@
 //! Rules: `sudo`, `system-path`, `child-namespaces`, `other-workspace`, `root-glob`
 //! ([`crate::policy::LintRule`]).
 
-use super::load::Problems;
+use super::problems::Problems;
 use super::names::WorkspaceName;
 use super::PathSeg;
 use crate::policy::LintRule;

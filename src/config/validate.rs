@@ -8,7 +8,7 @@
 //! YAML paths of problems are only built when there is a problem: loading thousands of valid
 //! workspaces allocates nothing for error reporting.
 
-use super::load::{Problems, Sources};
+use super::problems::{Problems, Sources};
 use super::names::{ClassName, MountPath};
 use super::raw::*;
 use super::{AppRole, Kv, Origin, PathSeg, Policy, Quota, Role, Transit, TransitKey, Workspace};

@@ -305,7 +305,7 @@ async fn converge_aws(ctx: &Ctx<'_>, kinds: &[Kind]) -> Result<String, DrError> 
     let resources: Vec<Resource> = live.resources.into_iter().filter(|r| kinds.contains(&r.kind)).collect();
     let unmanaged: Vec<_> = live.unmanaged.into_iter().filter(|u| kinds.contains(&u.kind)).collect();
     let diff = crate::diff::diff(&desired, &resources, &unmanaged);
-    crate::aws::ec2::check_boot_artifacts(aws, ctx.env, &diff.changes).await.map_err(|e| DrError::Refused(format!("{e:#}")))?;
+    crate::gates::boot_artifacts(aws, ctx.env, &diff.changes).await.map_err(|e| DrError::Refused(format!("{e:#}")))?;
     execute_changes(ctx, diff, None).await
 }
 
