@@ -62,25 +62,66 @@ pub struct FieldChange {
     pub forces_replace: bool,
 }
 
+/// What a change does to its object, with exactly the state that needs: a create has no
+/// `before`, a delete no `after`, so no consumer has to assume one is there.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Op {
+    Create {
+        after: Resource,
+    },
+    /// In place: only `fields` differ, none of them in the kind's `replace_on`.
+    Update {
+        before: Resource,
+        after: Resource,
+        fields: Vec<FieldChange>,
+    },
+    /// Delete and create again: a differing field cannot change in place.
+    Replace {
+        before: Resource,
+        after: Resource,
+        fields: Vec<FieldChange>,
+    },
+    /// Unchanged itself, but destroyed along with something it depends on (diff rule 3) and
+    /// created again; shown as a create.
+    Recreate {
+        before: Resource,
+        after: Resource,
+    },
+    Delete {
+        before: Resource,
+        /// Deleted together with this container (rule 4): nothing to execute on its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        implied_by: Option<Address>,
+    },
+}
+
+/// Why the diff decided a change. Rendered to words in [`crate::render::words`].
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum ChangeReason {
+    /// Declared, and not there.
+    Absent,
+    /// These fields differ and can change in place.
+    Differ { fields: Vec<String> },
+    /// These fields differ and cannot change in place.
+    CannotChangeInPlace { fields: Vec<String> },
+    /// Something it depends on is replaced or deleted.
+    DependencyReplaced { dependency: Address },
+    /// There, and no longer declared.
+    NoLongerDeclared,
+    /// Its container is deleted, and it with it.
+    RemovedWith { container: Address },
+}
+
 /// One typed change with the reason it was decided.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct Change {
     pub address: Address,
     pub kind: Kind,
-    pub action: Action,
-    pub reason: String,
-    /// Field-level differences (updates and replaces).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<FieldChange>,
-    /// Live state as read (absent for creates).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<Resource>,
-    /// Desired state (absent for deletes).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<Resource>,
-    /// Deleted together with this container; nothing to execute on its own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub implied_by: Option<Address>,
+    #[serde(flatten)]
+    pub op: Op,
+    pub reason: ChangeReason,
     /// Deleting or replacing loses data: needs `--allow-destroy=<address>`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub destroys_data: bool,
@@ -96,12 +137,71 @@ pub struct Change {
 }
 
 impl Change {
+    /// A change of `op` on the resource it names, with nothing attached yet.
+    pub fn new(op: Op, reason: ChangeReason, destroys_data: bool) -> Change {
+        let r = match &op {
+            Op::Create { after } => after,
+            Op::Update { before, .. } | Op::Replace { before, .. } | Op::Recreate { before, .. } | Op::Delete { before, .. } => before,
+        };
+        Change {
+            address: r.address.clone(),
+            kind: r.kind,
+            op,
+            reason,
+            destroys_data,
+            capabilities: Vec::new(),
+            backtest: None,
+        }
+    }
+
+    /// The action as shown and counted (a re-create is a create).
+    pub fn action(&self) -> Action {
+        match self.op {
+            Op::Create { .. } | Op::Recreate { .. } => Action::Create,
+            Op::Update { .. } => Action::Update,
+            Op::Replace { .. } => Action::Replace,
+            Op::Delete { .. } => Action::Delete,
+        }
+    }
+
+    /// The live object as read (none for a create).
+    pub fn before(&self) -> Option<&Resource> {
+        match &self.op {
+            Op::Create { .. } => None,
+            Op::Update { before, .. } | Op::Replace { before, .. } | Op::Recreate { before, .. } | Op::Delete { before, .. } => Some(before),
+        }
+    }
+
+    /// The desired object (none for a delete).
+    pub fn after(&self) -> Option<&Resource> {
+        match &self.op {
+            Op::Delete { .. } => None,
+            Op::Create { after } | Op::Update { after, .. } | Op::Replace { after, .. } | Op::Recreate { after, .. } => Some(after),
+        }
+    }
+
+    /// Field-level differences (updates and replaces).
+    pub fn fields(&self) -> &[FieldChange] {
+        match &self.op {
+            Op::Update { fields, .. } | Op::Replace { fields, .. } => fields,
+            _ => &[],
+        }
+    }
+
+    /// The container whose deletion removes this object too, for an implied delete.
+    pub fn implied_by(&self) -> Option<&Address> {
+        match &self.op {
+            Op::Delete { implied_by, .. } => implied_by.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The resource this change acts on (desired for create/update/replace, live for delete).
     pub fn resource(&self) -> &Resource {
-        self.after
-            .as_ref()
-            .or(self.before.as_ref())
-            .expect("a change has a before or an after")
+        match &self.op {
+            Op::Delete { before, .. } => before,
+            Op::Create { after } | Op::Update { after, .. } | Op::Replace { after, .. } | Op::Recreate { after, .. } => after,
+        }
     }
 }
 
@@ -164,7 +264,7 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
         }
         match have {
             None => {
-                changes.insert(want.address.clone(), create(want, "not present in live state".into()));
+                changes.insert(want.address.clone(), Change::new(Op::Create { after: want.clone() }, ChangeReason::Absent, false));
             }
             Some(have) => {
                 let fields = field_changes(have, want);
@@ -172,30 +272,16 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
                     unchanged += 1;
                     continue;
                 }
-                let replace = fields.iter().any(|f| f.forces_replace);
-                let action = if replace { Action::Replace } else { Action::Update };
-                let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
-                let reason = if replace {
-                    format!("{} cannot change in place", forced_names(&fields).join(", "))
+                let (before, after) = ((*have).clone(), want.clone());
+                let forced: Vec<String> = fields.iter().filter(|f| f.forces_replace).map(|f| f.field.clone()).collect();
+                let change = if forced.is_empty() {
+                    let reason = ChangeReason::Differ { fields: fields.iter().map(|f| f.field.clone()).collect() };
+                    Change::new(Op::Update { before, after, fields }, reason, false)
                 } else {
-                    format!("{} differ{}", names.join(", "), if names.len() == 1 { "s" } else { "" })
+                    let reason = ChangeReason::CannotChangeInPlace { fields: forced };
+                    Change::new(Op::Replace { before, after, fields }, reason, want.kind.spec().data_loss_on_delete)
                 };
-                changes.insert(
-                    want.address.clone(),
-                    Change {
-                        address: want.address.clone(),
-                        kind: want.kind,
-                        action,
-                        reason,
-                        fields,
-                        before: Some((*have).clone()),
-                        after: Some(want.clone()),
-                        implied_by: None,
-                        destroys_data: replace && want.kind.spec().data_loss_on_delete,
-                        capabilities: Vec::new(),
-                        backtest: None,
-                    },
-                );
+                changes.insert(want.address.clone(), change);
             }
         }
     }
@@ -204,22 +290,8 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
         if desired_by.contains_key(&have.address) {
             continue;
         }
-        changes.insert(
-            have.address.clone(),
-            Change {
-                address: have.address.clone(),
-                kind: have.kind,
-                action: Action::Delete,
-                reason: "no longer declared".into(),
-                fields: Vec::new(),
-                before: Some(have.clone()),
-                after: None,
-                implied_by: None,
-                destroys_data: have.kind.spec().data_loss_on_delete,
-                capabilities: Vec::new(),
-                        backtest: None,
-            },
-        );
+        let delete = Op::Delete { before: have.clone(), implied_by: None };
+        changes.insert(have.address.clone(), Change::new(delete, ChangeReason::NoLongerDeclared, have.kind.spec().data_loss_on_delete));
     }
 
     unchanged -= recreate_dependents(desired, &mut changes);
@@ -227,31 +299,11 @@ pub fn diff(desired: &[Resource], live: &[Resource], unmanaged: &[Unmanaged]) ->
     withhold_conflicted(&conflicts, &mut changes);
     conflicts.extend(blocked_destroys(live, &changes));
     for c in changes.values_mut().filter(|c| c.kind == Kind::Policy) {
-        let text = |r: &Option<Resource>| r.as_ref().and_then(|r| r.attrs.get("policy")).and_then(|v| v.as_str()).map(str::to_string);
-        c.capabilities = crate::policy::text_difference(text(&c.before).as_deref(), text(&c.after).as_deref());
+        let text = |r: Option<&Resource>| r.and_then(|r| r.attrs.get("policy")).and_then(|v| v.as_str()).map(str::to_string);
+        c.capabilities = crate::policy::text_difference(text(c.before()).as_deref(), text(c.after()).as_deref());
     }
 
     Diff { changes: changes.into_values().collect(), conflicts, unchanged }
-}
-
-fn create(want: &Resource, reason: String) -> Change {
-    Change {
-        address: want.address.clone(),
-        kind: want.kind,
-        action: Action::Create,
-        reason,
-        fields: Vec::new(),
-        before: None,
-        after: Some(want.clone()),
-        implied_by: None,
-        destroys_data: false,
-        capabilities: Vec::new(),
-                        backtest: None,
-    }
-}
-
-fn forced_names(fields: &[FieldChange]) -> Vec<&str> {
-    fields.iter().filter(|f| f.forces_replace).map(|f| f.field.as_str()).collect()
 }
 
 /// Field-level differences, in the desired attribute order, then fields only live has.
@@ -291,7 +343,7 @@ fn recreate_dependents(desired: &[Resource], changes: &mut BTreeMap<Address, Cha
             changes.values().filter(|c| destroys(c)).map(|c| c.address.clone()).collect();
         let mut grew = false;
         for want in desired {
-            if matches!(changes.get(&want.address), Some(c) if c.action == Action::Create) {
+            if matches!(changes.get(&want.address), Some(c) if c.action() == Action::Create) {
                 continue;
             }
             let Some(dep) = want.depends_on.iter().find(|d| destroyed.contains(*d)) else {
@@ -299,21 +351,18 @@ fn recreate_dependents(desired: &[Resource], changes: &mut BTreeMap<Address, Cha
             };
             // Only something that exists now is destroyed along with its dependency.
             let before = match changes.get(&want.address) {
-                Some(c) => c.before.clone(),
+                Some(c) => c.before().cloned(),
                 None => {
                     from_unchanged += 1;
                     Some(want.clone()) // unchanged: live equals desired
                 }
             };
-            if before.is_none() {
-                continue;
-            }
-            let mut change = create(want, format!("re-created because {dep} is replaced"));
-            change.before = before;
+            let Some(before) = before else { continue };
             // Its data goes with it, unless its container's flag covers it (as in rule 4).
-            change.destroys_data = want.kind.spec().data_loss_on_delete
-                && !want.container.as_ref().is_some_and(|k| destroyed.contains(k));
-            changes.insert(want.address.clone(), change);
+            let destroys_data =
+                want.kind.spec().data_loss_on_delete && !want.container.as_ref().is_some_and(|k| destroyed.contains(k));
+            let reason = ChangeReason::DependencyReplaced { dependency: dep.clone() };
+            changes.insert(want.address.clone(), Change::new(Op::Recreate { before, after: want.clone() }, reason, destroys_data));
             grew = true;
         }
         if !grew {
@@ -324,7 +373,7 @@ fn recreate_dependents(desired: &[Resource], changes: &mut BTreeMap<Address, Cha
 
 /// Does this change destroy the live object (delete, replace, or re-create)?
 fn destroys(c: &Change) -> bool {
-    c.action != Action::Update && c.before.is_some()
+    matches!(c.op, Op::Replace { .. } | Op::Recreate { .. } | Op::Delete { .. })
 }
 
 /// Rule 6: a destroyed object's live dependents must be destroyed too, or updated so that they
@@ -337,7 +386,7 @@ fn blocked_destroys(live: &[Resource], changes: &BTreeMap<Address, Change>) -> V
             .filter(|l| l.depends_on.contains(&c.address))
             .filter(|l| match changes.get(&l.address) {
                 Some(d) if destroys(d) => false,
-                Some(d) => d.after.as_ref().is_some_and(|a| a.depends_on.contains(&c.address)),
+                Some(d) => d.after().is_some_and(|a| a.depends_on.contains(&c.address)),
                 None => true,
             })
             .map(|l| l.address.as_str())
@@ -345,7 +394,7 @@ fn blocked_destroys(live: &[Resource], changes: &BTreeMap<Address, Change>) -> V
         if kept.is_empty() {
             continue;
         }
-        let verb = if c.action == Action::Delete { "delete" } else { "replace" };
+        let verb = if c.action() == Action::Delete { "delete" } else { "replace" };
         out.push(Conflict {
             address: c.address.clone(),
             kind: ConflictKind::BlockedReplace,
@@ -388,19 +437,15 @@ fn withhold_conflicted(conflicts: &[Conflict], changes: &mut BTreeMap<Address, C
 fn mark_implied_deletes(changes: &mut BTreeMap<Address, Change>) {
     let deleted: BTreeSet<Address> = changes
         .values()
-        .filter(|c| c.action == Action::Delete)
+        .filter(|c| c.action() == Action::Delete)
         .map(|c| c.address.clone())
         .collect();
     for change in changes.values_mut() {
-        if change.action != Action::Delete {
-            continue;
-        }
-        if let Some(container) = change.resource().container.clone() {
-            if deleted.contains(&container) {
-                change.reason = format!("removed with {container}");
-                change.implied_by = Some(container);
-                change.destroys_data = false;
-            }
+        let Op::Delete { before, implied_by } = &mut change.op else { continue };
+        if let Some(container) = before.container.clone().filter(|k| deleted.contains(k)) {
+            change.reason = ChangeReason::RemovedWith { container: container.clone() };
+            *implied_by = Some(container);
+            change.destroys_data = false;
         }
     }
 }
@@ -445,7 +490,7 @@ mod tests {
     fn empty_live_creates_everything() {
         let d = diff(&[ns(), kv(10)], &[], &[]);
         assert_eq!(d.changes.len(), 2);
-        assert!(d.changes.iter().all(|c| c.action == Action::Create));
+        assert!(d.changes.iter().all(|c| c.action() == Action::Create));
         assert_eq!(d.unchanged, 0);
     }
 
@@ -461,11 +506,11 @@ mod tests {
         let d = diff(&[ns(), kv(10)], &[ns(), kv(3)], &[]);
         assert_eq!(d.changes.len(), 1);
         let c = &d.changes[0];
-        assert_eq!(c.action, Action::Update);
-        assert_eq!(c.fields.len(), 1);
-        assert_eq!(c.fields[0].field, "max_versions");
-        assert_eq!(c.fields[0].before, Some(json!(3)));
-        assert_eq!(c.fields[0].after, Some(json!(10)));
+        assert_eq!(c.action(), Action::Update);
+        assert_eq!(c.fields().len(), 1);
+        assert_eq!(c.fields()[0].field, "max_versions");
+        assert_eq!(c.fields()[0].before, Some(json!(3)));
+        assert_eq!(c.fields()[0].after, Some(json!(10)));
         assert!(!c.destroys_data);
     }
 
@@ -475,27 +520,27 @@ mod tests {
         want.attrs.insert("path".into(), json!("kv"));
         let d = diff(&[ns(), want], &[ns(), kv(10)], &[]);
         let c = &d.changes[0];
-        assert_eq!(c.action, Action::Replace);
+        assert_eq!(c.action(), Action::Replace);
         assert!(c.destroys_data);
-        assert!(c.reason.contains("path"));
+        assert_eq!(c.reason, ChangeReason::CannotChangeInPlace { fields: vec!["path".into()] });
     }
 
     #[test]
     fn deleting_a_container_implies_its_children() {
         let d = diff(&[], &[ns(), kv(10)], &[]);
         let kv_change = d.changes.iter().find(|c| c.kind == Kind::KvMount).unwrap();
-        assert_eq!(kv_change.implied_by, Some(Address::new("workspace.acme.namespace")));
+        assert_eq!(kv_change.implied_by(), Some(&Address::new("workspace.acme.namespace")));
         assert!(!kv_change.destroys_data, "the namespace's flag covers it");
         let ns_change = d.changes.iter().find(|c| c.kind == Kind::Namespace).unwrap();
         assert!(ns_change.destroys_data);
-        assert_eq!(ns_change.implied_by, None);
+        assert_eq!(ns_change.implied_by(), None);
     }
 
     #[test]
     fn deleting_a_child_alone_is_not_implied() {
         let d = diff(&[ns()], &[ns(), kv(10)], &[]);
         assert_eq!(d.changes.len(), 1);
-        assert_eq!(d.changes[0].action, Action::Delete);
+        assert_eq!(d.changes[0].action(), Action::Delete);
         assert!(d.changes[0].destroys_data);
     }
 
@@ -515,8 +560,8 @@ mod tests {
         );
         let role_change =
             d.changes.iter().find(|c| c.address.as_str() == "workspace.acme.approle.app").unwrap();
-        assert_eq!(role_change.action, Action::Create);
-        assert!(role_change.reason.contains("workspace.acme.auth.approle"));
+        assert_eq!(role_change.action(), Action::Create);
+        assert_eq!(role_change.reason, ChangeReason::DependencyReplaced { dependency: Address::new("workspace.acme.auth.approle") });
         assert_eq!(d.unchanged, 1, "only the namespace stays untouched");
     }
 
@@ -585,7 +630,8 @@ mod tests {
     fn recreated_dependent_that_loses_data_needs_its_own_flag() {
         let d = diff(&[subnet_group("new"), database()], &[subnet_group("old"), database()], &[]);
         let db = d.changes.iter().find(|c| c.kind == Kind::DbInstance).unwrap();
-        assert_eq!((db.action, db.before.is_some()), (Action::Create, true), "re-created");
+        assert!(matches!(db.op, Op::Recreate { .. }), "re-created");
+        assert_eq!(db.action(), Action::Create, "shown as a create");
         assert!(db.destroys_data, "the database is deleted with its old subnet group");
         assert!(d.conflicts.is_empty(), "{:?}", d.conflicts);
     }

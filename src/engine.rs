@@ -12,7 +12,7 @@ use crate::aws::Aws;
 use crate::diff::{Action, Change, Conflict};
 use crate::execute::{self, Outcome, Report, Status};
 use crate::model::Address;
-use crate::providers::{self, Handler, Op};
+use crate::providers::{self, Handler, Request};
 use crate::openbao::{journal, lock, state, token, Bao};
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -63,13 +63,13 @@ impl Guard {
         let forbidden: Vec<(Action, Address)> = changes
             .iter()
             .filter(|c| c.destroys_data && !self.allow_destroy.contains(&c.address))
-            .filter(|c| self.deletes || c.action != Action::Delete)
-            .map(|c| (c.action, c.address.clone()))
+            .filter(|c| self.deletes || c.action() != Action::Delete)
+            .map(|c| (c.action(), c.address.clone()))
             .collect();
         if !forbidden.is_empty() {
             return Err(Refused::DataLoss(forbidden));
         }
-        Ok(changes.iter().filter(|c| self.deletes || c.action != Action::Delete).cloned().collect())
+        Ok(changes.iter().filter(|c| self.deletes || c.action() != Action::Delete).cloned().collect())
     }
 }
 
@@ -83,13 +83,13 @@ pub struct Providers<'a> {
 /// One step, by the handler registered for its kind ([`providers::handler`]). A delete
 /// implied by its container's (a namespace's) has nothing to do of its own.
 async fn apply_one(p: Providers<'_>, change: &Change) -> Result<(), String> {
-    if change.implied_by.is_some() && change.action == Action::Delete {
+    if change.implied_by().is_some() {
         return Ok(());
     }
-    let op = Op::of(change).map_err(|e| e.to_string())?;
+    let request = Request::of(change).map_err(|e| e.to_string())?;
     match (providers::handler(change.kind), p.bao, p.aws) {
-        (Handler::OpenBao(h), Some(bao), _) => Handler::run(h, bao, op).await.map_err(|e| e.to_string()),
-        (Handler::Aws(h), _, Some(aws)) => Handler::run(h, aws, op).await.map_err(|e| e.to_string()),
+        (Handler::OpenBao(h), Some(bao), _) => Handler::run(h, bao, request).await.map_err(|e| e.to_string()),
+        (Handler::Aws(h), _, Some(aws)) => Handler::run(h, aws, request).await.map_err(|e| e.to_string()),
         (Handler::Aws(_), _, None) => Err(format!("{}: the environment has no aws: section", change.address)),
         (Handler::OpenBao(_), None, _) => Err(format!("{}: no OpenBao connection", change.address)),
     }

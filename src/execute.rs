@@ -12,8 +12,8 @@
 //!   on X: dependents are deleted, or stop referring to X, first. So when a subnet is replaced,
 //!   its instance is terminated before the subnet is deleted and launched after it is created.
 
-use crate::diff::{Action, Change};
-use crate::model::Address;
+use crate::diff::{Action, Change, Op};
+use crate::model::{Address, Resource};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -137,18 +137,23 @@ pub struct Step<'c> {
 /// `after`. The old half is implied by its container when that is destroyed too (rule 4 of
 /// the diff). Everything else is one step.
 pub fn steps(changes: &[Change]) -> Vec<Step<'_>> {
-    let two_halves = |c: &Change| c.action != Action::Update && c.before.is_some() && c.after.is_some();
+    fn halves(c: &Change) -> Option<(&Resource, &Resource)> {
+        match &c.op {
+            Op::Replace { before, after, .. } | Op::Recreate { before, after } => Some((before, after)),
+            _ => None,
+        }
+    }
     let destroyed: BTreeSet<&Address> =
-        changes.iter().filter(|c| c.action == Action::Delete || two_halves(c)).map(|c| &c.address).collect();
+        changes.iter().filter(|c| c.action() == Action::Delete || halves(c).is_some()).map(|c| &c.address).collect();
     let mut out = Vec::with_capacity(changes.len());
     for (of, c) in changes.iter().enumerate() {
-        if !two_halves(c) {
+        let Some((before, after)) = halves(c) else {
             out.push(Step { of, change: Cow::Borrowed(c) });
             continue;
-        }
-        let implied_by = c.before.as_ref().and_then(|old| old.container.clone()).filter(|k| destroyed.contains(k));
-        let old = Change { action: Action::Delete, fields: Vec::new(), after: None, implied_by, ..c.clone() };
-        let new = Change { action: Action::Create, before: None, ..c.clone() };
+        };
+        let implied_by = before.container.clone().filter(|k| destroyed.contains(k));
+        let old = Change { op: Op::Delete { before: before.clone(), implied_by }, ..c.clone() };
+        let new = Change { op: Op::Create { after: after.clone() }, ..c.clone() };
         out.push(Step { of, change: Cow::Owned(old) });
         out.push(Step { of, change: Cow::Owned(new) });
     }
@@ -159,17 +164,17 @@ pub fn steps(changes: &[Change]) -> Vec<Step<'_>> {
 pub fn dependencies(steps: &[Step<'_>]) -> Vec<Vec<usize>> {
     let (mut deleting, mut making) = (BTreeMap::new(), BTreeMap::new());
     for (i, s) in steps.iter().enumerate() {
-        let by_address = if s.change.action == Action::Delete { &mut deleting } else { &mut making };
+        let by_address = if s.change.action() == Action::Delete { &mut deleting } else { &mut making };
         by_address.insert(&s.change.address, i);
     }
     let mut deps = vec![Vec::new(); steps.len()];
     for (i, s) in steps.iter().enumerate() {
-        if let Some(new) = &s.change.after {
+        if let Some(new) = s.change.after() {
             deps[i].extend(new.depends_on.iter().filter_map(|d| making.get(d)));
             deps[i].extend(deleting.get(&s.change.address)); // its own old object goes first
         }
         // Whoever depended on a resource that is deleted goes first.
-        for d in s.change.before.iter().flat_map(|old| &old.depends_on) {
+        for d in s.change.before().iter().flat_map(|old| &old.depends_on) {
             if let Some(&j) = deleting.get(d) {
                 if j != i {
                     deps[j].push(i);
@@ -310,7 +315,7 @@ fn record(status: &mut Option<Status>, left: &mut usize, step: Status) -> bool {
 fn outcome(changes: &[Change], of: usize, status: &[Option<Status>], elapsed: &[Duration]) -> Outcome {
     Outcome {
         address: changes[of].address.clone(),
-        action: changes[of].action,
+        action: changes[of].action(),
         status: status[of].clone().expect("settled"),
         elapsed: elapsed[of],
     }
@@ -388,7 +393,7 @@ mod tests {
                 let order = &order;
                 async move {
                     tokio::task::yield_now().await;
-                    let step = format!("{} {}", c.action.verb(), c.address);
+                    let step = format!("{} {}", c.action().verb(), c.address);
                     order.lock().unwrap().push(step.clone());
                     if Some(step.as_str()) == fail {
                         Err("boom".to_string())
@@ -456,7 +461,7 @@ mod tests {
     #[tokio::test]
     async fn replace_runs_as_halves_dependents_old_first_new_after() {
         let d = diff(&network("10.0.2.0/24"), &network("10.0.1.0/24"), &[]);
-        let planned: Vec<_> = d.changes.iter().map(|c| (c.address.as_str(), c.action)).collect();
+        let planned: Vec<_> = d.changes.iter().map(|c| (c.address.as_str(), c.action())).collect();
         assert_eq!(planned, [("instance.a", Action::Create), ("subnet.a", Action::Replace)], "instance.a is re-created");
         let (report, order) = run(&d.changes, None).await;
         assert!(report.is_success(), "{report:?}");
@@ -488,9 +493,9 @@ mod tests {
         };
         let d = diff(&world("b"), &world("a"), &[]);
         let steps = steps(&d.changes);
-        let old_kv = steps.iter().find(|s| s.change.address.as_str() == "ns.kv" && s.change.action == Action::Delete).unwrap();
-        assert_eq!(old_kv.change.implied_by, Some(Address::new("ns")));
-        let old_role = steps.iter().find(|s| s.change.address.as_str() == "ns.role" && s.change.action == Action::Delete).unwrap();
-        assert_eq!(old_role.change.implied_by, None, "not contained: deleted on its own");
+        let old_kv = steps.iter().find(|s| s.change.address.as_str() == "ns.kv" && s.change.action() == Action::Delete).unwrap();
+        assert_eq!(old_kv.change.implied_by(), Some(&Address::new("ns")));
+        let old_role = steps.iter().find(|s| s.change.address.as_str() == "ns.role" && s.change.action() == Action::Delete).unwrap();
+        assert_eq!(old_role.change.implied_by(), None, "not contained: deleted on its own");
     }
 }

@@ -14,8 +14,8 @@ use crate::model::Kind;
 pub async fn boot_artifacts(aws: &Aws, env: &Environment, changes: &[Change]) -> Result<(), AwsError> {
     let mut verified: Vec<String> = Vec::new();
     for c in changes {
-        let launches = matches!(c.action, Action::Create | Action::Replace);
-        let Some(after) = c.after.as_ref().filter(|_| launches && c.kind == Kind::Instance) else { continue };
+        let launches = matches!(c.action(), Action::Create | Action::Replace);
+        let Some(after) = c.after().filter(|_| launches && c.kind == Kind::Instance) else { continue };
         let a: InstanceAttrs = crate::aws::network_common::from_attrs(&after.address, &after.attrs)?;
         for name in &a.artifacts {
             if verified.contains(name) {

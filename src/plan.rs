@@ -12,7 +12,11 @@ use std::path::Path;
 
 /// Bumped on any incompatible change to the plan document.
 /// 2: unmanaged objects carry `scope` + `name` (their identity); saved plans carry `signature`.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: a change's `action` tags exactly the state it carries (`create`: `after`; `update` and
+///    `replace`: `before`, `after`, `fields`; `recreate` (new: a create forced by a replaced
+///    dependency, was `create` with a `before`): `before`, `after`; `delete`: `before`,
+///    `implied_by`); `reason` is typed (`{"why": "differ", "fields": [...]}`, …).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// How long a saved plan stays applicable unless `--max-age` says otherwise.
 pub const DEFAULT_MAX_AGE_SECS: u64 = 24 * 3600;
@@ -150,7 +154,7 @@ impl Plan {
     pub fn new(environment: &str, desired_digest: &str, diff: Diff, observed: &Observed) -> Plan {
         let mut summary = Summary { unchanged: diff.unchanged, ..Summary::default() };
         for change in &diff.changes {
-            match change.action {
+            match change.action() {
                 Action::Create => summary.create += 1,
                 Action::Update => summary.update += 1,
                 Action::Replace => summary.replace += 1,
@@ -277,24 +281,18 @@ impl Plan {
         Ok(plan)
     }
 
-    /// Every change has the states its action needs, at its own address: a hand-made file
-    /// is refused here instead of failing (or panicking) half-way through an apply.
+    /// Every change's states describe its own address and kind (the `Op` type already gives
+    /// each action exactly the states it needs): a hand-made file is refused here instead of
+    /// failing half-way through an apply.
     fn check_shape(&self) -> Result<(), (Address, String)> {
         for c in &self.changes {
-            let needs = |what: &str, r: &Option<crate::model::Resource>| match r {
-                None => Err((c.address.clone(), format!("a {} needs `{what}`", c.action.verb()))),
-                Some(r) if r.address != c.address || r.kind != c.kind => {
-                    Err((c.address.clone(), format!("`{what}` describes {} ({:?})", r.address, r.kind)))
+            for (what, r) in [("before", c.before()), ("after", c.after())] {
+                match r {
+                    Some(r) if r.address != c.address || r.kind != c.kind => {
+                        return Err((c.address.clone(), format!("`{what}` describes {} ({:?})", r.address, r.kind)))
+                    }
+                    _ => {}
                 }
-                Some(_) => Ok(()),
-            };
-            match c.action {
-                Action::Create => needs("after", &c.after)?,
-                Action::Update | Action::Replace => {
-                    needs("before", &c.before)?;
-                    needs("after", &c.after)?
-                }
-                Action::Delete => needs("before", &c.before)?,
             }
         }
         Ok(())
@@ -312,12 +310,12 @@ impl Plan {
                 continue;
             };
             let differs = [
-                ("action", saved.action != fresh.action),
-                ("after", saved.after != fresh.after),
-                ("before", saved.before != fresh.before),
-                ("fields", saved.fields != fresh.fields),
+                ("action", std::mem::discriminant(&saved.op) != std::mem::discriminant(&fresh.op)),
+                ("after", saved.after() != fresh.after()),
+                ("before", saved.before() != fresh.before()),
+                ("fields", saved.fields() != fresh.fields()),
                 ("destroy flag", saved.destroys_data != fresh.destroys_data),
-                ("implied_by", saved.implied_by != fresh.implied_by),
+                ("implied_by", saved.implied_by() != fresh.implied_by()),
             ];
             if let Some((field, _)) = differs.iter().find(|(_, d)| *d) {
                 out.push(Mismatch::Differs { address: saved.address.clone(), field });
@@ -331,7 +329,7 @@ impl Plan {
         let mut out = BTreeSet::new();
         for change in &self.changes {
             out.insert(change.address.clone());
-            for r in change.before.iter().chain(&change.after) {
+            for r in change.before().into_iter().chain(change.after()) {
                 out.extend(r.depends_on.iter().cloned());
             }
         }
@@ -434,16 +432,22 @@ mod tests {
     }
 
     #[test]
-    fn a_change_without_its_state_is_refused_at_load() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.json");
+    fn a_change_without_its_state_or_with_another_objects_is_refused_at_load() {
+        // A create with nothing to create cannot even be read: the action tags the state.
+        let plan = plan_for(&[ns("a", "ctl")], &[]);
+        let mut doc = serde_json::to_value(&plan).unwrap();
+        doc["changes"][0].as_object_mut().unwrap().remove("after");
+        let err = Plan::from_json(&doc.to_string(), "p.json").unwrap_err();
+        assert!(matches!(err, PlanError::Parse { .. }), "{err}");
+        assert!(err.to_string().contains("missing field `after`"), "{err}");
+
+        // A state that describes another object than the change's address.
         let mut plan = plan_for(&[ns("a", "ctl")], &[]);
-        plan.changes[0].after = None; // a create with nothing to create
+        plan.changes[0].address = Address::workspace("b", &["namespace"]);
         plan.fingerprint = plan.compute_fingerprint();
-        plan.save(&path).unwrap();
-        let err = Plan::load(&path).unwrap_err();
+        let err = Plan::from_json(&serde_json::to_string(&plan).unwrap(), "p.json").unwrap_err();
         assert!(matches!(err, PlanError::Malformed { .. }), "{err}");
-        assert!(err.to_string().contains("a create needs `after`"), "{err}");
+        assert!(err.to_string().contains("`after` describes workspace.a.namespace"), "{err}");
     }
 
     #[test]
@@ -454,7 +458,7 @@ mod tests {
         assert!(plan.mismatches(&now).is_empty());
 
         // Someone edits the namespace's metadata in the file (and recomputes the self-hash).
-        let after = plan.changes[0].after.as_mut().unwrap();
+        let crate::diff::Op::Create { after } = &mut plan.changes[0].op else { panic!("a create") };
         after.attrs.insert("custom_metadata".into(), json!({"managed-by": "ctl", "owner": "mallory"}));
         let m = plan.mismatches(&now);
         assert_eq!(m, vec![Mismatch::Differs { address: Address::workspace("a", &["namespace"]), field: "after" }]);

@@ -1,6 +1,6 @@
 //! The provider interface: one handler per resource kind, registered in one table
 //! ([`handler`]). The apply engine ([`crate::engine`]) is the only caller; it turns each
-//! executor step into an [`Op`] and hands it to the kind's handler, so the dispatch from a
+//! executor step into a [`Request`] and hands it to the kind's handler, so the dispatch from a
 //! kind to its code exists exactly once.
 //!
 //! A handler carries out one step, idempotently: `create` finds an object it already made
@@ -13,13 +13,13 @@
 //! line in [`handler`]. See ARCHITECTURE.md, "Adding a resource kind".
 
 use crate::aws::{Aws, AwsError};
-use crate::diff::{Action, Change, FieldChange};
+use crate::diff::{Change, FieldChange, Op};
 use crate::model::{Kind, Resource};
 use crate::openbao::{Bao, BaoError};
 
 /// One step of a plan, as a handler sees it: exactly the state the step needs.
 #[derive(Clone, Copy, Debug)]
-pub enum Op<'a> {
+pub enum Request<'a> {
     Create(&'a Resource),
     Update(Update<'a>),
     Delete(&'a Resource),
@@ -42,25 +42,28 @@ impl Update<'_> {
 
 /// Why a step cannot be handed to a handler (a hand-edited or corrupt plan file).
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("{address}: a {verb} without the state it needs (malformed plan); nothing was written")]
+#[error("{address}: {what} (malformed plan); nothing was written")]
 pub struct Malformed {
     pub address: String,
-    pub verb: &'static str,
+    pub what: String,
 }
 
-impl<'a> Op<'a> {
+impl<'a> Request<'a> {
     /// The step `change` asks for. A replace (or re-create) is two steps and must have been
-    /// split by the executor ([`crate::execute::steps`]); given whole, it is refused too.
-    pub fn of(change: &'a Change) -> Result<Op<'a>, Malformed> {
-        let malformed = || Malformed { address: change.address.to_string(), verb: change.action.verb() };
-        let kind_matches = |r: &Resource| r.kind == change.kind && r.address == change.address;
-        match (change.action, &change.before, &change.after) {
-            (Action::Create, None, Some(after)) if kind_matches(after) => Ok(Op::Create(after)),
-            (Action::Update, Some(before), Some(after)) if kind_matches(before) && kind_matches(after) => {
-                Ok(Op::Update(Update { before, after, fields: &change.fields }))
+    /// split by the executor ([`crate::execute::steps`]); given whole, it is refused. So is a
+    /// state that describes another object than the change's address and kind.
+    pub fn of(change: &'a Change) -> Result<Request<'a>, Malformed> {
+        let malformed = |what: String| Malformed { address: change.address.to_string(), what };
+        for r in change.before().into_iter().chain(change.after()) {
+            if r.kind != change.kind || r.address != change.address {
+                return Err(malformed(format!("its state describes {} ({:?})", r.address, r.kind)));
             }
-            (Action::Delete, Some(before), None) if kind_matches(before) => Ok(Op::Delete(before)),
-            _ => Err(malformed()),
+        }
+        match &change.op {
+            Op::Create { after } => Ok(Request::Create(after)),
+            Op::Update { before, after, fields } => Ok(Request::Update(Update { before, after, fields })),
+            Op::Delete { before, .. } => Ok(Request::Delete(before)),
+            Op::Replace { .. } | Op::Recreate { .. } => Err(malformed("a replace reached a provider whole".into())),
         }
     }
 }
@@ -94,12 +97,12 @@ pub enum Handler {
 }
 
 impl Handler {
-    /// Carry out `op` on `conn`.
-    pub async fn run<C: Connection>(handler: &dyn KindHandler<C>, conn: &C, op: Op<'_>) -> Result<(), C::Error> {
-        match op {
-            Op::Create(new) => handler.create(conn, new).await,
-            Op::Update(u) => handler.update(conn, u).await,
-            Op::Delete(old) => handler.delete(conn, old).await,
+    /// Carry out `request` on `conn`.
+    pub async fn run<C: Connection>(handler: &dyn KindHandler<C>, conn: &C, request: Request<'_>) -> Result<(), C::Error> {
+        match request {
+            Request::Create(new) => handler.create(conn, new).await,
+            Request::Update(u) => handler.update(conn, u).await,
+            Request::Delete(old) => handler.delete(conn, old).await,
         }
     }
 }
@@ -167,39 +170,24 @@ mod tests {
         }
     }
 
-    fn change(action: Action, before: Option<Resource>, after: Option<Resource>) -> Change {
-        Change {
-            address: Address::new("network.vpc"),
-            kind: Kind::Vpc,
-            action,
-            reason: String::new(),
-            fields: vec![],
-            before,
-            after,
-            implied_by: None,
-            destroys_data: false,
-            capabilities: vec![],
-            backtest: None,
-        }
-    }
-
     #[test]
     fn a_step_gets_exactly_the_state_it_needs_or_is_refused() {
-        let vpc = || Some(resource("network.vpc", Kind::Vpc));
-        assert!(matches!(Op::of(&change(Action::Create, None, vpc())), Ok(Op::Create(_))));
-        assert!(matches!(Op::of(&change(Action::Update, vpc(), vpc())), Ok(Op::Update(_))));
-        assert!(matches!(Op::of(&change(Action::Delete, vpc(), None)), Ok(Op::Delete(_))));
+        use crate::diff::ChangeReason::Absent;
+        let vpc = || resource("network.vpc", Kind::Vpc);
+        let create = Change::new(Op::Create { after: vpc() }, Absent, false);
+        assert!(matches!(Request::of(&create), Ok(Request::Create(_))));
+        let update = Change::new(Op::Update { before: vpc(), after: vpc(), fields: vec![] }, Absent, false);
+        assert!(matches!(Request::of(&update), Ok(Request::Update(_))));
+        let delete = Change::new(Op::Delete { before: vpc(), implied_by: None }, Absent, false);
+        assert!(matches!(Request::of(&delete), Ok(Request::Delete(_))));
         // What a crafted plan file could hold: refused with the address, never a panic.
-        for bad in [
-            change(Action::Create, None, None),
-            change(Action::Create, vpc(), vpc()), // a re-create the executor did not split
-            change(Action::Update, None, vpc()),
-            change(Action::Delete, None, None),
-            change(Action::Replace, vpc(), vpc()),
-            change(Action::Delete, Some(resource("network.vpc", Kind::Subnet)), None),
-            change(Action::Create, None, Some(resource("network.subnet.a", Kind::Vpc))),
-        ] {
-            let e = Op::of(&bad).unwrap_err();
+        let whole = Change::new(Op::Replace { before: vpc(), after: vpc(), fields: vec![] }, Absent, false);
+        let mut other_kind = Change::new(Op::Delete { before: resource("network.vpc", Kind::Subnet), implied_by: None }, Absent, false);
+        other_kind.kind = Kind::Vpc;
+        let mut elsewhere = Change::new(Op::Create { after: resource("network.subnet.a", Kind::Vpc) }, Absent, false);
+        elsewhere.address = Address::new("network.vpc");
+        for bad in [whole, other_kind, elsewhere] {
+            let e = Request::of(&bad).unwrap_err();
             assert_eq!(e.address, "network.vpc");
             assert!(e.to_string().contains("malformed plan"), "{e}");
         }

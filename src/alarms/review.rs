@@ -32,9 +32,9 @@ const PARALLEL: usize = 4;
 /// Whether the plan should show this change's backtest.
 pub fn wants_backtest(c: &Change) -> bool {
     c.kind == Kind::MetricAlarm
-        && match c.action {
+        && match c.action() {
             Action::Create => true,
-            Action::Update | Action::Replace => c.fields.iter().any(|f| EVALUATION_FIELDS.contains(&f.field.as_str())),
+            Action::Update | Action::Replace => c.fields().iter().any(|f| EVALUATION_FIELDS.contains(&f.field.as_str())),
             Action::Delete => false,
         }
 }
@@ -73,8 +73,8 @@ async fn series(aws: &Aws, a: &MetricAlarmAttrs, days: u32, now: i64) -> Result<
 async fn one(aws: &Aws, c: &Change, days: u32, now: i64, chart: Option<&Path>) -> PlanBacktest {
     let attrs = |r: Option<&crate::model::Resource>| r.map(|r| from_attrs::<MetricAlarmAttrs>(&r.attrs).map_err(|e| e.to_string())).transpose();
     let result: Result<PlanBacktest, String> = async {
-        let after = attrs(c.after.as_ref())?.ok_or("the change has no desired alarm")?;
-        let before = attrs(c.before.as_ref())?;
+        let after = attrs(c.after())?.ok_or("the change has no desired alarm")?;
+        let before = attrs(c.before())?;
         let proposed_rule = rule(&after)?;
         let proposed_series = series(aws, &after, days, now).await?;
         if proposed_series.values.iter().all(Option::is_none) {
@@ -136,7 +136,7 @@ pub async fn annotate(aws: &Aws, changes: &mut [Change], days: u32, chart_dir: O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::FieldChange;
+    use crate::diff::{ChangeReason, FieldChange, Op};
     use crate::model::{Address, Resource, Scope};
 
     fn change(action: Action, fields: &[&str]) -> Change {
@@ -149,19 +149,14 @@ mod tests {
             depends_on: vec![],
             container: None,
         };
-        Change {
-            address: r.address.clone(),
-            kind: Kind::MetricAlarm,
-            action,
-            reason: String::new(),
-            fields: fields.iter().map(|f| FieldChange { field: f.to_string(), before: None, after: None, forces_replace: false }).collect(),
-            before: None,
-            after: Some(r),
-            implied_by: None,
-            destroys_data: false,
-            capabilities: vec![],
-            backtest: None,
-        }
+        let fields = fields.iter().map(|f| FieldChange { field: f.to_string(), before: None, after: None, forces_replace: false }).collect();
+        let op = match action {
+            Action::Create => Op::Create { after: r },
+            Action::Update => Op::Update { before: r.clone(), after: r, fields },
+            Action::Replace => Op::Replace { before: r.clone(), after: r, fields },
+            Action::Delete => Op::Delete { before: r, implied_by: None },
+        };
+        Change::new(op, ChangeReason::Absent, false)
     }
 
     #[test]

@@ -299,7 +299,7 @@ pub async fn plan_with(loaded: &Loaded, session: &Session, parallelism: u16) -> 
     if let Some(aws) = &session.aws {
         crate::gates::boot_artifacts(aws, &loaded.env, &diff.changes).await?;
     }
-    let written: BTreeSet<&crate::model::Address> = diff.changes.iter().filter(|c| c.after.is_some()).map(|c| &c.address).collect();
+    let written: BTreeSet<&crate::model::Address> = diff.changes.iter().filter(|c| c.after().is_some()).map(|c| &c.address).collect();
     let warnings = crate::policy::lint_declared(&loaded.env, &loaded.desired, Some(&written));
     Ok(Plan::new(&loaded.env.name, &loaded.env.source_digest, diff, &observed)
         .with_warnings(warnings)
@@ -361,7 +361,7 @@ pub async fn plan_refreshed(loaded: &Loaded, session: &Session, parallelism: u16
     if let Some(aws) = &session.aws {
         crate::gates::boot_artifacts(aws, env, &diff.changes).await?;
     }
-    let written: BTreeSet<&crate::model::Address> = diff.changes.iter().filter(|c| c.after.is_some()).map(|c| &c.address).collect();
+    let written: BTreeSet<&crate::model::Address> = diff.changes.iter().filter(|c| c.after().is_some()).map(|c| &c.address).collect();
     let warnings = crate::policy::lint_declared(env, &loaded.desired, Some(&written));
     let note = crate::plan::RefreshNote { trusted, trusted_resources, last_full_check: check.map(|c| c.at), distrust: None };
     Ok(Plan::new(&env.name, &env.source_digest, diff, &observed)

@@ -37,6 +37,7 @@ mod error;
 mod fast;
 mod infra;
 mod load;
+mod network_values;
 mod problems;
 mod locate;
 mod names;

@@ -373,7 +373,7 @@ const TRUST_AT_SNAPSHOT: u64 = 24 * 3600;
 /// OpenBao up (`bao`), under the environment's apply lock.
 async fn execute_changes(ctx: &Ctx<'_>, diff: crate::diff::Diff, bao: Option<&Bao>) -> Result<String, DrError> {
     let unchanged = diff.unchanged;
-    let deletes = diff.changes.iter().filter(|c| c.action == Action::Delete).count();
+    let deletes = diff.changes.iter().filter(|c| c.action() == Action::Delete).count();
     let changes = engine::Guard::rebuild()
         .check(&diff.changes, &diff.conflicts)
         .map_err(|e| DrError::Refused(format!("{e}\nThe rebuild never destroys data; apply such changes with a reviewed `ctl apply` once the rebuild is done")))?;

@@ -4,9 +4,10 @@
 //! [`graph`] draws the declared resources and their dependencies (`ctl graph`).
 
 pub mod graph;
+pub mod words;
 pub mod openbao_config;
 
-use crate::diff::{Action, Change};
+use crate::diff::{Action, Change, Op};
 use crate::plan::Plan;
 use serde_json::Value;
 use std::fmt::Write;
@@ -106,7 +107,7 @@ pub fn groups(plan: &Plan) -> Vec<GroupRow> {
     for c in &plan.changes {
         let group = group_of(c.address.as_str());
         let row = rows.entry(group.clone()).or_insert_with(|| GroupRow { group, ..GroupRow::default() });
-        match c.action {
+        match c.action() {
             Action::Create => row.create += 1,
             Action::Update => row.update += 1,
             Action::Replace => row.replace += 1,
@@ -122,7 +123,7 @@ fn destroy_note(c: &Change) -> Option<String> {
 
 /// The lines describing one change (without colour), shared by text and markdown.
 fn change_lines(c: &Change, detail: bool) -> Vec<String> {
-    let mut lines = vec![format!("{} {}  ({})", c.action.symbol(), c.address, c.reason)];
+    let mut lines = vec![format!("{} {}  ({})", c.action().symbol(), c.address, words::reason(&c.reason))];
     let backtest = c.backtest.as_ref().map(|b| format!("      {}", b.line()));
     if !detail {
         lines.extend(c.capabilities.iter().map(|l| format!("      {l}")));
@@ -131,19 +132,19 @@ fn change_lines(c: &Change, detail: bool) -> Vec<String> {
     }
     // A policy's text is summarised by what it grants differently (the text: --detail, --json).
     let grants = !c.capabilities.is_empty();
-    match c.action {
-        Action::Update | Action::Replace => {
-            for f in c.fields.iter().filter(|f| !(grants && f.field == "policy")) {
+    match &c.op {
+        Op::Update { fields, .. } | Op::Replace { fields, .. } => {
+            for f in fields.iter().filter(|f| !(grants && f.field == "policy")) {
                 let forced = if f.forces_replace { "  # forces replacement" } else { "" };
                 lines.push(format!("      {}: {} → {}{forced}", f.field, value(&f.before), value(&f.after)));
             }
         }
-        Action::Create if c.before.is_none() => {
-            for (k, v) in &c.resource().attrs {
+        Op::Create { after } => {
+            for (k, v) in &after.attrs {
                 lines.push(format!("      {k}: {}", value(&Some(v.clone()))));
             }
         }
-        _ => {}
+        Op::Recreate { .. } | Op::Delete { .. } => {}
     }
     lines.extend(c.capabilities.iter().map(|l| format!("      {l}")));
     lines.extend(backtest);
@@ -220,13 +221,13 @@ pub mod text {
             }
         }
         for c in &plan.changes {
-            if c.implied_by.is_some() {
-                let _ = writeln!(out, "    {}", p.paint("2", &format!("- {} ({})", c.address, c.reason)));
+            if c.implied_by().is_some() {
+                let _ = writeln!(out, "    {}", p.paint("2", &format!("- {} ({})", c.address, words::reason(&c.reason))));
                 continue;
             }
-            let mut lines = change_lines(c, detail || c.action != Action::Create).into_iter();
+            let mut lines = change_lines(c, detail || c.action() != Action::Create).into_iter();
             let head = lines.next().unwrap_or_default();
-            let _ = write!(out, "  {}", p.action(c.action, &head));
+            let _ = write!(out, "  {}", p.action(c.action(), &head));
             if let Some(note) = destroy_note(c) {
                 let _ = write!(out, "  {}", p.paint("1;31", &format!("⚠ {note}")));
             }
@@ -254,7 +255,7 @@ pub mod text {
             }
         }
         if plan.has_changes() {
-            if !detail && plan.changes.iter().any(|c| c.action == Action::Create && c.implied_by.is_none()) {
+            if !detail && plan.changes.iter().any(|c| c.action() == Action::Create && c.implied_by().is_none()) {
                 let _ = writeln!(out, "(created resources' attributes: --detail, or --json)");
             }
             let _ = writeln!(out, "{}", summary_line(plan));
@@ -301,7 +302,7 @@ pub mod markdown {
             let _ = writeln!(head, "**⚠ {} destructive change(s), data loss; apply needs an explicit flag:**\n", destructive.len());
             // Every one is listed while they fit in half the comment; the rest are counted.
             for (i, c) in destructive.iter().enumerate() {
-                let line = format!("- `{}` {} — `--allow-destroy={}`\n", c.address, c.action.verb(), c.address);
+                let line = format!("- `{}` {} — `--allow-destroy={}`\n", c.address, c.action().verb(), c.address);
                 if head.len() + line.len() > limit / 2 {
                     let _ = writeln!(head, "- … and {} more destructive change(s): `ctl plan --json` lists them all", destructive.len() - i);
                     break;
@@ -342,8 +343,8 @@ pub mod markdown {
         }
 
         // Destructive first, then by address.
-        let mut ordered: Vec<&Change> = plan.changes.iter().filter(|c| c.implied_by.is_none()).collect();
-        ordered.sort_by_key(|c| (!c.destroys_data, !matches!(c.action, Action::Delete | Action::Replace), c.address.clone()));
+        let mut ordered: Vec<&Change> = plan.changes.iter().filter(|c| c.implied_by().is_none()).collect();
+        ordered.sort_by_key(|c| (!c.destroys_data, !matches!(c.action(), Action::Delete | Action::Replace), c.address.clone()));
 
         let open = format!("<details><summary>Details ({} changes)</summary>\n\n```diff\n", ordered.len());
         let close = "```\n\n</details>\n";

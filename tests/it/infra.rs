@@ -739,7 +739,7 @@ instances:
         .iter()
         .map(|c| (c["action"].as_str().unwrap().to_string(), c["address"].as_str().unwrap().to_string()))
         .collect();
-    for expected in [("replace", "network.subnet.private-a"), ("create", "instance.app.0")] {
+    for expected in [("replace", "network.subnet.private-a"), ("recreate", "instance.app.0")] {
         assert!(
             planned.iter().any(|(a, addr)| (a.as_str(), addr.as_str()) == expected),
             "{expected:?} in {planned:?}"
