@@ -13,7 +13,7 @@ use crate::openbao::{journal, state};
 use crate::render;
 use anyhow::{bail, Context};
 use std::collections::BTreeSet;
-use std::process::ExitCode;
+use super::{Status, Term};
 
 #[derive(clap::Args, Debug)]
 pub struct AdoptArgs {
@@ -24,7 +24,7 @@ pub struct AdoptArgs {
     pub addresses: Vec<String>,
 }
 
-pub async fn run(args: AdoptArgs) -> CmdResult {
+pub async fn run(args: AdoptArgs, term: Term) -> CmdResult {
     let loaded = context::load(&args.env)?;
     let session = context::session(&loaded.env, args.env.parallelism, Role::Apply).await?;
     let spec = engine::LockSpec {
@@ -33,10 +33,10 @@ pub async fn run(args: AdoptArgs) -> CmdResult {
         ttl: std::time::Duration::from_secs(120),
         wait: std::time::Duration::from_secs(300),
     };
-    super::locked(engine::with_lock(&session.bao, spec, |_lost| adopt_locked(&args, &loaded, &session)).await)
+    super::locked(engine::with_lock(&session.bao, spec, |_lost| adopt_locked(&args, &loaded, &session, term)).await)
 }
 
-async fn adopt_locked(args: &AdoptArgs, loaded: &context::Loaded, session: &context::Session) -> CmdResult {
+async fn adopt_locked(args: &AdoptArgs, loaded: &context::Loaded, session: &context::Session, term: Term) -> CmdResult {
     let plan = context::plan_with(loaded, session, args.env.parallelism).await?;
     let named: BTreeSet<Address> = args.addresses.iter().map(Address::new).collect();
 
@@ -111,6 +111,6 @@ async fn adopt_locked(args: &AdoptArgs, loaded: &context::Loaded, session: &cont
     let observed = Observed { resources, unmanaged: Vec::new() };
     let after = Plan::new(&loaded.env.name, &loaded.env.source_digest, diff, &observed);
     println!("Adopted {} object(s). How they differ from their declaration (`ctl apply` converges them):", chosen.len());
-    print!("{}", render::text::render(&after, super::color_enabled_stdout(), true));
-    Ok(ExitCode::SUCCESS)
+    print!("{}", render::text::render(&after, term.color_stdout, true));
+    Ok(Status::Success)
 }

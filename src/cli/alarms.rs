@@ -6,7 +6,7 @@
 //! edits of the environment file, so git is their history.
 
 use super::{CmdResult, EnvArgs};
-use crate::alarms::backtest::{self, human_seconds, Rule, Series, SideBySide};
+use crate::alarms::backtest::{self, Rule, Series, SideBySide};
 use crate::alarms::mute::{self, Mute};
 use crate::alarms::recommend::{self, DEFAULT_MARGIN};
 use crate::alarms::resources::{alarm_name, health_check_address};
@@ -14,10 +14,11 @@ use crate::alarms::{chart, tune};
 use crate::aws::cloudwatch::{self, MetricId};
 use crate::aws::Aws;
 use crate::config::{Alarm, AlarmKind, Environment};
+use crate::render;
 use anyhow::{bail, Context};
 use serde_json::json;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use super::Status;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AlarmsCommand {
@@ -129,9 +130,9 @@ pub async fn run(cmd: AlarmsCommand) -> CmdResult {
                     )?
                 );
             } else {
-                print!("{}", text_report(&env, a, &series, &rule, &result, window.days));
+                print!("{}", render::alarms::text_report(&env, a, &series, &rule, &result, window.days));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Success)
         }
         AlarmsCommand::Recommend {
             alarm,
@@ -166,7 +167,7 @@ pub async fn run(cmd: AlarmsCommand) -> CmdResult {
                 );
                 let basis = if rule.comparison.upward() { "p99 ×" } else { "p1 ÷" };
                 println!("proposed threshold: {} ({basis} {margin})\n", fmt(r.proposed));
-                print!("{}", text_report(&env, a, &series, &rule, &r.backtest, window.days));
+                print!("{}", render::alarms::text_report(&env, a, &series, &rule, &r.backtest, window.days));
                 println!(
                     "\nTo apply: ctl alarms tune {} --threshold {} -e {}",
                     a.name,
@@ -174,7 +175,7 @@ pub async fn run(cmd: AlarmsCommand) -> CmdResult {
                     env.file.display()
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Success)
         }
         AlarmsCommand::Tune {
             alarm,
@@ -206,8 +207,8 @@ pub async fn run(cmd: AlarmsCommand) -> CmdResult {
                 a.name,
                 tune::format_threshold(threshold)
             );
-            print!("{}", markdown_report(&env, &a, &series, &rule, &result, window.days));
-            Ok(ExitCode::SUCCESS)
+            print!("{}", render::alarms::markdown_report(&env, &a, &series, &rule, &result, window.days));
+            Ok(Status::Success)
         }
         AlarmsCommand::Mute {
             alarm,
@@ -227,7 +228,7 @@ pub async fn run(cmd: AlarmsCommand) -> CmdResult {
                 .await
                 .with_context(|| format!("muting {name}"))?;
             println!("Muted {} until {} ({}). `ctl alarms unmute {}` ends it early; after that time the next `ctl apply` restores its actions.", a.name, mute::rfc3339(until), mute::tag_safe(&record.reason), a.name);
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Success)
         }
         AlarmsCommand::Unmute { alarm, env } => {
             let (env, aws) = connect(&env).await?;
@@ -237,7 +238,7 @@ pub async fn run(cmd: AlarmsCommand) -> CmdResult {
                 .await
                 .with_context(|| format!("unmuting {name}"))?;
             println!("Unmuted {}: actions enabled.", a.name);
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Success)
         }
     }
 }
@@ -334,76 +335,6 @@ fn fmt(x: f64) -> String {
     tune::format_threshold(x)
 }
 
-fn header(env: &Environment, a: &Alarm, series: &Series, rule: &Rule, days: u32) -> String {
-    let with_data = series.values.iter().filter(|v| v.is_some()).count();
-    let (ns, metric, _, _) = a.kind.metric();
-    format!(
-        "{} ({}): {ns} {metric} {} per {}s, ALARM when {} of {} datapoints {} threshold, missing data: {}; last {days} days ({} periods, {with_data} with data)",
-        a.name,
-        alarm_name(&env.name, &a.name),
-        a.statistic.as_str(),
-        a.period,
-        rule.datapoints_to_alarm,
-        rule.evaluation_periods,
-        rule.comparison.symbol(),
-        rule.treat_missing_data.as_str(),
-        series.values.len(),
-    )
-}
-
-fn rows(r: &SideBySide) -> [(String, String, String); 4] {
-    [
-        ("threshold".into(), fmt(r.current.threshold), fmt(r.proposed.threshold)),
-        (
-            "alarms".into(),
-            r.current.alarms.to_string(),
-            r.proposed.alarms.to_string(),
-        ),
-        (
-            "time in ALARM".into(),
-            human_seconds(r.current.seconds_in_alarm),
-            human_seconds(r.proposed.seconds_in_alarm),
-        ),
-        (
-            format!("flaps (back within {}×M periods)", backtest::FLAP_WINDOWS),
-            r.current.flaps.to_string(),
-            r.proposed.flaps.to_string(),
-        ),
-    ]
-}
-
-pub fn text_report(env: &Environment, a: &Alarm, series: &Series, rule: &Rule, r: &SideBySide, days: u32) -> String {
-    let mut out = header(env, a, series, rule, days);
-    out.push_str("\n\n");
-    out.push_str(&format!("{:<36} {:>14} {:>14}\n", "", "current", "proposed"));
-    for (k, c, p) in rows(r) {
-        out.push_str(&format!("{k:<36} {c:>14} {p:>14}\n"));
-    }
-    out
-}
-
-pub fn markdown_report(
-    env: &Environment,
-    a: &Alarm,
-    series: &Series,
-    rule: &Rule,
-    r: &SideBySide,
-    days: u32,
-) -> String {
-    let mut out = format!(
-        "### Tune alarm `{}`: threshold {} → {}\n\nBacktest: {}\n\n| | current | proposed |\n|---|---:|---:|\n",
-        a.name,
-        fmt(r.current.threshold),
-        fmt(r.proposed.threshold),
-        header(env, a, series, rule, days)
-    );
-    for (k, c, p) in rows(r) {
-        out.push_str(&format!("| {k} | {c} | {p} |\n"));
-    }
-    out.push_str(&format!("\nRunbook: {}\n", a.runbook_url));
-    out
-}
-
 async fn status(args: &EnvArgs) -> CmdResult {
     let (env, aws) = connect(args).await?;
     let Some(cfg) = &env.alarms else {
@@ -465,5 +396,5 @@ async fn status(args: &EnvArgs) -> CmdResult {
         .await
         .with_context(|| format!("reading the subscriptions of topic {}", cfg.topic))?;
     println!("\nwebhook ({}): {}", cfg.topic, webhook.describe());
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }

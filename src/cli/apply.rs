@@ -16,9 +16,9 @@ use crate::plan::Plan;
 use crate::render;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
+use super::Term;
 
 #[derive(clap::Args, Debug)]
 pub struct ApplyArgs {
@@ -41,7 +41,7 @@ pub struct ApplyArgs {
     pub lock_ttl: crate::config::Duration,
 }
 
-pub async fn run(args: ApplyArgs) -> CmdResult {
+pub async fn run(args: ApplyArgs, term: Term) -> CmdResult {
     let saved = args.plan.as_ref().map(|p| Plan::load(p).map(|plan| (p.clone(), plan))).transpose()?;
     let mut loaded = context::load(&args.env)?;
     let guard = Guard::apply(args.allow_destroy.iter().map(Address::new));
@@ -62,7 +62,7 @@ pub async fn run(args: ApplyArgs) -> CmdResult {
         ttl: std::time::Duration::from_secs(args.lock_ttl.0),
         wait: std::time::Duration::from_secs(args.lock_wait.0),
     };
-    super::locked(engine::with_lock(&session.bao, spec, |lost| apply_locked(&args, &guard, saved, &loaded, &session, lost)).await)
+    super::locked(engine::with_lock(&session.bao, spec, |lost| apply_locked(&args, &guard, saved, &loaded, &session, lost, term)).await)
 }
 
 /// A saved plan must carry ctl's signature of its fingerprint (see `openbao::signing`).
@@ -102,6 +102,7 @@ async fn apply_locked(
     loaded: &Loaded,
     session: &Session,
     lost: Arc<AtomicBool>,
+    term: Term,
 ) -> CmdResult {
     let full = saved.is_none();
     let plan = match saved {
@@ -169,12 +170,12 @@ async fn apply_locked(
                 Err(e) => tracing::warn!(error = %e, "could not finish an interrupted namespace deletion"),
             }
             let plan = context::plan_with(loaded, session, args.env.parallelism).await?;
-            print!("{}", render::text::render(&plan, super::color_enabled_stdout(), false));
+            print!("{}", render::text::render(&plan, term.color_stdout, false));
             guard.check(&plan.changes, &plan.conflicts)?;
             context::deny_warnings(&plan, &loaded.env, false)?;
-            if plan.has_changes() && !args.auto_approve && !confirm("Apply these changes?", "or save a plan with `ctl plan --out` and apply it").await? {
+            if plan.has_changes() && !args.auto_approve && !confirm(term, "Apply these changes?", "or save a plan with `ctl plan --out` and apply it").await? {
                 eprintln!("Apply cancelled; nothing was changed.");
-                return Ok(ExitCode::FAILURE);
+                return Ok(super::Status::Failure);
             }
             plan
         }
@@ -182,11 +183,11 @@ async fn apply_locked(
     if !plan.has_changes() {
         println!("No changes to apply.");
         record_digests(loaded, session, args.env.parallelism, full).await;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(super::Status::Success);
     }
 
     let changes = guard.check(&plan.changes, &plan.conflicts)?;
-    let report = apply_plan(session, &changes, usize::from(args.env.parallelism), &lost).await;
+    let report = apply_plan(session, &changes, usize::from(args.env.parallelism), &lost, term).await;
     print_report(&report);
     let entry = engine::journal_entry("apply", Some(plan.fingerprint.to_string()), plan.git_commit.clone(), &report);
     // An apply nobody can audit is not a success: the changes stay, the exit code says so.
@@ -200,7 +201,7 @@ async fn apply_locked(
             bail!("the changes were applied, but the audit journal entry was not written (see above); fix ctl's access and keep a record of this apply by hand");
         }
         record_digests(loaded, session, args.env.parallelism, full).await;
-        Ok(ExitCode::SUCCESS)
+        Ok(super::Status::Success)
     } else {
         bail!(
             "{} change(s) failed and {} were skipped; everything applied so far is consistent. Fix the cause and run `ctl plan`/`ctl apply` again: it converges.",
@@ -227,8 +228,8 @@ async fn record_digests(loaded: &Loaded, session: &Session, parallelism: u16, fu
 
 /// Asks on the terminal without blocking the runtime: the lock's heartbeat keeps renewing it
 /// however long the answer takes.
-pub(crate) async fn confirm(question: &str, otherwise: &str) -> anyhow::Result<bool> {
-    if !std::io::stdin().is_terminal() {
+pub(crate) async fn confirm(term: Term, question: &str, otherwise: &str) -> anyhow::Result<bool> {
+    if !term.interactive {
         bail!("not a terminal: pass --auto-approve, {otherwise}");
     }
     eprint!("{question} Only 'yes' is accepted: ");
@@ -245,8 +246,8 @@ pub(crate) async fn confirm(question: &str, otherwise: &str) -> anyhow::Result<b
 
 /// Execute changes that passed the guard (also used by `ctl bench` and the drill). No change
 /// starts once `stop` is set.
-pub async fn apply_plan(session: &Session, changes: &[Change], parallelism: usize, stop: &AtomicBool) -> Report {
-    let bar = if std::io::stderr().is_terminal() {
+pub async fn apply_plan(session: &Session, changes: &[Change], parallelism: usize, stop: &AtomicBool, term: Term) -> Report {
+    let bar = if term.progress {
         let bar = ProgressBar::with_draw_target(Some(changes.len() as u64), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} changes {elapsed} {msg}") {
             bar.set_style(style);

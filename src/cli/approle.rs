@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use super::Status;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ApproleCommand {
@@ -63,5 +63,5 @@ pub async fn run(cmd: ApproleCommand) -> CmdResult {
         "Response-wrapped secret-id for {workspace}/{role}: single use, expires in {}s; accessor {}; unwrap at {}.",
         wrapped.ttl_secs, wrapped.accessor, wrapped.creation_path
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }

@@ -6,7 +6,7 @@ use crate::aws::Aws;
 use crate::config::Environment;
 use anyhow::{bail, Context};
 use std::path::PathBuf;
-use std::process::ExitCode;
+use super::Status;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ArtifactsCommand {
@@ -120,7 +120,7 @@ pub async fn run(cmd: ArtifactsCommand) -> CmdResult {
                 pin::PinOutcome::Added => "pin added to",
             };
             println!("{what} {}", env.file.display());
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Success)
         }
         ArtifactsCommand::Verify { name, env: args } => {
             let env = load(&args)?;
@@ -131,7 +131,7 @@ pub async fn run(cmd: ArtifactsCommand) -> CmdResult {
             };
             if items.is_empty() {
                 println!("no artifacts declared");
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Status::Success);
             }
             let aws = connect(&env).await?;
             let s3 = artifacts::s3::client(&aws);
@@ -156,9 +156,9 @@ pub async fn run(cmd: ArtifactsCommand) -> CmdResult {
             }
             if failed > 0 {
                 eprintln!("error: {failed} artifact(s) failed verification");
-                return Ok(ExitCode::FAILURE);
+                return Ok(Status::Failure);
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Success)
         }
     }
 }
@@ -175,5 +175,5 @@ pub async fn render(cmd: RenderCommand) -> CmdResult {
     let ctx = artifacts::fetcher::context(&env, section, item, &install_path)?;
     let script = artifacts::fetcher::render(&templates, &ctx)?;
     print!("{script}");
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }

@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use super::{Status, Term};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Subcommand, Debug)]
@@ -58,15 +58,15 @@ pub enum BenchCommand {
     Restore(super::bench_restore::BenchRestoreArgs),
 }
 
-pub async fn run(cmd: BenchCommand) -> CmdResult {
+pub async fn run(cmd: BenchCommand, term: Term) -> CmdResult {
     let (workspaces, parallelism, rounds, cli_sample, dev_dir, templates, keep) = match cmd {
         BenchCommand::Apply { workspaces, parallelism, rounds, cli_sample, dev_dir, templates, keep } => {
             (workspaces, parallelism, rounds, cli_sample, dev_dir, templates, keep)
         }
         BenchCommand::Backtest(args) => return super::bench_backtest::run(args),
         BenchCommand::Verify(args) => return super::bench_verify::run(args).await,
-        BenchCommand::Restore(args) => return super::bench_restore::run(args).await,
-        BenchCommand::Plan(args) => return super::bench_plan::run(args).await,
+        BenchCommand::Restore(args) => return super::bench_restore::run(args, term).await,
+        BenchCommand::Plan(args) => return super::bench_plan::run(args, term).await,
     };
     let (address, token_file) = crate::dev::connection(&dev_dir)?;
     let token = Sensitive::new(std::fs::read_to_string(&token_file)?.trim().to_string());
@@ -98,7 +98,7 @@ pub async fn run(cmd: BenchCommand) -> CmdResult {
         let (_loaded, session, plan) = context::make_plan(&args).await?;
         planning += t.elapsed();
         let changes = crate::engine::Guard::apply([]).check(&plan.changes, &plan.conflicts)?;
-        let outcome = super::apply::apply_plan(&session, &changes, p, &Default::default()).await;
+        let outcome = super::apply::apply_plan(&session, &changes, p, &Default::default(), term).await;
         ctl_time += t.elapsed();
         created.extend(ctl_names);
         if !outcome.is_success() {
@@ -152,7 +152,7 @@ pub async fn run(cmd: BenchCommand) -> CmdResult {
         eprintln!("(removed the benchmark's {} namespaces in {:.1}s)", created.len(), t.elapsed().as_secs_f64());
     }
     let _ = std::fs::remove_dir_all(&work);
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 /// `--refresh changed` with one of the environment's workspaces edited, timed from loading the

@@ -6,7 +6,7 @@ use super::CmdResult;
 use crate::alarms::backtest::{self, Comparison, MissingData, Rule, Series, Statistic};
 use crate::alarms::recommend;
 use std::hint::black_box;
-use std::process::ExitCode;
+use super::Status;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
@@ -97,5 +97,5 @@ pub fn run(args: BacktestBenchArgs) -> CmdResult {
         "  goal: < 1 s → {}",
         if f < Duration::from_secs(1) { "met" } else { "NOT met" }
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }

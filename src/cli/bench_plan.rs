@@ -17,7 +17,7 @@ use anyhow::{bail, Context};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use super::{Status, Term};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
@@ -53,13 +53,13 @@ const READS_PER_WORKSPACE: [(&str, &str); 7] = [
     ("GET", "auth/approle/role/app"),
 ];
 
-pub async fn run(args: BenchPlanArgs) -> CmdResult {
+pub async fn run(args: BenchPlanArgs, term: Term) -> CmdResult {
     if args.workspaces < 2 {
         bail!("--workspaces must be at least 2");
     }
     let templates = args.templates.canonicalize().with_context(|| format!("templates directory {}", args.templates.display()))?;
     let dir = super::bench::private_stack("plan", args.dir.as_deref()).await?;
-    let result = bench(&args, &dir, &templates).await;
+    let result = bench(&args, &dir, &templates, term).await;
     if !args.keep {
         super::bench::remove_private_stack(&dir).await;
     }
@@ -85,7 +85,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-async fn bench(args: &BenchPlanArgs, dir: &Path, templates: &Path) -> CmdResult {
+async fn bench(args: &BenchPlanArgs, dir: &Path, templates: &Path, term: Term) -> CmdResult {
     let par = usize::from(args.parallelism);
     let n = args.workspaces;
     let env_args = EnvArgs { env: write_env(dir, n)?, templates: Some(templates.to_path_buf()), parallelism: args.parallelism };
@@ -96,7 +96,7 @@ async fn bench(args: &BenchPlanArgs, dir: &Path, templates: &Path) -> CmdResult 
     let (loaded, session, plan) = context::make_plan(&env_args).await?;
     if plan.has_changes() {
         let changes = crate::engine::Guard::apply([]).check(&plan.changes, &plan.conflicts)?;
-        let report = apply::apply_plan(&session, &changes, par, &Default::default()).await;
+        let report = apply::apply_plan(&session, &changes, par, &Default::default(), term).await;
         if !report.is_success() {
             bail!("provisioning failed: {:?}", report.failed().next());
         }
@@ -160,7 +160,7 @@ async fn bench(args: &BenchPlanArgs, dir: &Path, templates: &Path) -> CmdResult 
     // 5. Peak RSS of `ctl plan` as its own process.
     let (rss_kb, elapsed) = child_plan_rss(&env_args)?;
     println!("  ctl plan process: peak RSS {:.0} MB, {:.2}s (goal ≤ 150 MB at 10,000)", rss_kb as f64 / 1024.0, elapsed.as_secs_f64());
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 /// CPU time (user + system) this process has used so far.

@@ -17,7 +17,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use super::{Status, Term};
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
@@ -41,13 +41,13 @@ pub struct BenchRestoreArgs {
     pub dir: Option<PathBuf>,
 }
 
-pub async fn run(args: BenchRestoreArgs) -> CmdResult {
+pub async fn run(args: BenchRestoreArgs, term: Term) -> CmdResult {
     if args.workspaces < 2 || args.keys == 0 || args.versions == 0 {
         bail!("--workspaces must be at least 2, --keys and --versions at least 1");
     }
     let templates = args.templates.canonicalize().with_context(|| format!("templates directory {}", args.templates.display()))?;
     let scratch = super::bench::private_stack("restore", args.dir.as_deref()).await?;
-    let result = bench(&args, &scratch, &templates).await;
+    let result = bench(&args, &scratch, &templates, term).await;
     super::bench::remove_private_stack(&scratch).await;
     result
 }
@@ -76,7 +76,7 @@ async fn others(bao: &Bao, env: &crate::config::Environment, par: usize) -> anyh
         .await?)
 }
 
-async fn bench(args: &BenchRestoreArgs, scratch: &Path, templates: &Path) -> CmdResult {
+async fn bench(args: &BenchRestoreArgs, scratch: &Path, templates: &Path, term: Term) -> CmdResult {
     let par = usize::from(args.parallelism);
     let env_args = EnvArgs { env: write_env(scratch, args.workspaces, args.versions)?, templates: Some(templates.to_path_buf()), parallelism: args.parallelism };
     let loaded = context::load(&env_args)?;
@@ -88,7 +88,7 @@ async fn bench(args: &BenchRestoreArgs, scratch: &Path, templates: &Path) -> Cmd
     let t = Instant::now();
     let plan = context::plan_with(&loaded, &session, args.parallelism).await?;
     let changes = crate::engine::Guard::apply([]).check(&plan.changes, &plan.conflicts)?;
-    let report = apply::apply_plan(&session, &changes, par, &Default::default()).await;
+    let report = apply::apply_plan(&session, &changes, par, &Default::default(), term).await;
     if !report.is_success() {
         bail!("provisioning failed");
     }
@@ -177,5 +177,5 @@ async fn bench(args: &BenchRestoreArgs, scratch: &Path, templates: &Path) -> Cmd
     if !wrong.is_empty() || !untouched {
         bail!("the restore is wrong: {} keys differ from the snapshot; other workspaces untouched: {untouched}", wrong.len());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }

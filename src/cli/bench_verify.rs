@@ -18,7 +18,7 @@ use crate::config::AwsConnection;
 use anyhow::{bail, Context};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use super::Status;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
@@ -130,7 +130,7 @@ pub async fn run(args: BenchVerifyArgs) -> CmdResult {
         println!("S3 part skipped (no --endpoint)");
     }
     std::fs::remove_dir_all(&scratch).ok();
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 fn tempfile_in(dir: &Path) -> anyhow::Result<PathBuf> {

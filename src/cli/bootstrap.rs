@@ -6,7 +6,7 @@ use crate::openbao::bootstrap::{self, JwtKeys, Outcome};
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use super::Status;
 
 /// The environment file alone: neither command needs templates or workspace expansion.
 fn load(args: &EnvArgs) -> anyhow::Result<crate::config::Environment> {
@@ -27,7 +27,7 @@ pub struct CtlPolicyArgs {
 pub fn render_policy(args: &CtlPolicyArgs) -> CmdResult {
     let env = load(&args.env)?;
     print!("{}", context::catalogue(&env).policy(args.role, env.dr.is_some()));
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -163,5 +163,5 @@ pub async fn run(args: BootstrapArgs) -> CmdResult {
         n("ok") + n("keep"),
         if args.dry_run { " Nothing was changed (--dry-run)." } else { "" }
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }

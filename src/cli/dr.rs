@@ -6,9 +6,8 @@ use super::{context, CmdResult, EnvArgs};
 use crate::dr::{self, rebuild, Manifest, DrError};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use super::{Status, Term};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum DrCommand {
@@ -65,7 +64,7 @@ pub enum DrCommand {
     VerifySnapshot(super::dr_restore::VerifyArgs),
 }
 
-pub async fn run(cmd: DrCommand) -> CmdResult {
+pub async fn run(cmd: DrCommand, term: Term) -> CmdResult {
     match cmd {
         DrCommand::Snapshot { env, out_dir } => snapshot(env, out_dir).await,
         DrCommand::Rebuild { env, from, dry_run, state_dir, fresh, verify_sample, replace_live_openbao } => {
@@ -76,11 +75,11 @@ pub async fn run(cmd: DrCommand) -> CmdResult {
                 verify_sample,
                 replace_live: replace_live_openbao,
             };
-            rebuild_cmd(env, &from, dry_run, opts).await
+            rebuild_cmd(env, &from, dry_run, opts, term).await
         }
         DrCommand::Runbook { env, out, check } => runbook(env, out, check),
-        DrCommand::Drill(args) => super::dr_drill::run(args).await,
-        DrCommand::RestoreWorkspace(args) => super::dr_restore::restore_workspace(args).await,
+        DrCommand::Drill(args) => super::dr_drill::run(args, term).await,
+        DrCommand::RestoreWorkspace(args) => super::dr_restore::restore_workspace(args, term).await,
         DrCommand::VerifySnapshot(args) => super::dr_restore::verify_snapshot(args).await,
     }
 }
@@ -107,7 +106,7 @@ async fn snapshot(args: EnvArgs, out_dir: PathBuf) -> CmdResult {
     }
     println!("  manifest {}", taken.manifest_url);
     println!("           {}", taken.manifest_file.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 /// `--from latest`: the newest manifest under the environment's `dr:` prefix in S3.
@@ -135,7 +134,7 @@ pub(crate) async fn load_manifest(from: &str, aws: Option<&crate::aws::Aws>) -> 
     Ok(Manifest::load(Path::new(from))?)
 }
 
-async fn rebuild_cmd(args: EnvArgs, from: &str, dry_run: bool, opts: rebuild::Options) -> CmdResult {
+async fn rebuild_cmd(args: EnvArgs, from: &str, dry_run: bool, opts: rebuild::Options, term: Term) -> CmdResult {
     let loaded = context::load(&args)?;
     if dry_run && Manifest::s3_location(from).is_none() {
         let manifest = Manifest::load(Path::new(from))?;
@@ -145,7 +144,7 @@ async fn rebuild_cmd(args: EnvArgs, from: &str, dry_run: bool, opts: rebuild::Op
             let mark = if done.iter().any(|d| d == step.slug) { " (done in an earlier run)" } else { "" };
             println!("{:>3}. {:<16} {}{mark}", i + 1, step.slug, step.title);
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Status::Success);
     }
     let aws = match &loaded.env.aws {
         Some(conn) => Some(crate::aws::Aws::connect(conn, &loaded.env.name).await?),
@@ -157,14 +156,14 @@ async fn rebuild_cmd(args: EnvArgs, from: &str, dry_run: bool, opts: rebuild::Op
         for (i, step) in dr::STEPS.iter().enumerate() {
             println!("{:>3}. {:<16} {}", i + 1, step.slug, step.title);
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Status::Success);
     }
     let env = &loaded.env;
     let connect = || {
         async move { context::connect(env, args.parallelism, Role::Apply).await.map_err(|e| DrError::Other(format!("{e:#}"))) }.boxed()
     };
     let total = dr::STEPS.len();
-    let bar = std::io::stderr().is_terminal().then(|| {
+    let bar = term.progress.then(|| {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
             bar.set_style(style);
@@ -205,7 +204,7 @@ async fn rebuild_cmd(args: EnvArgs, from: &str, dry_run: bool, opts: rebuild::Op
         summary.since_first_attempt.as_secs_f64(),
         summary.rpo.as_secs()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 fn runbook(args: EnvArgs, out: Option<PathBuf>, check: Option<PathBuf>) -> CmdResult {
@@ -216,14 +215,14 @@ fn runbook(args: EnvArgs, out: Option<PathBuf>, check: Option<PathBuf>) -> CmdRe
         let committed = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         if committed != text {
             eprintln!("{} differs from the rendering; run `ctl dr runbook -e {} --out {}`", path.display(), args.env.display(), path.display());
-            return Ok(ExitCode::FAILURE);
+            return Ok(Status::Failure);
         }
         println!("{} matches the step list.", path.display());
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Status::Success);
     }
     match out {
         Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
         None => print!("{text}"),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }

@@ -23,7 +23,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use super::{Status, Term};
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
@@ -62,7 +62,7 @@ struct Written {
     sha256: String,
 }
 
-pub async fn run(args: DrillArgs) -> CmdResult {
+pub async fn run(args: DrillArgs, term: Term) -> CmdResult {
     if args.workspaces < 2 {
         bail!("--workspaces must be at least 2 (verify checks isolation between two)");
     }
@@ -82,7 +82,7 @@ pub async fn run(args: DrillArgs) -> CmdResult {
     let key = stack.kms_key_id.clone().context("the stack has no KMS key")?;
     drop(stack); // detached: the processes keep running; stopped at the end through stack.json
     println!("  stack      {:>6.1}s  OpenBao 2.6.2 (awskms seal on moto KMS) + moto", t.elapsed().as_secs_f64());
-    let result = drill(&args, &scratch, &stack_dir, &templates, &key).await;
+    let result = drill(&args, &scratch, &stack_dir, &templates, &key, term).await;
     if let Ok(state) = crate::dev::StackState::load(&stack_dir) {
         state.stop().await;
     }
@@ -95,7 +95,7 @@ pub async fn run(args: DrillArgs) -> CmdResult {
     result
 }
 
-async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &Path, key: &str) -> CmdResult {
+async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &Path, key: &str, term: Term) -> CmdResult {
     let env_file = write_env(scratch, args.workspaces, key)?;
     let env_args = EnvArgs { env: env_file, templates: Some(templates.to_path_buf()), parallelism: args.parallelism.clamp(1, 512) as u16 };
     // The drill's webhook goes nowhere (`.invalid`), but is still read the way a real one is.
@@ -109,7 +109,7 @@ async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &P
     let t = Instant::now();
     let plan = context::plan_with(&loaded, &session, env_args.parallelism).await?;
     let changes = crate::engine::Guard::apply([]).check(&plan.changes, &plan.conflicts)?;
-    let report = apply::apply_plan(&session, &changes, args.parallelism, &Default::default()).await;
+    let report = apply::apply_plan(&session, &changes, args.parallelism, &Default::default(), term).await;
     if !report.is_success() {
         let first = report.failed().next().map(|o| format!("{}: {:?}", o.address, o.status)).unwrap_or_default();
         bail!("provisioning failed: {first}");
@@ -174,7 +174,7 @@ async fn drill(args: &DrillArgs, scratch: &Path, stack_dir: &Path, templates: &P
         summary.rto.as_secs_f64(),
         written.len()
     );
-    Ok(if lost == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if lost == 0 { Status::Success } else { Status::Failure })
 }
 
 fn write_env(scratch: &Path, workspaces: usize, key: &str) -> anyhow::Result<PathBuf> {

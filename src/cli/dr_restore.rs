@@ -7,7 +7,7 @@ use crate::openbao::access::Role;
 use crate::openbao::Bao;
 use anyhow::{bail, Context};
 use std::path::PathBuf;
-use std::process::ExitCode;
+use super::{Status, Term};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
@@ -87,7 +87,7 @@ async fn connect_scratch(env: &crate::config::Environment, parallelism: u16, add
     }
 }
 
-pub async fn restore_workspace(args: RestoreArgs) -> CmdResult {
+pub async fn restore_workspace(args: RestoreArgs, term: Term) -> CmdResult {
     let t = Instant::now();
     let loaded = context::load(&args.env)?;
     let env = &loaded.env;
@@ -125,7 +125,7 @@ pub async fn restore_workspace(args: RestoreArgs) -> CmdResult {
     let unchanged = plan.keys.len() - changes;
     println!("{changes} to restore, {unchanged} already as in the snapshot ({} key(s) in the snapshot{}).", plan.keys.len(), if args.paths.is_empty() { String::new() } else { format!(" matching {}", args.paths.join(", ")) });
     if changes == 0 {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Status::Success);
     }
     let refused: Vec<String> = plan
         .evictions()
@@ -140,11 +140,11 @@ pub async fn restore_workspace(args: RestoreArgs) -> CmdResult {
         );
     }
     if args.dry_run {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Status::Success);
     }
-    if !args.auto_approve && !super::apply::confirm("Restore these keys?", "or --dry-run to see the plan only").await? {
+    if !args.auto_approve && !super::apply::confirm(term, "Restore these keys?", "or --dry-run to see the plan only").await? {
         println!("Nothing was written.");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Status::Success);
     }
     let results = restore::apply(&live, &env.name, &plan, usize::from(args.env.parallelism)).await;
     let mut failed = Vec::new();
@@ -164,7 +164,7 @@ pub async fn restore_workspace(args: RestoreArgs) -> CmdResult {
         );
     }
     println!("Restored {} key(s) of workspace {} in {:.1}s; nothing else was written.", results.len(), plan.workspace, t.elapsed().as_secs_f64());
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 #[derive(clap::Args, Debug)]
@@ -227,5 +227,5 @@ pub async fn verify_snapshot(args: VerifyArgs) -> CmdResult {
         bail!("the snapshot does not hold what was counted when it was taken:\n  {}", failures.join("\n  "));
     }
     println!("The snapshot restores.");
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }

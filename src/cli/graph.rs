@@ -6,7 +6,7 @@ use crate::plan::Plan;
 use crate::render::graph::{self, Graph};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use super::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GraphFormat {
@@ -74,7 +74,7 @@ pub fn run(args: &GraphArgs) -> CmdResult {
         Some(path) => std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?,
         None => print!("{text}"),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 #[cfg(test)]

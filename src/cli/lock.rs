@@ -3,7 +3,7 @@
 use crate::openbao::access::Role;
 use super::{context, CmdResult, EnvArgs};
 use crate::openbao::{journal, lock, state};
-use std::process::ExitCode;
+use super::Status;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum LockCommand {
@@ -38,7 +38,7 @@ pub async fn run(cmd: LockCommand) -> CmdResult {
                 ),
                 None => println!("unlocked"),
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Success)
         }
         LockCommand::Break { env, id } => {
             let loaded = context::load(&env)?;
@@ -58,7 +58,7 @@ pub async fn run(cmd: LockCommand) -> CmdResult {
             };
             journal::record(&bao, &loaded.env.name, &entry).await?;
             println!("broke lock {} (held by {}); recorded in the journal", broken.id, broken.owner);
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Success)
         }
     }
 }
@@ -95,5 +95,5 @@ pub async fn journal(args: JournalArgs) -> CmdResult {
             failed
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }

@@ -23,11 +23,13 @@ pub mod lock;
 pub mod plan;
 pub mod render;
 pub mod schema;
+pub mod term;
 pub mod verify;
+
+pub use term::{Status, Term};
 
 use crate::logging::LogFormat;
 use clap::{Parser, Subcommand};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -132,20 +134,11 @@ pub enum Command {
     },
 }
 
-/// Colour only for a terminal, and never when `NO_COLOR` is set (https://no-color.org).
-pub fn color_enabled_stdout() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
-}
-
-pub fn color_enabled_stderr() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
-}
-
 /// A command's result: an exit code, or an error printed with its context chain.
-pub type CmdResult = anyhow::Result<ExitCode>;
+pub type CmdResult = anyhow::Result<Status>;
 
 /// The result of work done under the apply lock (`engine::with_lock`), as a command result.
-fn locked(result: Result<ExitCode, crate::engine::LockedError<anyhow::Error>>) -> CmdResult {
+fn locked(result: Result<Status, crate::engine::LockedError<anyhow::Error>>) -> CmdResult {
     use crate::engine::LockedError;
     match result {
         Ok(code) => Ok(code),
@@ -176,7 +169,8 @@ pub fn main() -> ExitCode {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
     let cli = Cli::parse();
-    crate::logging::init(cli.log_format, color_enabled_stderr());
+    let term = Term::detect();
+    crate::logging::init(cli.log_format, term.color_stderr);
     if let Some(dir) = cli.dev_stack.clone() {
         crate::config::set_dev_stack_override(dir);
     }
@@ -188,12 +182,12 @@ pub fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let result = run(cli.command).await;
+        let result = run(cli.command, term).await;
         context::logout().await;
         result
     });
     match result {
-        Ok(code) => code,
+        Ok(status) => status.into(),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -201,33 +195,33 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> CmdResult {
+async fn run(command: Command, term: Term) -> CmdResult {
     match command {
         Command::Validate { env, deny_warnings } => plan::validate(&env, deny_warnings),
-        Command::Plan(args) => plan::run(args).await,
-        Command::Apply(args) => apply::run(args).await,
-        Command::Drift(args) => plan::drift(args).await,
-        Command::Adopt(args) => adopt::run(args).await,
+        Command::Plan(args) => plan::run(args, term).await,
+        Command::Apply(args) => apply::run(args, term).await,
+        Command::Drift(args) => plan::drift(args, term).await,
+        Command::Adopt(args) => adopt::run(args, term).await,
         Command::Bootstrap(args) => bootstrap::run(args).await,
         Command::Lock(cmd) => lock::run(cmd).await,
         Command::Journal(args) => lock::journal(args).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "ctl", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Success)
         }
         Command::Man => {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?;
-            Ok(ExitCode::SUCCESS)
+            Ok(Status::Success)
         }
         Command::Approle(cmd) => approle::run(cmd).await,
         Command::Verify(args) => verify::run(args).await,
-        Command::Dev(cmd) => dev::run(cmd).await.map(|()| ExitCode::SUCCESS),
-        Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Dev(cmd) => dev::run(cmd).await.map(|()| Status::Success),
+        Command::Bench(cmd) => bench::run(cmd, term).await,
         Command::Alarms(cmd) => alarms::run(cmd).await,
         Command::Artifacts(cmd) => artifacts::run(cmd).await,
         Command::Render(cmd) => artifacts::render(cmd).await,
         Command::Graph(args) => graph::run(&args),
-        Command::Dr(cmd) => dr::run(cmd).await,
+        Command::Dr(cmd) => dr::run(cmd, term).await,
         Command::Schema { kind } => schema::run(kind),
     }
 }

@@ -4,7 +4,7 @@ use super::{context, CmdResult, EnvArgs};
 use crate::render;
 use anyhow::Context;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use super::{Status, Term};
 
 #[derive(clap::Args, Debug)]
 pub struct PlanArgs {
@@ -73,10 +73,10 @@ pub fn validate(args: &EnvArgs, deny_warnings: bool) -> CmdResult {
     // Freeing tens of thousands of resources one by one takes longer than validating them
     // (~12% of a 10,000-workspace validate); the process exits right after, which frees it all.
     std::mem::forget(loaded);
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
-pub async fn run(args: PlanArgs) -> CmdResult {
+pub async fn run(args: PlanArgs, term: Term) -> CmdResult {
     let started = std::time::Instant::now();
     let (loaded, session, mut plan) = context::make_plan_refreshed(&args.env, args.refresh, args.max_trust_age.0).await?;
     read_summary(&loaded, &session, started.elapsed());
@@ -95,14 +95,14 @@ pub async fn run(args: PlanArgs) -> CmdResult {
     } else if args.markdown {
         print!("{}", render::markdown::render(&plan, render::MARKDOWN_LIMIT));
     } else {
-        print!("{}", render::text::render(&plan, super::color_enabled_stdout(), args.detail));
+        print!("{}", render::text::render(&plan, term.color_stdout, args.detail));
     }
     context::deny_warnings(&plan, &loaded.env, args.deny_warnings)?;
     if let Some(out) = &args.out {
         plan.save(out)?;
         eprintln!("Saved plan to {} (apply with: ctl apply {} -e {})", out.display(), out.display(), args.env.env.display());
     }
-    Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if args.detailed_exitcode && plan.has_changes() { Status::Changes } else { Status::Success })
 }
 
 /// One stderr line on what planning cost: the numbers to watch as an environment grows.
@@ -126,7 +126,7 @@ pub struct DriftArgs {
 }
 
 /// Scheduled drift detection: the exit code says whether live state left the declared state.
-pub async fn drift(args: DriftArgs) -> CmdResult {
+pub async fn drift(args: DriftArgs, term: Term) -> CmdResult {
     let (loaded, session, plan) = context::make_plan(&args.env).await?;
     // A clean one is recorded by the plan itself; one that found drift is recorded here.
     if plan.has_changes() || !plan.conflicts.is_empty() {
@@ -135,7 +135,7 @@ pub async fn drift(args: DriftArgs) -> CmdResult {
     if args.markdown {
         print!("{}", render::markdown::render(&plan, render::MARKDOWN_LIMIT));
     } else {
-        print!("{}", render::text::render(&plan, super::color_enabled_stdout(), true));
+        print!("{}", render::text::render(&plan, term.color_stdout, true));
     }
-    Ok(if plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if plan.has_changes() { Status::Changes } else { Status::Success })
 }

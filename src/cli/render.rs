@@ -6,7 +6,7 @@ use crate::dev::BaoVersion;
 use crate::render::openbao_config::{self, Options};
 use anyhow::Context;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use super::Status;
 
 #[derive(clap::Args, Debug)]
 pub struct OpenbaoConfigArgs {
@@ -45,5 +45,5 @@ pub async fn openbao_config(args: OpenbaoConfigArgs) -> CmdResult {
         Some(path) => std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?,
         None => print!("{text}"),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }

@@ -4,7 +4,7 @@
 //! The schemas live in `schemas/` and are embedded here; tests check them against the loader.
 
 use std::io::Write;
-use std::process::ExitCode;
+use super::Status;
 
 /// `schemas/environment.schema.json`: an environment file (`environments/<name>.yaml`).
 pub const ENVIRONMENT: &str = include_str!("../../schemas/environment.schema.json");
@@ -37,7 +37,7 @@ pub fn run(kind: SchemaKind) -> super::CmdResult {
     let mut out = std::io::stdout().lock();
     out.write_all(kind.text().as_bytes())?;
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use crate::openbao::access::Role;
 use super::{context, CmdResult, EnvArgs};
 use crate::openbao::verify::{verify_workspace, Probe};
-use std::process::ExitCode;
+use super::Status;
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
@@ -49,5 +49,5 @@ pub async fn run(args: VerifyArgs) -> CmdResult {
         }
     }
     println!("{} of {} workspaces isolated as declared.", sample.len() - failures, sample.len());
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failures == 0 { Status::Success } else { Status::Failure })
 }

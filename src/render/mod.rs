@@ -3,6 +3,7 @@
 //! Rendering only formats what the plan holds; no resource attribute is secret.
 //! [`graph`] draws the declared resources and their dependencies (`ctl graph`).
 
+pub mod alarms;
 pub mod graph;
 pub mod words;
 pub mod openbao_config;
