@@ -567,7 +567,7 @@ mod tests {
 
     #[test]
     fn unmanaged_collision_is_a_conflict_not_a_create() {
-        let u = Unmanaged::root(Kind::Namespace, "acme", "no managed-by");
+        let u = Unmanaged::root(Kind::Namespace, "acme", crate::model::UnmanagedReason::no_marker("no managed-by"));
         let d = diff(&[ns(), kv(10)], &[], &[u]);
         assert!(d.changes.is_empty(), "nothing planned inside a foreign namespace");
         assert_eq!(d.conflicts.len(), 1);
@@ -580,13 +580,13 @@ mod tests {
         // bare name "extra", so the create went ahead and overwrote the foreign text.
         let mut policy = res("workspace.acme.policy.extra", Kind::Policy, json!({"policy": "x"}));
         policy.depends_on = vec![Address::new("workspace.acme.namespace")];
-        let u = Unmanaged::in_namespace(Kind::Policy, "acme", "extra", "no marker");
+        let u = Unmanaged::in_namespace(Kind::Policy, "acme", "extra", crate::model::UnmanagedReason::no_marker("no marker"));
         let d = diff(&[ns(), policy.clone()], &[ns()], &[u]);
         assert!(d.changes.is_empty(), "{:?}", d.changes);
         assert_eq!(d.conflicts.len(), 1);
         assert_eq!(d.conflicts[0].address, policy.address);
         // The same name in another namespace is no collision.
-        let elsewhere = Unmanaged::in_namespace(Kind::Policy, "other", "extra", "no marker");
+        let elsewhere = Unmanaged::in_namespace(Kind::Policy, "other", "extra", crate::model::UnmanagedReason::no_marker("no marker"));
         assert_eq!(diff(&[ns(), policy], &[ns()], &[elsewhere]).conflicts.len(), 0);
     }
 
@@ -594,14 +594,14 @@ mod tests {
     fn kv_and_transit_mounts_share_one_path_space() {
         let mut transit = res("workspace.acme.transit", Kind::TransitMount, json!({"path": "secret"}));
         transit.name = "secret".into();
-        let u = Unmanaged::in_namespace(Kind::KvMount, "acme", "secret", "no marker");
+        let u = Unmanaged::in_namespace(Kind::KvMount, "acme", "secret", crate::model::UnmanagedReason::no_marker("no marker"));
         assert_eq!(diff(&[transit], &[], &[u]).conflicts.len(), 1);
     }
 
     #[test]
     fn roles_collide_only_under_the_same_mount() {
         let role = |mount: &str| res("workspace.acme.approle.app", Kind::AppRole, json!({"mount": mount}));
-        let u = Unmanaged::in_namespace(Kind::AppRole, "acme", "approle/app", "not recorded");
+        let u = Unmanaged::in_namespace(Kind::AppRole, "acme", "approle/app", crate::model::UnmanagedReason::no_marker("not recorded"));
         assert_eq!(diff(&[role("approle")], &[], std::slice::from_ref(&u)).conflicts.len(), 1);
         assert_eq!(diff(&[role("other")], &[], &[u]).conflicts.len(), 0);
     }
@@ -611,7 +611,7 @@ mod tests {
         let mut want = kv(10);
         want.name = "kv2".into();
         want.attrs.insert("path".into(), json!("kv2"));
-        let u = Unmanaged::in_namespace(Kind::KvMount, "acme", "kv2", "no marker");
+        let u = Unmanaged::in_namespace(Kind::KvMount, "acme", "kv2", crate::model::UnmanagedReason::no_marker("no marker"));
         let d = diff(&[ns(), want], &[ns(), kv(10)], &[u]);
         assert_eq!(d.conflicts.len(), 1, "{:?}", d.changes);
     }

@@ -365,6 +365,32 @@ impl Resource {
     }
 }
 
+/// Why ctl does not manage an object it saw. Rendered to words in [`crate::render::words`].
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum UnmanagedReason {
+    /// No ownership marker (or tags) for this environment; `detail` says what is missing.
+    NoMarker { detail: String },
+    /// ctl's, for another environment.
+    OtherEnvironment { environment: String },
+    /// A kind without a marker field (a role, a key, a quota) that `namespace` has no record of.
+    NotRecorded { what: String, namespace: String },
+    /// It carries ctl's marker for `address`, but is not of the kind declared there.
+    UnexpectedType { address: String, found: String },
+    /// A second object tagged or aliased for something ctl already has; `detail` says which.
+    Duplicate { detail: String },
+    /// ctl's own namespace whose deletion was interrupted (`ctl apply` resumes it).
+    StuckDeletion,
+    /// Someone else's namespace, being deleted.
+    DeletionInProgress,
+}
+
+impl UnmanagedReason {
+    pub fn no_marker(detail: impl Into<String>) -> UnmanagedReason {
+        UnmanagedReason::NoMarker { detail: detail.into() }
+    }
+}
+
 /// Something observed that ctl reports but never touches (e.g. an unmanaged namespace, a
 /// policy without ctl's marker line, an AppRole role ctl did not create).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
@@ -375,18 +401,18 @@ pub struct Unmanaged {
     pub scope: Scope,
     /// Its name in that scope, `parent/name` for kinds with a parent (`approle/handmade`).
     pub name: String,
-    pub reason: String,
+    pub reason: UnmanagedReason,
 }
 
 impl Unmanaged {
     /// An object in the root scope (every AWS object, root-namespace OpenBao objects).
-    pub fn root(kind: Kind, name: impl Into<String>, reason: impl Into<String>) -> Unmanaged {
-        Unmanaged { kind, scope: Scope::Root, name: name.into(), reason: reason.into() }
+    pub fn root(kind: Kind, name: impl Into<String>, reason: UnmanagedReason) -> Unmanaged {
+        Unmanaged { kind, scope: Scope::Root, name: name.into(), reason }
     }
 
     /// An object inside an OpenBao namespace.
-    pub fn in_namespace(kind: Kind, namespace: &str, name: impl Into<String>, reason: impl Into<String>) -> Unmanaged {
-        Unmanaged { kind, scope: Scope::Namespace(namespace.to_string()), name: name.into(), reason: reason.into() }
+    pub fn in_namespace(kind: Kind, namespace: &str, name: impl Into<String>, reason: UnmanagedReason) -> Unmanaged {
+        Unmanaged { kind, scope: Scope::Namespace(namespace.to_string()), name: name.into(), reason }
     }
 
     pub fn identity(&self) -> Identity {

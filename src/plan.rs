@@ -15,7 +15,8 @@ use std::path::Path;
 /// 3: a change's `action` tags exactly the state it carries (`create`: `after`; `update` and
 ///    `replace`: `before`, `after`, `fields`; `recreate` (new: a create forced by a replaced
 ///    dependency, was `create` with a `before`): `before`, `after`; `delete`: `before`,
-///    `implied_by`); `reason` is typed (`{"why": "differ", "fields": [...]}`, …).
+///    `implied_by`); `reason` is typed (`{"why": "differ", "fields": [...]}`, …), and so is
+///    an unmanaged object's `reason` (`{"why": "stuck_deletion"}`, …).
 pub const FORMAT_VERSION: u32 = 3;
 
 /// How long a saved plan stays applicable unless `--max-age` says otherwise.
@@ -469,7 +470,7 @@ mod tests {
         assert!(matches!(extra.mismatches(&now)[..], [Mismatch::NotPlannedNow { .. }]));
 
         // A foreign object appeared where the plan creates one.
-        let foreign = crate::model::Unmanaged::root(Kind::Namespace, "a", "no marker");
+        let foreign = crate::model::Unmanaged::root(Kind::Namespace, "a", crate::model::UnmanagedReason::no_marker("no marker"));
         let now = diff(&desired, &[], &[foreign]);
         assert!(matches!(plan_for(&desired, &[]).mismatches(&now)[..], [Mismatch::Conflict(_), Mismatch::NotPlannedNow { .. }]));
     }

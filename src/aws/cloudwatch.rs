@@ -13,7 +13,7 @@ use crate::alarms::backtest::Series;
 use crate::alarms::mute::{self, Mute, MUTED_UNTIL_TAG, MUTE_REASON_TAG};
 use crate::alarms::resources::*;
 use crate::providers::{KindHandler, Update};
-use crate::model::{Address, Kind, Observed, Resource, Scope, Unmanaged};
+use crate::model::{Address, Kind, Observed, Resource, Scope, Unmanaged, UnmanagedReason};
 use crate::model::{from_attrs, to_attrs};
 use aws_sdk_cloudwatch::types::{
     ComparisonOperator, Dimension, Metric, MetricAlarm as SdkAlarm, MetricDataQuery, MetricDatum, MetricStat, Statistic, Tag,
@@ -97,7 +97,7 @@ pub async fn observe_alarms(aws: &Aws, observed: &mut Observed) -> Result<(), Aw
             if refs.iter().any(|(k, v)| *k == tags::MANAGED_BY_KEY && *v == tags::MANAGED_BY_VALUE) {
                 continue; // another environment's (its name shares our prefix)
             }
-            observed.unmanaged.push(Unmanaged::root(Kind::MetricAlarm, name, "no ctl ownership tags for this environment"));
+            observed.unmanaged.push(Unmanaged::root(Kind::MetricAlarm, name, UnmanagedReason::no_marker("no ctl ownership tags for this environment")));
             continue;
         };
         let attrs = normalise(&live, &topic_by_arn, &health_checks, now);

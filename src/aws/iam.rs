@@ -9,7 +9,7 @@ use super::resources::*;
 use super::tags::{self, Owner};
 use super::{Aws, AwsError};
 use crate::providers::{KindHandler, Update};
-use crate::model::{Address, Kind, Observed, Resource, Unmanaged};
+use crate::model::{Address, Kind, Observed, Resource, Unmanaged, UnmanagedReason};
 use aws_sdk_iam::types::Tag;
 use aws_sdk_iam::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -120,7 +120,7 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
                 our_roles.insert(name.clone(), address.clone());
                 out.resources.push(iam_role(address, &name, &attrs));
             }
-            (Owner::Unmanaged(reason), _) => out.unmanaged.push(Unmanaged::root(Kind::IamRole, name, reason)),
+            (Owner::Unmanaged(reason), _) => out.unmanaged.push(Unmanaged::root(Kind::IamRole, name, UnmanagedReason::no_marker(reason))),
             _ => {}
         }
     }
@@ -158,7 +158,7 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
                 out.resources.push(instance_profile(address, &name, &IamInstanceProfileAttrs { role }, dep));
             }
             Some(Owner::Unmanaged(reason)) => {
-                out.unmanaged.push(Unmanaged::root(Kind::IamInstanceProfile, name, reason))
+                out.unmanaged.push(Unmanaged::root(Kind::IamInstanceProfile, name, UnmanagedReason::no_marker(reason)))
             }
             _ => {}
         }

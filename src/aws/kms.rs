@@ -13,7 +13,7 @@ use super::resources::*;
 use super::tags::{self, Owner};
 use super::{Aws, AwsError};
 use crate::providers::{KindHandler, Update};
-use crate::model::{Address, Kind, Observed, Resource, Unmanaged};
+use crate::model::{Address, Kind, Observed, Resource, Unmanaged, UnmanagedReason};
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
 use aws_sdk_kms::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -154,7 +154,7 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<BTreeMap<String, A
             out.unmanaged.push(Unmanaged::root(
                 Kind::KmsKey,
                 key.key_id.clone(),
-                format!("a second key tagged {address} (the first is {first}); ctl leaves it alone"),
+                UnmanagedReason::Duplicate { detail: format!("a second key tagged {address} (the first is {first}); ctl leaves it alone") },
             ));
             continue;
         }
@@ -181,7 +181,7 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<BTreeMap<String, A
             Some(key_address) => out.unmanaged.push(Unmanaged::root(
                 Kind::KmsAlias,
                 alias,
-                format!("a second alias of ctl's key {key_address}; not declared, left alone"),
+                UnmanagedReason::Duplicate { detail: format!("a second alias of ctl's key {key_address}; not declared, left alone") },
             )),
             None => {
                 let owner = keys.iter().find(|k| k.key_id == target).map(|k| &k.owner);
@@ -190,7 +190,7 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<BTreeMap<String, A
                     out.unmanaged.push(Unmanaged::root(
                         Kind::KmsAlias,
                         alias,
-                        format!("points at key {target}, which ctl does not manage for this environment"),
+                        UnmanagedReason::no_marker(format!("points at key {target}, which ctl does not manage for this environment")),
                     ));
                 }
             }

@@ -12,7 +12,7 @@ use super::network_common::{self as common, api, from_attrs, set, to_attrs};
 use super::{Aws, AwsError};
 use crate::config::{Environment, Rds};
 use crate::providers::{KindHandler, Update};
-use crate::model::{Address, Kind, Resource, Scope, Unmanaged};
+use crate::model::{Address, Kind, Resource, Scope, Unmanaged, UnmanagedReason};
 use aws_sdk_rds::types::Tag;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -192,7 +192,7 @@ pub async fn observe(
                 .map_err(|e| api(aws, "rds", "ListTagsForResource", e))?;
             let Some(addr) = owned(aws, t.tag_list()) else {
                 if !is_ctl(t.tag_list()) && name != "default" {
-                    unmanaged.push(Unmanaged::root(Kind::DbSubnetGroup, name.to_string(), "not tagged managed-by=ctl"));
+                    unmanaged.push(Unmanaged::root(Kind::DbSubnetGroup, name.to_string(), UnmanagedReason::no_marker("not tagged managed-by=ctl")));
                 }
                 continue;
             };
@@ -236,7 +236,7 @@ pub async fn observe(
             }
             let Some(addr) = owned(aws, db.tag_list()) else {
                 if !is_ctl(db.tag_list()) {
-                    unmanaged.push(Unmanaged::root(Kind::DbInstance, id.to_string(), "not tagged managed-by=ctl"));
+                    unmanaged.push(Unmanaged::root(Kind::DbInstance, id.to_string(), UnmanagedReason::no_marker("not tagged managed-by=ctl")));
                 }
                 continue;
             };

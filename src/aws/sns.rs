@@ -18,7 +18,7 @@ use crate::alarms::resources::*;
 use crate::alarms::webhook::stand_in;
 use crate::secret::Sensitive;
 use crate::providers::{KindHandler, Update};
-use crate::model::{Kind, Observed, Resource, Scope, Unmanaged};
+use crate::model::{Kind, Observed, Resource, Scope, Unmanaged, UnmanagedReason};
 use crate::model::{from_attrs, to_attrs};
 use aws_sdk_sns::types::{Subscription, Tag};
 use std::collections::{BTreeMap, HashMap};
@@ -178,7 +178,7 @@ pub async fn observe(aws: &Aws, observed: &mut Observed) -> Result<BTreeMap<Stri
             }
             Some(_) => {}
             None if is_foreign(&pairs, aws) => {}
-            None => observed.unmanaged.push(Unmanaged::root(Kind::SnsTopic, name, "no ctl ownership tags")),
+            None => observed.unmanaged.push(Unmanaged::root(Kind::SnsTopic, name, UnmanagedReason::no_marker("no ctl ownership tags"))),
         }
     }
     for (name, arn) in &owned {

@@ -199,7 +199,7 @@ async fn wait_for_deletions(bao: &crate::openbao::Bao) -> anyhow::Result<()> {
     let t = Instant::now();
     loop {
         let (_, unmanaged) = crate::openbao::observe::namespaces(bao, "").await?;
-        let pending = unmanaged.iter().filter(|u| u.reason == "deletion in progress").count();
+        let pending = unmanaged.iter().filter(|u| u.reason == crate::model::UnmanagedReason::DeletionInProgress).count();
         if pending == 0 {
             return Ok(());
         }

@@ -188,7 +188,7 @@ pub(super) async fn tune(bao: &Bao, ns: Option<&str>, path: &str, description: &
 pub async fn resume_stuck_deletions(bao: &Bao, environment: &str) -> Result<Vec<String>, BaoError> {
     let (_, unmanaged) = super::observe::namespaces(bao, environment).await?;
     let stuck_ones: Vec<String> =
-        unmanaged.into_iter().filter(|u| u.reason == super::observe::STUCK_DELETION).map(|u| u.name).collect();
+        unmanaged.into_iter().filter(|u| u.reason == crate::model::UnmanagedReason::StuckDeletion).map(|u| u.name).collect();
     // All at once; right after a failover the new leader may accept a DELETE and still not
     // run it, so each is re-issued until the namespace is gone (or STUCK_DELETE_TIMEOUT).
     let results = futures::future::join_all(stuck_ones.iter().map(|path| async move {

@@ -9,7 +9,7 @@
 
 use super::client::{data, Bao, BaoError, Idempotency};
 use super::resources::*;
-use crate::model::{Address, Kind, Observed, Resource, Unmanaged};
+use crate::model::{Address, Kind, Observed, Resource, Unmanaged, UnmanagedReason};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use futures::FutureExt;
 use rustify::enums::RequestMethod;
@@ -82,12 +82,6 @@ pub async fn observe(bao: &Bao, opts: &ObserveOptions<'_>) -> Result<Observed, B
     Ok(Observed { resources, unmanaged })
 }
 
-/// The reason given for one of this environment's own namespaces that OpenBao left tainted
-/// (its rollback or deletion was interrupted, e.g. by a leader crash); `ctl apply` resumes the
-/// deletion ([`super::apply::resume_stuck_deletions`]) and then creates it again.
-pub const STUCK_DELETION: &str =
-    "deletion in progress (ctl's own, interrupted; `ctl apply` resumes it; if it stays, see runbooks/leader_failover.md)";
-
 /// All namespaces at the root, split into ctl's (for this environment) and the rest.
 pub async fn namespaces(bao: &Bao, environment: &str) -> Result<Listing, BaoError> {
     let body = match bao.call(&bao.scoped(None), RequestMethod::LIST, "sys/namespaces", None, Idempotency::Idempotent).await {
@@ -109,14 +103,14 @@ pub async fn namespaces(bao: &Bao, environment: &str) -> Result<Listing, BaoErro
         let ours = meta.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
             && meta.get("environment").map(String::as_str) == Some(environment);
         let reason = if tainted && ours {
-            Some(STUCK_DELETION.to_string())
+            Some(UnmanagedReason::StuckDeletion)
         } else if tainted {
-            Some("deletion in progress".to_string())
+            Some(UnmanagedReason::DeletionInProgress)
         } else if meta.get(MANAGED_BY_KEY).map(String::as_str) != Some(MANAGED_BY_VALUE) {
-            Some(format!("custom_metadata has no {MANAGED_BY_KEY}: {MANAGED_BY_VALUE}"))
+            Some(UnmanagedReason::no_marker(format!("custom_metadata has no {MANAGED_BY_KEY}: {MANAGED_BY_VALUE}")))
         } else {
             match meta.get("environment") {
-                Some(env) if env != environment => Some(format!("managed by ctl for environment {env:?}")),
+                Some(env) if env != environment => Some(UnmanagedReason::OtherEnvironment { environment: env.clone() }),
                 _ => None,
             }
         };
@@ -209,7 +203,7 @@ async fn observe_workspace(
                     mount_kind,
                     &m.path,
                     path,
-                    "mount without ctl's marker in its description",
+                    UnmanagedReason::no_marker("mount without ctl's marker in its description"),
                 )),
                 None => {}
             }
@@ -247,7 +241,7 @@ impl Found {
                 r.kind,
                 &m.path,
                 name,
-                format!("{what} not created by ctl (no record in the namespace's custom_metadata; `ctl adopt` takes it over)"),
+                UnmanagedReason::NotRecorded { what: what.to_string(), namespace: m.path.clone() },
             ));
         }
     }
@@ -259,7 +253,7 @@ async fn observe_policy(bao: &Bao, b: &WorkspaceBuilder<'_>, name: &str) -> Resu
     Ok(if marked_address(&text, POLICY_MARKER) == Some(WorkspaceAddrs(b.workspace).policy(name)) {
         Found { resources: vec![b.policy(name, &PolicyAttrs { policy: text })], unmanaged: Vec::new() }
     } else {
-        Found::unmanaged(Unmanaged::in_namespace(Kind::Policy, b.namespace, name, "policy without ctl's marker line"))
+        Found::unmanaged(Unmanaged::in_namespace(Kind::Policy, b.namespace, name, UnmanagedReason::no_marker("policy without ctl's marker line")))
     })
 }
 
@@ -335,7 +329,7 @@ async fn observe_mount(
                 if is_auth { Kind::AuthMount } else { Kind::KvMount },
                 b.namespace,
                 path,
-                format!("marked as {address} but of unexpected type {kind:?}"),
+                UnmanagedReason::UnexpectedType { address: address.to_string(), found: kind.to_string() },
             )))
         }
     }
@@ -383,7 +377,7 @@ async fn quotas(
                 found.unmanaged.push(Unmanaged::root(
                     Kind::RateLimitQuota,
                     name,
-                    format!("quota not created by ctl (no record in namespace {}'s custom_metadata)", m.path),
+                    UnmanagedReason::NotRecorded { what: "quota".into(), namespace: m.path.clone() },
                 ));
             }
             Ok::<_, BaoError>(found)

@@ -48,7 +48,7 @@ fn live_from(desired: &[Resource]) -> (Vec<Resource>, Vec<Unmanaged>) {
             }
             7 if unmanaged.is_empty() => {
                 // Someone else's object where this one is declared.
-                unmanaged.push(Unmanaged { kind: r.kind, scope: r.scope.clone(), name: r.identity().name().to_string(), reason: "made by hand".into() });
+                unmanaged.push(Unmanaged { kind: r.kind, scope: r.scope.clone(), name: r.identity().name().to_string(), reason: crate::model::UnmanagedReason::no_marker("made by hand") });
                 continue;
             }
             _ => {}

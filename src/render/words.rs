@@ -1,6 +1,9 @@
-//! The plan's typed reasons in words (the text and markdown renderings share them).
+//! The plan's typed reasons in words (the text and markdown renderings, and conflict
+//! messages, share them).
 
 use crate::diff::ChangeReason;
+use crate::model::UnmanagedReason;
+use std::fmt;
 
 /// Why a change was decided, as the plan shows it.
 pub fn reason(r: &ChangeReason) -> String {
@@ -11,6 +14,24 @@ pub fn reason(r: &ChangeReason) -> String {
         ChangeReason::DependencyReplaced { dependency } => format!("re-created because {dependency} is replaced"),
         ChangeReason::NoLongerDeclared => "no longer declared".into(),
         ChangeReason::RemovedWith { container } => format!("removed with {container}"),
+    }
+}
+
+impl fmt::Display for UnmanagedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnmanagedReason::NoMarker { detail } | UnmanagedReason::Duplicate { detail } => f.write_str(detail),
+            UnmanagedReason::OtherEnvironment { environment } => write!(f, "managed by ctl for environment {environment:?}"),
+            UnmanagedReason::NotRecorded { what, namespace } => write!(
+                f,
+                "{what} not created by ctl (no record in namespace {namespace}'s custom_metadata; `ctl adopt` takes it over)"
+            ),
+            UnmanagedReason::UnexpectedType { address, found } => write!(f, "marked as {address} but of unexpected type {found:?}"),
+            UnmanagedReason::StuckDeletion => f.write_str(
+                "deletion in progress (ctl's own, interrupted; `ctl apply` resumes it; if it stays, see runbooks/leader_failover.md)",
+            ),
+            UnmanagedReason::DeletionInProgress => f.write_str("deletion in progress"),
+        }
     }
 }
 
@@ -28,5 +49,8 @@ mod tests {
         let a = Address::new("network.subnet.a");
         assert_eq!(reason(&ChangeReason::DependencyReplaced { dependency: a.clone() }), "re-created because network.subnet.a is replaced");
         assert_eq!(reason(&ChangeReason::RemovedWith { container: a }), "removed with network.subnet.a");
+        let role = UnmanagedReason::NotRecorded { what: "AppRole role".into(), namespace: "acme".into() };
+        assert!(role.to_string().starts_with("AppRole role not created by ctl (no record in namespace acme's"));
+        assert_eq!(UnmanagedReason::OtherEnvironment { environment: "prod".into() }.to_string(), "managed by ctl for environment \"prod\"");
     }
 }
