@@ -431,26 +431,18 @@ pub async fn metric_series(
                 )
                 .build();
             async move {
-                let mut out = Vec::new();
-                let mut token = None;
-                loop {
-                    let page = c
-                        .get_metric_data()
-                        .metric_data_queries(query.clone())
-                        .start_time(DateTime::from_secs(s))
-                        .end_time(DateTime::from_secs(e))
-                        .set_next_token(token)
-                        .send()
-                        .await
-                        .map_err(api("GetMetricData"))?;
-                    for r in page.metric_data_results() {
-                        out.extend(r.timestamps().iter().map(|t| t.secs()).zip(r.values().iter().copied()));
-                    }
-                    token = page.next_token().map(str::to_string);
-                    if token.is_none() {
-                        return Ok::<_, AwsError>(out);
-                    }
-                }
+                let pages = c
+                    .get_metric_data()
+                    .metric_data_queries(query)
+                    .start_time(DateTime::from_secs(s))
+                    .end_time(DateTime::from_secs(e))
+                    .into_paginator()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(api("GetMetricData"))?;
+                let points = pages.iter().flat_map(|p| p.metric_data_results()).flat_map(|r| r.timestamps().iter().map(|t| t.secs()).zip(r.values().iter().copied()));
+                Ok::<_, AwsError>(points.collect::<Vec<_>>())
             }
         })
         .buffered(4)

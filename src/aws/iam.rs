@@ -44,22 +44,9 @@ fn duration(secs: i32) -> String {
 }
 
 async fn role_names(c: &Client) -> Result<Vec<String>, AwsError> {
-    let mut out = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = c
-            .list_roles()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| AwsError::api(SERVICE, "ListRoles", e))?;
-        out.extend(page.roles().iter().map(|r| r.role_name().to_string()).filter(|n| n.starts_with(NAME_PREFIX)));
-        match (page.is_truncated(), page.marker()) {
-            (true, Some(m)) => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
-    Ok(out)
+    let roles = c.list_roles().into_paginator().items().send().try_collect().await;
+    let roles = roles.map_err(|e| AwsError::api(SERVICE, "ListRoles", e))?;
+    Ok(roles.into_iter().map(|r| r.role_name).filter(|n| n.starts_with(NAME_PREFIX)).collect())
 }
 
 async fn role_owner(c: &Client, name: &str, environment: &str) -> Result<Option<Owner>, AwsError> {
@@ -125,26 +112,13 @@ pub async fn observe(aws: &Aws, out: &mut Observed) -> Result<(), AwsError> {
         }
     }
 
-    let mut marker: Option<String> = None;
-    let mut profiles = Vec::new();
-    loop {
-        let page = c
-            .list_instance_profiles()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| AwsError::api(SERVICE, "ListInstanceProfiles", e))?;
-        for p in page.instance_profiles() {
-            if p.instance_profile_name().starts_with(NAME_PREFIX) {
-                let roles: Vec<String> = p.roles().iter().map(|r| r.role_name().to_string()).collect();
-                profiles.push((p.instance_profile_name().to_string(), roles));
-            }
-        }
-        match (page.is_truncated(), page.marker()) {
-            (true, Some(m)) => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
+    let all = c.list_instance_profiles().into_paginator().items().send().try_collect().await;
+    let profiles: Vec<(String, Vec<String>)> = all
+        .map_err(|e| AwsError::api(SERVICE, "ListInstanceProfiles", e))?
+        .into_iter()
+        .filter(|p| p.instance_profile_name().starts_with(NAME_PREFIX))
+        .map(|p| (p.instance_profile_name().to_string(), p.roles().iter().map(|r| r.role_name().to_string()).collect()))
+        .collect();
     let owners: Vec<Option<Owner>> = stream::iter(profiles.iter())
         .map(|(name, _)| profile_owner(&c, name, env))
         .buffered(READ_CONCURRENCY)

@@ -37,42 +37,19 @@ struct LiveKey {
 }
 
 async fn list_key_ids(c: &Client) -> Result<Vec<String>, AwsError> {
-    let mut out = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page =
-            c.list_keys().set_marker(marker.clone()).send().await.map_err(|e| AwsError::api(SERVICE, "ListKeys", e))?;
-        out.extend(page.keys().iter().filter_map(|k| k.key_id().map(str::to_string)));
-        match (page.truncated(), page.next_marker()) {
-            (true, Some(m)) => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
-    Ok(out)
+    let keys = c.list_keys().into_paginator().items().send().try_collect().await;
+    let keys = keys.map_err(|e| AwsError::api(SERVICE, "ListKeys", e))?;
+    Ok(keys.into_iter().filter_map(|k| k.key_id).collect())
 }
 
 /// `(alias name, target key id)` of every alias in the account/region (not `alias/aws/…`).
 async fn list_aliases(c: &Client) -> Result<Vec<(String, Option<String>)>, AwsError> {
-    let mut out = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = c
-            .list_aliases()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| AwsError::api(SERVICE, "ListAliases", e))?;
-        for a in page.aliases() {
-            if let Some(name) = a.alias_name().filter(|n| !n.starts_with("alias/aws/")) {
-                out.push((name.to_string(), a.target_key_id().map(str::to_string)));
-            }
-        }
-        match (page.truncated(), page.next_marker()) {
-            (true, Some(m)) => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
-    Ok(out)
+    let aliases = c.list_aliases().into_paginator().items().send().try_collect().await;
+    let aliases = aliases.map_err(|e| AwsError::api(SERVICE, "ListAliases", e))?;
+    Ok(aliases
+        .into_iter()
+        .filter_map(|a| Some((a.alias_name.filter(|n| !n.starts_with("alias/aws/"))?, a.target_key_id)))
+        .collect())
 }
 
 async fn key_owner(c: &Client, key_id: &str, environment: &str) -> Result<Option<LiveKey>, AwsError> {

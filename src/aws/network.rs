@@ -291,17 +291,17 @@ pub(super) fn owned(aws: &Aws, tags: &[Tag]) -> Option<Address> {
     )
 }
 
-/// The objects one `Describe*` call returns for `filters` (all pages are one here: ctl's own
-/// objects are few).
+/// Every object a `Describe*` call returns for `filters`, through the SDK's paginator.
 macro_rules! described {
-    ($aws:expr, $ec2:expr, $filters:expr, $describe:ident, $op:literal, $list:ident) => {
+    ($aws:expr, $ec2:expr, $filters:expr, $describe:ident, $op:literal) => {
         $ec2.$describe()
             .set_filters(Some($filters))
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .map_err(|e| $crate::aws::network_common::api($aws, "ec2", $op, e))?
-            .$list()
-            .to_vec()
     };
 }
 pub(super) use described;
@@ -350,22 +350,22 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
         found.push(resource(addr, Kind::Vpc, "vpc", to_attrs(&attrs), vec![]));
     }
 
-    let subnets = described!(aws, ec2, tag_filters(aws), describe_subnets, "DescribeSubnets", subnets);
+    let subnets = described!(aws, ec2, tag_filters(aws), describe_subnets, "DescribeSubnets");
     let pending_subnets = owned_with_ids(aws, &mut ids, subnets, |x| x.tags(), |x| x.subnet_id());
 
-    let igws = described!(aws, ec2, tag_filters(aws), describe_internet_gateways, "DescribeInternetGateways", internet_gateways);
+    let igws = described!(aws, ec2, tag_filters(aws), describe_internet_gateways, "DescribeInternetGateways");
     let pending_igws = owned_with_ids(aws, &mut ids, igws, |x| x.tags(), |x| x.internet_gateway_id());
 
-    let groups = described!(aws, ec2, tag_filters(aws), describe_security_groups, "DescribeSecurityGroups", security_groups);
+    let groups = described!(aws, ec2, tag_filters(aws), describe_security_groups, "DescribeSecurityGroups");
     let pending_groups = owned_with_ids(aws, &mut ids, groups, |x| x.tags(), |x| x.group_id());
 
     // Instances (NAT and workload): their ids and primary network interfaces are route targets.
     let instances = super::ec2::observe(aws, &ec2, &mut ids).await?;
 
-    let tables = described!(aws, ec2, tag_filters(aws), describe_route_tables, "DescribeRouteTables", route_tables);
+    let tables = described!(aws, ec2, tag_filters(aws), describe_route_tables, "DescribeRouteTables");
     let pending_tables = owned_with_ids(aws, &mut ids, tables, |x| x.tags(), |x| x.route_table_id());
 
-    let endpoints = described!(aws, ec2, tag_filters(aws), describe_vpc_endpoints, "DescribeVpcEndpoints", vpc_endpoints);
+    let endpoints = described!(aws, ec2, tag_filters(aws), describe_vpc_endpoints, "DescribeVpcEndpoints");
     for e in endpoints.iter().filter(|e| !super::vpc_endpoint::is_deleted(e)) {
         let Some(addr) = owned(aws, e.tags()) else { continue };
         found.push(resource(addr, Kind::VpcEndpoint, "s3", to_attrs(&super::vpc_endpoint::normalize(e, &ids)), vec![]));
@@ -400,32 +400,32 @@ pub async fn observe(aws: &Aws, out: &mut Vec<Resource>) -> Result<Ids, AwsError
 // Look-ups by address (apply).
 
 pub async fn find_vpc(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
-    let vpcs = described!(aws, ec2, address_filters(aws, address), describe_vpcs, "DescribeVpcs", vpcs);
+    let vpcs = described!(aws, ec2, address_filters(aws, address), describe_vpcs, "DescribeVpcs");
     Ok(vpcs.iter().find_map(|v| v.vpc_id()).map(str::to_string))
 }
 
 pub async fn find_subnet(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
-    let subnets = described!(aws, ec2, address_filters(aws, address), describe_subnets, "DescribeSubnets", subnets);
+    let subnets = described!(aws, ec2, address_filters(aws, address), describe_subnets, "DescribeSubnets");
     Ok(subnets.iter().find_map(|s| s.subnet_id()).map(str::to_string))
 }
 
 pub async fn find_group(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<String>, AwsError> {
-    let groups = described!(aws, ec2, address_filters(aws, address), describe_security_groups, "DescribeSecurityGroups", security_groups);
+    let groups = described!(aws, ec2, address_filters(aws, address), describe_security_groups, "DescribeSecurityGroups");
     Ok(groups.iter().find_map(|g| g.group_id()).map(str::to_string))
 }
 
 pub(super) async fn find_igw(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<InternetGateway>, AwsError> {
-    Ok(described!(aws, ec2, address_filters(aws, address), describe_internet_gateways, "DescribeInternetGateways", internet_gateways)
+    Ok(described!(aws, ec2, address_filters(aws, address), describe_internet_gateways, "DescribeInternetGateways")
         .into_iter()
         .next())
 }
 
 pub(super) async fn find_table(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<RouteTable>, AwsError> {
-    Ok(described!(aws, ec2, address_filters(aws, address), describe_route_tables, "DescribeRouteTables", route_tables).into_iter().next())
+    Ok(described!(aws, ec2, address_filters(aws, address), describe_route_tables, "DescribeRouteTables").into_iter().next())
 }
 
 pub(super) async fn find_endpoint(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &str) -> Result<Option<VpcEndpoint>, AwsError> {
-    let endpoints = described!(aws, ec2, address_filters(aws, address), describe_vpc_endpoints, "DescribeVpcEndpoints", vpc_endpoints);
+    let endpoints = described!(aws, ec2, address_filters(aws, address), describe_vpc_endpoints, "DescribeVpcEndpoints");
     Ok(endpoints.into_iter().find(|e| !super::vpc_endpoint::is_deleted(e)))
 }
 

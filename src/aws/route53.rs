@@ -30,21 +30,7 @@ pub struct Owned {
 /// Every health check of this environment (by tags).
 pub async fn owned(aws: &Aws) -> Result<Vec<Owned>, AwsError> {
     let c = client(aws);
-    let mut checks = Vec::new();
-    let mut marker = None;
-    loop {
-        let page = c
-            .list_health_checks()
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(api("ListHealthChecks"))?;
-        checks.extend(page.health_checks().iter().cloned());
-        marker = page.next_marker().map(str::to_string).filter(|_| page.is_truncated());
-        if marker.is_none() {
-            break;
-        }
-    }
+    let checks: Vec<_> = c.list_health_checks().into_paginator().items().send().try_collect().await.map_err(api("ListHealthChecks"))?;
     let mut tags: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for chunk in checks.chunks(10) {
         let out = c

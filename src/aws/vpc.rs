@@ -99,7 +99,7 @@ async fn set_dns(aws: &Aws, ec2: &aws_sdk_ec2::Client, id: &str, a: &VpcAttrs) -
 
 /// The VPCs tagged for this environment.
 pub async fn list(aws: &Aws, ec2: &aws_sdk_ec2::Client) -> Result<Vec<aws_sdk_ec2::types::Vpc>, AwsError> {
-    Ok(described!(aws, ec2, net::tag_filters(aws), describe_vpcs, "DescribeVpcs", vpcs))
+    Ok(described!(aws, ec2, net::tag_filters(aws), describe_vpcs, "DescribeVpcs"))
 }
 
 #[cfg(test)]
