@@ -232,26 +232,12 @@ fn instance_resource(environment: &str, g: &InstanceGroup, address: Address, use
 // ---------------------------------------------------------------------------------------------
 // Observe.
 
+/// This environment's instances that are not (being) terminated.
 fn live_filters(aws: &Aws) -> Vec<Filter> {
-    vec![
-        Filter::builder()
-            .name(format!("tag:{}", common::MANAGED_BY))
-            .values(common::MANAGED_BY_VALUE)
-            .build(),
-        Filter::builder()
-            .name(format!("tag:{}", common::ENVIRONMENT))
-            .values(aws.environment.clone())
-            .build(),
-        Filter::builder()
-            .name("instance-state-name")
-            .set_values(Some(vec![
-                "pending".into(),
-                "running".into(),
-                "stopping".into(),
-                "stopped".into(),
-            ]))
-            .build(),
-    ]
+    let mut filters = network::tag_filters(aws);
+    let live = ["pending", "running", "stopping", "stopped"].map(String::from).to_vec();
+    filters.push(Filter::builder().name("instance-state-name").set_values(Some(live)).build());
+    filters
 }
 
 /// Read this environment's instances (NAT and workload). Records instance ids and primary
