@@ -302,73 +302,67 @@ pub async fn observe(
             .send()
             .await
             .map_err(|e| api(aws, "ec2", "DescribeInstanceAttribute", e))?;
-        let source_dest_check = sdc
-            .source_dest_check()
-            .and_then(|v| v.value())
-            .or(i.source_dest_check())
-            .unwrap_or(true);
-
-        let root = i.root_device_name().unwrap_or(ROOT_DEVICE);
-        let volume_id = i
-            .block_device_mappings()
-            .iter()
-            .find(|m| m.device_name() == Some(root))
-            .and_then(|m| m.ebs())
-            .and_then(|e| e.volume_id());
-        let (mut encrypted, mut kms, mut size) = (false, None, 0);
-        if let Some(vid) = volume_id {
-            let v = ec2
-                .describe_volumes()
-                .volume_ids(vid)
-                .send()
-                .await
-                .map_err(|e| api(aws, "ec2", "DescribeVolumes", e))?;
-            if let Some(v) = v.volumes().first() {
-                encrypted = v.encrypted().unwrap_or(false);
-                kms = v
-                    .kms_key_id()
-                    .map(|k| crate::config::kms_key_id(k).unwrap_or_else(|| k.to_string()));
-                size = v.size().unwrap_or(0);
+        let volume = match root_volume_id(&i) {
+            Some(vid) => {
+                let v = ec2.describe_volumes().volume_ids(vid).send().await;
+                v.map_err(|e| api(aws, "ec2", "DescribeVolumes", e))?.volumes().first().cloned()
             }
-        }
-        if kind == Kind::NatInstance {
-            kms = None; // the NAT's root volume uses the account's default EBS key
-        }
-        let attrs = InstanceAttrs {
-            ami: i.image_id().unwrap_or_default().to_string(),
-            instance_type: i
-                .instance_type()
-                .map(|t| t.as_str().to_string())
-                .unwrap_or_default(),
-            subnet: ids.show(i.subnet_id().unwrap_or_default()),
-            // Groups of the instance and of its primary interface (where RunInstances with a
-            // network-interface specification puts them).
-            security_groups: set(i
-                .security_groups()
-                .iter()
-                .chain(
-                    i.network_interfaces()
-                        .iter()
-                        .filter(|n| n.attachment().and_then(|a| a.device_index()).unwrap_or(0) == 0)
-                        .flat_map(|n| n.groups()),
-                )
-                .filter_map(|g| g.group_id())
-                .map(|g| ids.show(g))
-                .collect()),
-            key_name: i.key_name().map(str::to_string),
-            public_ip: i.public_ip_address().is_some(),
-            source_dest_check,
-            root_volume_encrypted: encrypted,
-            root_volume_kms_key: kms,
-            root_volume_size: size,
-            user_data_sha256: sha256(&user_data),
-            artifacts: tagged_artifacts(&i),
-            // The profile's ARN ends in its name.
-            instance_profile: i.iam_instance_profile().and_then(|p| p.arn()).and_then(|a| a.rsplit('/').next()).map(str::to_string),
+            None => None,
         };
+        let live = Live { source_dest_check: sdc.source_dest_check().and_then(|v| v.value()), root_volume: volume.as_ref(), user_data: &user_data };
+        let attrs = normalize(&i, ids, kind == Kind::NatInstance, &live);
         out.push(resource(addr, kind, &attrs, vec![], &user_data));
     }
     Ok(out)
+}
+
+fn root_volume_id(i: &aws_sdk_ec2::types::Instance) -> Option<&str> {
+    let root = i.root_device_name().unwrap_or(ROOT_DEVICE);
+    i.block_device_mappings().iter().find(|m| m.device_name() == Some(root)).and_then(|m| m.ebs()).and_then(|e| e.volume_id())
+}
+
+/// What `DescribeInstances` does not say about an instance, read separately.
+pub struct Live<'a> {
+    pub source_dest_check: Option<bool>,
+    pub root_volume: Option<&'a aws_sdk_ec2::types::Volume>,
+    /// Decoded.
+    pub user_data: &'a str,
+}
+
+/// A described instance as attributes: references by address where they are ctl's, the root
+/// volume's key as its id (none for the NAT, whose volume uses the account's default key).
+pub fn normalize(i: &aws_sdk_ec2::types::Instance, ids: &Ids, nat: bool, live: &Live<'_>) -> InstanceAttrs {
+    let volume = live.root_volume;
+    let kms = volume.and_then(|v| v.kms_key_id()).map(|k| crate::config::kms_key_id(k).unwrap_or_else(|| k.to_string()));
+    InstanceAttrs {
+        ami: i.image_id().unwrap_or_default().to_string(),
+        instance_type: i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        subnet: ids.show(i.subnet_id().unwrap_or_default()),
+        // Groups of the instance and of its primary interface (where RunInstances with a
+        // network-interface specification puts them).
+        security_groups: set(i
+            .security_groups()
+            .iter()
+            .chain(
+                i.network_interfaces()
+                    .iter()
+                    .filter(|n| n.attachment().and_then(|a| a.device_index()).unwrap_or(0) == 0)
+                    .flat_map(|n| n.groups()),
+            )
+            .filter_map(|g| g.group_id())
+            .map(|g| ids.show(g))
+            .collect()),
+        key_name: i.key_name().map(str::to_string),
+        public_ip: i.public_ip_address().is_some(),
+        source_dest_check: live.source_dest_check.or(i.source_dest_check()).unwrap_or(true),
+        root_volume_encrypted: volume.and_then(|v| v.encrypted()).unwrap_or(false),
+        root_volume_kms_key: if nat { None } else { kms },
+        root_volume_size: volume.and_then(|v| v.size()).unwrap_or(0),
+        user_data_sha256: sha256(live.user_data),
+        artifacts: tagged_artifacts(i),
+        // The profile's ARN ends in its name.
+        instance_profile: i.iam_instance_profile().and_then(|p| p.arn()).and_then(|a| a.rsplit('/').next()).map(str::to_string),
+    }
 }
 
 /// The artifacts an instance was launched with, from its `ctl-artifacts` tag.
@@ -654,3 +648,43 @@ impl KindHandler<Aws> for Instance {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::types::{GroupIdentifier, IamInstanceProfile, Instance, InstanceNetworkInterface, InstanceNetworkInterfaceAttachment, Volume};
+
+    #[test]
+    fn normalizes_references_groups_key_and_profile() {
+        let mut ids = Ids::default();
+        ids.0.insert("subnet-1".into(), subnet_address("public-a"));
+        ids.0.insert("sg-api".into(), group_address("api"));
+        let key = "0a1b2c3d-0000-1111-2222-333344445555";
+        let primary = InstanceNetworkInterface::builder()
+            .attachment(InstanceNetworkInterfaceAttachment::builder().device_index(0).build())
+            .groups(GroupIdentifier::builder().group_id("sg-api").build())
+            .build();
+        let secondary = InstanceNetworkInterface::builder()
+            .attachment(InstanceNetworkInterfaceAttachment::builder().device_index(1).build())
+            .groups(GroupIdentifier::builder().group_id("sg-other").build())
+            .build();
+        let i = Instance::builder()
+            .image_id("ami-1")
+            .subnet_id("subnet-1")
+            .network_interfaces(primary)
+            .network_interfaces(secondary)
+            .iam_instance_profile(IamInstanceProfile::builder().arn("arn:aws:iam::123456789012:instance-profile/ctl-prod-api").build())
+            .build();
+        let volume = Volume::builder().encrypted(true).size(16).kms_key_id(format!("arn:aws:kms:us-east-1:123456789012:key/{key}")).build();
+        let live = Live { source_dest_check: None, root_volume: Some(&volume), user_data: "#!/bin/sh\n" };
+        let a = normalize(&i, &ids, false, &live);
+        assert_eq!(a.subnet, "network.subnet.public-a");
+        assert_eq!(a.security_groups, ["network.security_group.api"], "only the primary interface's groups");
+        assert_eq!(a.root_volume_kms_key.as_deref(), Some(key));
+        assert_eq!((a.root_volume_encrypted, a.root_volume_size, a.source_dest_check), (true, 16, true));
+        assert_eq!(a.instance_profile.as_deref(), Some("ctl-prod-api"));
+        assert_eq!(a.user_data_sha256, sha256("#!/bin/sh\n"));
+        let nat = normalize(&i, &ids, true, &Live { source_dest_check: Some(false), ..live });
+        assert_eq!((nat.root_volume_kms_key, nat.source_dest_check), (None, false), "the NAT's volume uses the default key");
+    }
+}

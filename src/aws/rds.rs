@@ -197,24 +197,7 @@ pub async fn observe(
                 continue;
             };
             groups.insert(name.to_string(), addr.clone());
-            let subnets = g
-                .subnets()
-                .iter()
-                .filter_map(|s| s.subnet_identifier())
-                .map(|id| {
-                    ec2_ids
-                        .get(id)
-                        .map_or_else(|| id.to_string(), ToString::to_string)
-                })
-                .collect();
-            let attrs = SubnetGroupAttrs {
-                name: name.to_string(),
-                description: g
-                    .db_subnet_group_description()
-                    .unwrap_or_default()
-                    .to_string(),
-                subnets: set(subnets),
-            };
+            let attrs = normalize_group(g, ec2_ids);
             out.push(resource(
                 addr.as_str(),
                 Kind::DbSubnetGroup,
@@ -240,25 +223,7 @@ pub async fn observe(
                 }
                 continue;
             };
-            let group = db
-                .db_subnet_group()
-                .and_then(|g| g.db_subnet_group_name())
-                .unwrap_or_default();
-            let kms = db.kms_key_id().unwrap_or_default();
-            let attrs = DbInstanceAttrs {
-                identifier: id.to_string(),
-                engine: db.engine().unwrap_or_default().to_string(),
-                instance_class: db.db_instance_class().unwrap_or_default().to_string(),
-                allocated_storage: db.allocated_storage().unwrap_or(0),
-                backup_retention_period: db.backup_retention_period().unwrap_or(0),
-                storage_encrypted: db.storage_encrypted().unwrap_or(false),
-                kms_key_id: crate::config::kms_key_id(kms).unwrap_or_else(|| kms.to_string()),
-                publicly_accessible: db.publicly_accessible().unwrap_or(false),
-                subnet_group: groups
-                    .get(group)
-                    .map_or_else(|| group.to_string(), ToString::to_string),
-                master_username: db.master_username().unwrap_or_default().to_string(),
-            };
+            let attrs = normalize_instance(db, &groups);
             out.push(resource(
                 addr.as_str(),
                 Kind::DbInstance,
@@ -269,6 +234,40 @@ pub async fn observe(
         }
     }
     Ok(())
+}
+
+/// A described DB subnet group as attributes (its subnets by address when they are ctl's).
+pub fn normalize_group(g: &aws_sdk_rds::types::DbSubnetGroup, ec2_ids: &BTreeMap<String, Address>) -> SubnetGroupAttrs {
+    let subnets = g
+        .subnets()
+        .iter()
+        .filter_map(|s| s.subnet_identifier())
+        .map(|id| ec2_ids.get(id).map_or_else(|| id.to_string(), ToString::to_string))
+        .collect();
+    SubnetGroupAttrs {
+        name: g.db_subnet_group_name().unwrap_or_default().to_string(),
+        description: g.db_subnet_group_description().unwrap_or_default().to_string(),
+        subnets: set(subnets),
+    }
+}
+
+/// A described DB instance as attributes: its key as the declared key id (an ARN is cut to
+/// its id), its subnet group by address when it is ctl's.
+pub fn normalize_instance(db: &aws_sdk_rds::types::DbInstance, groups: &BTreeMap<String, Address>) -> DbInstanceAttrs {
+    let group = db.db_subnet_group().and_then(|g| g.db_subnet_group_name()).unwrap_or_default();
+    let kms = db.kms_key_id().unwrap_or_default();
+    DbInstanceAttrs {
+        identifier: db.db_instance_identifier().unwrap_or_default().to_string(),
+        engine: db.engine().unwrap_or_default().to_string(),
+        instance_class: db.db_instance_class().unwrap_or_default().to_string(),
+        allocated_storage: db.allocated_storage().unwrap_or(0),
+        backup_retention_period: db.backup_retention_period().unwrap_or(0),
+        storage_encrypted: db.storage_encrypted().unwrap_or(false),
+        kms_key_id: crate::config::kms_key_id(kms).unwrap_or_else(|| kms.to_string()),
+        publicly_accessible: db.publicly_accessible().unwrap_or(false),
+        subnet_group: groups.get(group).map_or_else(|| group.to_string(), ToString::to_string),
+        master_username: db.master_username().unwrap_or_default().to_string(),
+    }
 }
 
 async fn subnet_ids(aws: &Aws, addresses: &[String]) -> Result<Vec<String>, AwsError> {
@@ -476,5 +475,46 @@ pub async fn restore_from_snapshot(aws: &Aws, r: &Resource, snapshot: &str) -> R
         Ok(_) => Ok(()),
         Err(e) if common::code(&e) == Some("DBInstanceAlreadyExists") => ensure_ours(aws, &rds, r).await,
         Err(e) => Err(api(aws, "rds", "RestoreDBInstanceFromDBSnapshot", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_rds::types::{DbSubnetGroup, Subnet};
+
+    #[test]
+    fn a_subnet_group_shows_ctl_subnets_by_address_sorted() {
+        let ids = BTreeMap::from([("subnet-b".to_string(), Address::new("network.subnet.private-b"))]);
+        let g = DbSubnetGroup::builder()
+            .db_subnet_group_name("prod-main")
+            .db_subnet_group_description("ctl: main")
+            .subnets(Subnet::builder().subnet_identifier("subnet-b").build())
+            .subnets(Subnet::builder().subnet_identifier("subnet-a").build())
+            .build();
+        let a = normalize_group(&g, &ids);
+        assert_eq!((a.name.as_str(), a.description.as_str()), ("prod-main", "ctl: main"));
+        assert_eq!(a.subnets, ["network.subnet.private-b", "subnet-a"], "a subnet that is not ctl's shows its id: drift");
+    }
+
+    #[test]
+    fn an_instance_shows_its_key_id_and_group_address() {
+        let key = "0a1b2c3d-0000-1111-2222-333344445555";
+        let groups = BTreeMap::from([("prod-main".to_string(), Address::new("rds.subnet_group"))]);
+        let db = aws_sdk_rds::types::DbInstance::builder()
+            .db_instance_identifier("main")
+            .engine("postgres")
+            .db_instance_class("db.t3.micro")
+            .allocated_storage(20)
+            .backup_retention_period(30)
+            .storage_encrypted(true)
+            .kms_key_id(format!("arn:aws:kms:us-east-1:123456789012:key/{key}"))
+            .db_subnet_group(DbSubnetGroup::builder().db_subnet_group_name("prod-main").build())
+            .master_username("ctl")
+            .build();
+        let a = normalize_instance(&db, &groups);
+        assert_eq!(a.kms_key_id, key, "the ARN is cut to the key id the file declares");
+        assert_eq!(a.subnet_group, "rds.subnet_group");
+        assert_eq!((a.allocated_storage, a.backup_retention_period, a.storage_encrypted, a.publicly_accessible), (20, 30, true, false));
     }
 }
