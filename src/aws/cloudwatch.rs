@@ -490,3 +490,37 @@ pub async fn put_metric_data(aws: &Aws, metric: &MetricId, points: &[(i64, f64)]
         .await
         .map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(enabled: bool, tags: &[(&str, &str)]) -> LiveAlarm {
+        let alarm = SdkAlarm::builder()
+            .alarm_name("ctl-prod-api-down")
+            .namespace("AWS/Route53")
+            .metric_name("HealthCheckStatus")
+            .dimensions(Dimension::builder().name(HEALTH_CHECK_DIMENSION).value("hc-1").build())
+            .evaluation_periods(3)
+            .threshold(1.0)
+            .actions_enabled(enabled)
+            .alarm_actions("arn:aws:sns:us-east-1:123456789012:ctl-prod-oncall")
+            .alarm_actions("arn:aws:sns:us-east-1:123456789012:someone-elses")
+            .build();
+        LiveAlarm { alarm, tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    }
+
+    #[test]
+    fn topics_and_health_checks_by_name_and_address_and_a_mute_is_not_drift() {
+        let topics = BTreeMap::from([("arn:aws:sns:us-east-1:123456789012:ctl-prod-oncall", "oncall")]);
+        let checks = BTreeMap::from([("hc-1".to_string(), "alarms.health_check.api".to_string())]);
+        let a = normalise(&live(true, &[]), &topics, &checks, 0);
+        assert_eq!(a.alarm_actions, ["arn:aws:sns:us-east-1:123456789012:someone-elses", "oncall"], "a foreign topic shows its ARN: drift");
+        assert_eq!(a.dimensions.get(HEALTH_CHECK_DIMENSION).map(String::as_str), Some("@alarms.health_check.api"));
+        assert_eq!((a.datapoints_to_alarm, a.treat_missing_data.as_str()), (3, "missing"), "CloudWatch's defaults");
+        // Actions disabled by an active mute read as enabled (the declaration's value); after it ends, as they are.
+        let muted = live(false, &[(MUTED_UNTIL_TAG, "2030-01-01T00:00:00Z")]);
+        assert!(normalise(&muted, &topics, &checks, 0).actions_enabled);
+        assert!(!normalise(&muted, &topics, &checks, 2_000_000_000).actions_enabled);
+    }
+}

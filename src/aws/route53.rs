@@ -69,17 +69,22 @@ pub async fn owned(aws: &Aws) -> Result<Vec<Owned>, AwsError> {
             id: h.id().to_string(),
             address,
             name,
-            attrs: HealthCheckAttrs {
-                check_type: cfg.r#type().as_str().to_string(),
-                fqdn: cfg.fully_qualified_domain_name().unwrap_or_default().to_string(),
-                port: cfg.port().and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
-                resource_path: cfg.resource_path().unwrap_or_default().to_string(),
-                request_interval: cfg.request_interval().and_then(|p| u32::try_from(p).ok()).unwrap_or(30),
-                failure_threshold: cfg.failure_threshold().and_then(|p| u32::try_from(p).ok()).unwrap_or(3),
-            },
+            attrs: normalize(cfg),
         });
     }
     Ok(out)
+}
+
+/// A health check's configuration as attributes (Route 53's defaults where it omits them).
+pub fn normalize(cfg: &HealthCheckConfig) -> HealthCheckAttrs {
+    HealthCheckAttrs {
+        check_type: cfg.r#type().as_str().to_string(),
+        fqdn: cfg.fully_qualified_domain_name().unwrap_or_default().to_string(),
+        port: cfg.port().and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+        resource_path: cfg.resource_path().unwrap_or_default().to_string(),
+        request_interval: cfg.request_interval().and_then(|p| u32::try_from(p).ok()).unwrap_or(30),
+        failure_threshold: cfg.failure_threshold().and_then(|p| u32::try_from(p).ok()).unwrap_or(3),
+    }
 }
 
 /// Observe; returns health check id → address (for alarms' `HealthCheckId` dimensions).
@@ -180,4 +185,23 @@ async fn create(aws: &Aws, r: &Resource, a: &HealthCheckAttrs) -> Result<(), Aws
         req = req.add_tags(Tag::builder().key(k).value(v).build());
     }
     req.send().await.map(|_| ()).map_err(api("ChangeTagsForResource"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn omitted_interval_and_threshold_are_route53_defaults() {
+        let cfg = HealthCheckConfig::builder()
+            .r#type(HealthCheckType::Https)
+            .fully_qualified_domain_name("api.example.com")
+            .port(443)
+            .resource_path("/health")
+            .build()
+            .unwrap();
+        let a = normalize(&cfg);
+        assert_eq!((a.check_type.as_str(), a.fqdn.as_str(), a.port, a.resource_path.as_str()), ("HTTPS", "api.example.com", 443, "/health"));
+        assert_eq!((a.request_interval, a.failure_threshold), (30, 3));
+    }
 }
