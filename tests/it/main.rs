@@ -15,6 +15,7 @@ mod ownership;
 mod refresh;
 mod restore;
 mod saboteur;
+mod transit_key;
 mod infra;
 mod seal;
 mod tls;
