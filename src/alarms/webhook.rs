@@ -27,7 +27,7 @@ pub enum WebhookError {
     Bao {
         what: String,
         #[source]
-        source: BaoError,
+        source: Box<BaoError>,
     },
     #[error("alarms.sns.webhook: {0}: the secret does not exist (write the URL there with `bao kv put`)")]
     NotFound(String),
@@ -59,7 +59,7 @@ pub async fn resolve(source: &WebhookSource, bao: Option<&Bao>) -> Result<Sensit
             let body = bao
                 .read(namespace.as_deref(), format!("{mount}/data/{path}"))
                 .await
-                .map_err(|source| WebhookError::Bao { what: what.clone(), source })?
+                .map_err(|source| WebhookError::Bao { what: what.clone(), source: Box::new(source) })?
                 .ok_or_else(|| WebhookError::NotFound(what.clone()))?;
             match body.pointer("/data/data").and_then(|d| d.get(field)) {
                 Some(Value::String(s)) => s.clone(),

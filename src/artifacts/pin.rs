@@ -125,7 +125,7 @@ pub fn pin_text(path: &Path, text: &str, index: Option<usize>, pin: &Pin) -> Res
             PinOutcome::Added
         }
     };
-    edits.sort_by(|a, b| b.start.cmp(&a.start));
+    edits.sort_by_key(|e| std::cmp::Reverse(e.start));
     let mut out = text.to_string();
     for e in edits {
         out.replace_range(e.start..e.end, &e.with);

@@ -61,6 +61,23 @@ fn split(entry: &Entry) -> Vec<Entry> {
     entry.changes.chunks(CHANGES_PER_DOCUMENT).map(|chunk| Entry { changes: chunk.to_vec(), ..entry.clone() }).collect()
 }
 
+
+/// The newest `limit` entries, oldest first.
+pub async fn read(bao: &Bao, environment: &str, limit: usize) -> Result<Vec<Entry>, BaoError> {
+    let mut keys = state::list(bao, &prefix(environment)).await?;
+    keys.sort();
+    let start = keys.len().saturating_sub(limit);
+    let mut out = Vec::new();
+    for k in &keys[start..] {
+        if let Some(d) = state::read(bao, &format!("{}{k}", prefix(environment))).await?.data {
+            if let Ok(e) = serde_json::from_value(d) {
+                out.push(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,20 +102,4 @@ mod tests {
         assert_eq!(rejoined, entry.changes);
         assert_eq!(split(&Entry { changes: vec![], ..entry }).len(), 1);
     }
-}
-
-/// The newest `limit` entries, oldest first.
-pub async fn read(bao: &Bao, environment: &str, limit: usize) -> Result<Vec<Entry>, BaoError> {
-    let mut keys = state::list(bao, &prefix(environment)).await?;
-    keys.sort();
-    let start = keys.len().saturating_sub(limit);
-    let mut out = Vec::new();
-    for k in &keys[start..] {
-        if let Some(d) = state::read(bao, &format!("{}{k}", prefix(environment))).await?.data {
-            if let Ok(e) = serde_json::from_value(d) {
-                out.push(e);
-            }
-        }
-    }
-    Ok(out)
 }

@@ -54,11 +54,11 @@ pub async fn secret_id(bao: &Bao, contents: Sensitive<String>) -> Result<Sensiti
     let lookup = bao
         .call(&anonymous(bao), RequestMethod::POST, "sys/wrapping/lookup", Some(&json!({"token": contents.expose()})), Idempotency::Idempotent)
         .await;
-    let creation_path = match &lookup {
-        Ok(body) => data(body).and_then(|d| d.get("creation_path")).and_then(Value::as_str).unwrap_or_default().to_string(),
+    let creation_path = match lookup {
+        Ok(body) => data(&body).and_then(|d| d.get("creation_path")).and_then(Value::as_str).unwrap_or_default().to_string(),
         // Not a (live) wrapping token: a plain secret-id.
         Err(e) if e.status() == Some(400) => return Ok(contents),
-        Err(_) => return Err(lookup.err().expect("an error")),
+        Err(e) => return Err(e),
     };
     if !creation_path.ends_with("/secret-id") {
         return Err(BaoError::Other(format!(

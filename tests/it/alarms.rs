@@ -67,12 +67,12 @@ fn plan_json(sc: &Scenario) -> Value {
 }
 
 fn apply(sc: &Scenario) {
-    let out = ctl(&sc, &["apply", "-e", &sc.env_file(), "--auto-approve"]);
+    let out = ctl(sc, &["apply", "-e", &sc.env_file(), "--auto-approve"]);
     assert_eq!(out.status, 0, "apply failed:\n{}\n{}", out.stdout, out.stderr);
 }
 
 fn assert_no_changes(sc: &Scenario) {
-    let out = ctl(&sc, &["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
+    let out = ctl(sc, &["plan", "-e", &sc.env_file(), "--detailed-exitcode"]);
     assert_eq!(out.status, 0, "plan must be empty:\n{}\n{}", out.stdout, out.stderr);
 }
 
@@ -128,7 +128,7 @@ fn actions_enabled(aws: &Aws, alarm: &str) -> bool {
 }
 
 fn status_row(sc: &Scenario, alarm: &str) -> String {
-    let out = ctl(&sc, &["alarms", "status", "-e", &sc.env_file()]);
+    let out = ctl(sc, &["alarms", "status", "-e", &sc.env_file()]);
     assert_eq!(out.status, 0, "status failed: {}", out.stderr);
     assert!(out.stdout.starts_with("alarm"), "{}", out.stdout);
     out.stdout
@@ -160,7 +160,7 @@ fn alarms_apply_drift_mute_and_expiry() {
         assert!(first.stdout.contains(address), "{address} missing:\n{}", first.stdout);
     }
     let webhook_line = |sc: &Scenario| {
-        let out = ctl(&sc, &["alarms", "status", "-e", &sc.env_file()]);
+        let out = ctl(sc, &["alarms", "status", "-e", &sc.env_file()]);
         assert_eq!(out.status, 0, "status failed: {}", out.stderr);
         let prefix = format!("webhook ({}): ", n.topic);
         let line = out
@@ -624,7 +624,7 @@ fn the_webhook_url_is_a_secret() {
         let subs = c.list_subscriptions_by_topic().topic_arn(arn).send().await.unwrap();
         subs.subscriptions().iter().map(|s| s.endpoint().unwrap_or_default().to_string()).collect::<Vec<_>>()
     });
-    assert_eq!(endpoints, [hook.clone()]);
+    assert_eq!(endpoints, std::slice::from_ref(&hook));
     let status = run(&hook, &["alarms", "status", "-e", &e]);
     assert_eq!(status.status, 0, "{}", status.stderr);
     assert!(status.stdout.contains("https://127.0.0.1:9: confirmed"), "{}", status.stdout);

@@ -119,7 +119,7 @@ fn three_node_cluster_applies_through_a_standby() {
     // The leader dies in the middle of a big apply through the standby.
     let n: usize = std::env::var("CTL_LEADER_KILL_WORKSPACES").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
     let prefix = unique("lk");
-    let mut many = format!("{body}");
+    let mut many = body.to_string();
     for i in 0..n {
         many.push_str(&format!("  - {{ name: {prefix}-{i:04}, kv: {{ max_versions: 5 }}, policies: [ {{ name: app-read, template: kv-read }} ] }}\n"));
     }

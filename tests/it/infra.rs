@@ -477,14 +477,13 @@ fn infra_apply_from_nothing_drift_and_replace() {
 
     // Deleting the database is data loss: refused without the flag, before any call.
     sc.write_env(
-        &body(&Decl {
+        body(&Decl {
             api_ami: OTHER_AMI,
             ..decl
         })
         .split("rds:\n")
         .next()
-        .unwrap()
-        .to_string(),
+        .unwrap(),
     );
     let refused = sc.ctl(&["apply", "-e", &sc.env_file(), "--auto-approve"]);
     assert_eq!(refused.status, 1, "{}\n{}", refused.stdout, refused.stderr);

@@ -347,7 +347,7 @@ fn aws_ca_bundle_client_trusts_the_bundle() {
     use aws_smithy_runtime_api::client::result::SdkError;
     let bao = TlsBao::start();
     let env = EnvDir::new();
-    let err = ctl::aws::ca_bundle_client(&env.file().with_extension("missing")).err().expect("a missing bundle is an error");
+    let err = ctl::aws::ca_bundle_client(&env.file().with_extension("missing")).expect_err("a missing bundle is an error");
     assert!(err.to_string().contains("$AWS_CA_BUNDLE: cannot read"), "{err}");
     super::harness::runtime().block_on(async {
         let kms = |http: Option<aws_smithy_runtime_api::client::http::SharedHttpClient>| {
