@@ -86,6 +86,11 @@ pub struct BootstrapArgs {
     /// Print what would be done; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Take over existing JWT roles of ctl's names that bootstrap has no record of creating
+    /// (made by hand, or by a ctl from before bootstrap recorded its roles). Without it they
+    /// are left alone and reported.
+    #[arg(long)]
+    pub adopt_jwt_roles: bool,
 }
 
 fn claim(s: &str) -> Result<(String, Vec<String>), String> {
@@ -138,7 +143,7 @@ pub async fn run(args: BootstrapArgs) -> CmdResult {
         token_max_ttl: format!("{}s", args.token_max_ttl.as_secs()),
     };
     let catalogue = context::catalogue(env);
-    let opts = bootstrap::Options { environment: &env.name, catalogue: &catalogue, snapshot: env.dr.is_some(), jwt, dry_run: args.dry_run };
+    let opts = bootstrap::Options { environment: &env.name, catalogue: &catalogue, snapshot: env.dr.is_some(), jwt, dry_run: args.dry_run, adopt_jwt_roles: args.adopt_jwt_roles };
     let bao = context::connect_admin(env, args.env.parallelism).await?;
     let (verb, mut counts) = (if args.dry_run { "would be" } else { "" }, BTreeMap::<&str, usize>::new());
     let mut print = |step: &bootstrap::Step| {

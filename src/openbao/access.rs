@@ -171,6 +171,7 @@ const TABLE: &[(Need, &[Cap], &str, &str)] = &[
     (Bootstrap, &[Create, Update, Sudo], "sys/auth/+", "enable the JWT auth mount"),
     (Bootstrap, &[Create, Read, Update], "auth/+/config", "configure the JWT auth mount"),
     (Bootstrap, &[Create, Read, Update], "auth/+/role/+", "ctl's JWT login roles"),
+    (Bootstrap, &[Create, Read, Update], "ctl-state/data/bootstrap/{env}", "the JWT login roles bootstrap created (roles have no field for a marker)"),
     // Every token's own: OpenBao's `default` policy grants these.
     (DefaultPolicy, &[Read], "auth/token/lookup-self", "the token's TTL, to renew it during long runs"),
     (DefaultPolicy, &[Update], "auth/token/renew-self", "keep the token alive during long runs"),

@@ -9,7 +9,7 @@ use super::client::{data, Bao, BaoError};
 use super::resources::{MOUNT_MARKER, POLICY_MARKER};
 use super::{signing, state};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How the JWT auth mount checks tokens.
 #[derive(Clone, Debug)]
@@ -43,6 +43,9 @@ pub struct Options<'a> {
     pub snapshot: bool,
     pub jwt: Jwt,
     pub dry_run: bool,
+    /// Take over existing login roles of ctl's names that bootstrap has no record of creating
+    /// (`--adopt-jwt-roles`; roles made by a ctl from before the records, or by hand).
+    pub adopt_jwt_roles: bool,
 }
 
 /// What one step found and did.
@@ -164,7 +167,19 @@ pub async fn run(bao: &Bao, opts: &Options<'_>, on_step: &mut dyn FnMut(&Step)) 
         }
     }
 
-    // One login role per policy.
+    // One login role per policy. Roles have no field for a marker: bootstrap records the ones
+    // it creates (before creating them) and never touches a role of that name it has no record
+    // of, unless told to adopt it.
+    let record_key = format!("bootstrap/{}", opts.environment);
+    let record = state::read(bao, &record_key).await?;
+    let mut recorded: BTreeSet<String> = record
+        .data
+        .as_ref()
+        .and_then(|d| d.get("jwt_roles"))
+        .and_then(Value::as_array)
+        .map(|roles| roles.iter().filter_map(|r| r.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let mut version = record.version;
     for (role, claims) in [(Role::Plan, &jwt.plan_claims), (Role::Apply, &jwt.apply_claims), (Role::Restore, &jwt.restore_claims)] {
         let name = access::name(opts.environment, role);
         let path = format!("auth/{}/role/{name}", jwt.mount);
@@ -180,6 +195,24 @@ pub async fn run(bao: &Bao, opts: &Options<'_>, on_step: &mut dyn FnMut(&Step)) 
         });
         let live = if mount.is_some() { bao.read(None, &path).await? } else { None };
         let what = format!("JWT role {path} → policy {name}");
+        let ours = recorded.contains(&path);
+        if data(&live).is_some() && !ours && !opts.adopt_jwt_roles {
+            let why = "a role of that name exists and ctl bootstrap has no record of creating it: left alone (`ctl bootstrap --adopt-jwt-roles` takes it over)";
+            report(what, Outcome::Kept(why.into()));
+            continue;
+        }
+        if !ours && !opts.dry_run {
+            recorded.insert(path.clone());
+            match state::write_cas(bao, &record_key, version, &json!({ "jwt_roles": recorded })).await? {
+                state::Cas::Written { version: now } => version = now,
+                state::Cas::Lost => {
+                    return Err(BootstrapError::Refused(format!(
+                        "another `ctl bootstrap` of {} ran at the same time (its role records changed); run it again",
+                        opts.environment
+                    )))
+                }
+            }
+        }
         converge(bao, &path, live, want, opts.dry_run, &mut report, what).await?;
     }
     Ok(())

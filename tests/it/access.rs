@@ -116,6 +116,46 @@ fn bootstrap_is_idempotent_and_its_dry_run_changes_nothing() {
     sc.assert_no_canary();
 }
 
+/// JWT roles have no field for a marker: bootstrap records the ones it creates and leaves any
+/// other role of its names alone, until told to adopt it.
+#[test]
+fn bootstrap_leaves_login_roles_it_has_no_record_of_alone() {
+    let stack = stack(BaoVersion::V2_6);
+    let env = unique("env");
+    let sc = Scenario::new(stack, &env, "workspaces: []\n");
+    let pubkey = oidc().public_key_file().display().to_string();
+    let file = sc.env_file();
+    let root = stack.token();
+    let run = |extra: &[&str]| {
+        let mut a = vec!["bootstrap", "-e", &file, "--jwt-issuer", crate::harness::OIDC_ISSUER, "--jwt-validation-pubkey", &pubkey, "--bound-claims", "repository=ctl/tests"];
+        a.extend(extra);
+        sc.ctl_with_env(&a, &[("BAO_TOKEN", &root)])
+    };
+    run(&[]).assert_success();
+    // As an older ctl left them, or someone made them: roles of ctl's names, no records.
+    ok(bao_cli(stack, None, &["kv", "metadata", "delete", "-mount=ctl-state", &format!("bootstrap/{env}")]));
+    let restore = format!("auth/jwt/role/ctl-{env}-restore");
+    ok(bao_cli(stack, None, &["write", &restore, "role_type=jwt", "user_claim=sub", "bound_audiences=someone-else", "token_policies=default"]));
+
+    let kept = run(&[]);
+    kept.assert_success();
+    assert!(kept.stdout.contains(&format!("keep    JWT role {restore}")), "{}", kept.stdout);
+    assert!(kept.stdout.contains("--adopt-jwt-roles"), "{}", kept.stdout);
+    assert!(kept.stdout.contains("0 created, 0 updated"), "{}", kept.stdout);
+    let role = ok(bao_cli(stack, None, &["read", "-format=json", &restore]));
+    assert!(role.contains("someone-else"), "a role ctl has no record of was rewritten: {role}");
+
+    // Adopting is explicit; afterwards the roles are ctl's and converge.
+    let adopted = run(&["--adopt-jwt-roles"]);
+    adopted.assert_success();
+    assert!(adopted.stdout.contains(&format!("update  JWT role {restore}")), "{}", adopted.stdout);
+    let role = ok(bao_cli(stack, None, &["read", "-format=json", &restore]));
+    assert!(!role.contains("someone-else"), "{role}");
+    let again = run(&[]);
+    again.assert_success();
+    assert!(again.stdout.contains("0 created, 0 updated") && !again.stdout.contains("keep    JWT role"), "{}", again.stdout);
+}
+
 #[test]
 fn approle_login_unwraps_a_wrapped_secret_id_once() {
     let stack = stack(BaoVersion::V2_6);
