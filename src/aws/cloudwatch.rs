@@ -313,9 +313,9 @@ pub async fn alarm(aws: &Aws, name: &str) -> Result<Option<LiveAlarm>, AwsError>
 }
 
 /// DisableAlarmActions + the mute record in the alarm's tags.
-pub async fn mute(aws: &Aws, name: &str, record: &Mute) -> Result<(), AwsError> {
+pub async fn mute(aws: &Aws, name: &str, address: &Address, record: &Mute) -> Result<(), AwsError> {
     let c = client(aws);
-    let arn = alarm_arn(aws, name).await?;
+    let arn = ours(aws, name, address).await?;
     c.disable_alarm_actions()
         .alarm_names(name)
         .send()
@@ -328,10 +328,26 @@ pub async fn mute(aws: &Aws, name: &str, record: &Mute) -> Result<(), AwsError> 
     tag.send().await.map(|_| ()).map_err(api("TagResource"))
 }
 
+/// The ARN of the alarm `name`, if it carries ctl's tags for `address` in this environment;
+/// otherwise an error, and nothing is written (mute and unmute change actions and tags).
+async fn ours(aws: &Aws, name: &str, address: &Address) -> Result<String, AwsError> {
+    let live = alarms_with_prefix(aws, name).await?;
+    let Some(alarm) = live.iter().find(|l| l.alarm.alarm_name() == Some(name)) else {
+        return Err(AwsError::Other(format!("alarm {name} does not exist (apply the environment first)")));
+    };
+    let tags: Vec<(&str, &str)> = alarm.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    if tags::ours(&tags, &aws.environment).as_ref() != Some(address) {
+        return Err(AwsError::Other(format!(
+            "alarm {name} exists and is not tagged as ctl's for {address}; nothing was changed (remove or rename it, then apply)"
+        )));
+    }
+    alarm.alarm.alarm_arn().map(str::to_string).ok_or_else(|| AwsError::Other(format!("alarm {name} has no ARN")))
+}
+
 /// EnableAlarmActions + remove the mute record.
-pub async fn unmute(aws: &Aws, name: &str) -> Result<(), AwsError> {
+pub async fn unmute(aws: &Aws, name: &str, address: &Address) -> Result<(), AwsError> {
     let c = client(aws);
-    let arn = alarm_arn(aws, name).await?;
+    let arn = ours(aws, name, address).await?;
     c.enable_alarm_actions()
         .alarm_names(name)
         .send()

@@ -9,7 +9,7 @@ use super::{CmdResult, EnvArgs};
 use crate::alarms::backtest::{self, Rule, Series, SideBySide};
 use crate::alarms::mute::{self, Mute};
 use crate::alarms::recommend::{self, DEFAULT_MARGIN};
-use crate::alarms::resources::{alarm_name, health_check_address};
+use crate::alarms::resources::{alarm_address, alarm_name, health_check_address};
 use crate::alarms::{chart, tune};
 use crate::aws::cloudwatch::{self, MetricId};
 use crate::aws::Aws;
@@ -224,7 +224,7 @@ pub async fn run(cmd: AlarmsCommand) -> CmdResult {
             let until = mute::now() + i64::try_from(duration.0).unwrap_or(i64::MAX / 2);
             let record = Mute { until, reason };
             let name = alarm_name(&env.name, &a.name);
-            cloudwatch::mute(&aws, &name, &record)
+            cloudwatch::mute(&aws, &name, &alarm_address(&a.name), &record)
                 .await
                 .with_context(|| format!("muting {name}"))?;
             println!("Muted {} until {} ({}). `ctl alarms unmute {}` ends it early; after that time the next `ctl apply` restores its actions.", a.name, mute::rfc3339(until), mute::tag_safe(&record.reason), a.name);
@@ -234,7 +234,7 @@ pub async fn run(cmd: AlarmsCommand) -> CmdResult {
             let (env, aws) = connect(&env).await?;
             let a = declared(&env, &alarm)?;
             let name = alarm_name(&env.name, &a.name);
-            cloudwatch::unmute(&aws, &name)
+            cloudwatch::unmute(&aws, &name, &alarm_address(&a.name))
                 .await
                 .with_context(|| format!("unmuting {name}"))?;
             println!("Unmuted {}: actions enabled.", a.name);

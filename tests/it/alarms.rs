@@ -138,6 +138,50 @@ fn status_row(sc: &Scenario, alarm: &str) -> String {
         .to_string()
 }
 
+/// `ctl alarms mute`/`unmute` write to an alarm (actions, tags): never to one that is not ctl's,
+/// even when it has the name ctl would give the declared alarm.
+#[test]
+fn mute_refuses_an_alarm_that_is_not_ctls() {
+    let stack = stack(BaoVersion::V2_6);
+    let moto = stack.moto_endpoint.clone().expect("the shared stack runs moto");
+    let env = unique("am");
+    let n = Names { topic: unique("t"), api: unique("api") };
+    let sc = Scenario::new(stack, &env, &body(&moto, &n, "5"));
+    let aws = aws(&moto, &env);
+    // Someone made an alarm with the name of the declared `api-5xx`, before any apply.
+    let name = format!("ctl-{env}-api-5xx");
+    runtime().block_on(async {
+        cloudwatch::client(&aws)
+            .put_metric_alarm()
+            .alarm_name(&name)
+            .namespace("Team/Own")
+            .metric_name("Errors")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+            .actions_enabled(true)
+            .send()
+            .await
+            .expect("PutMetricAlarm by hand");
+    });
+    for args in [vec!["alarms", "mute", "api-5xx", "--for", "1h", "--reason", "deploy"], vec!["alarms", "unmute", "api-5xx"]] {
+        let file = sc.env_file();
+        let mut args = args;
+        args.extend(["-e", file.as_str()]);
+        let out = ctl(&sc, &args);
+        assert_eq!(out.status, 1, "{args:?} must refuse:\n{}\n{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains("not tagged as ctl's"), "{}", out.stderr);
+    }
+    assert!(actions_enabled(&aws, &name), "the foreign alarm's actions were disabled");
+    let tags = runtime().block_on(async {
+        let arn = cloudwatch::client(&aws).describe_alarms().alarm_names(&name).send().await.unwrap().metric_alarms()[0].alarm_arn().unwrap().to_string();
+        cloudwatch::client(&aws).list_tags_for_resource().resource_arn(arn).send().await.unwrap().tags().len()
+    });
+    assert_eq!(tags, 0, "the foreign alarm was stamped");
+}
+
 #[test]
 fn alarms_apply_drift_mute_and_expiry() {
     let stack = stack(BaoVersion::V2_6);
