@@ -196,6 +196,14 @@ impl Change {
         }
     }
 
+    /// A state (`before` or `after`) that describes another object than this change's address
+    /// and kind: possible only in a hand-edited plan file, refused wherever it could be used.
+    pub fn stray_state(&self) -> Option<(&'static str, &Resource)> {
+        [("before", self.before()), ("after", self.after())]
+            .into_iter()
+            .find_map(|(what, r)| r.filter(|r| r.address != self.address || r.kind != self.kind).map(|r| (what, r)))
+    }
+
     /// The resource this change acts on (desired for create/update/replace, live for delete).
     pub fn resource(&self) -> &Resource {
         match &self.op {

@@ -286,17 +286,10 @@ impl Plan {
     /// each action exactly the states it needs): a hand-made file is refused here instead of
     /// failing half-way through an apply.
     fn check_shape(&self) -> Result<(), (Address, String)> {
-        for c in &self.changes {
-            for (what, r) in [("before", c.before()), ("after", c.after())] {
-                match r {
-                    Some(r) if r.address != c.address || r.kind != c.kind => {
-                        return Err((c.address.clone(), format!("`{what}` describes {} ({:?})", r.address, r.kind)))
-                    }
-                    _ => {}
-                }
-            }
+        match self.changes.iter().find_map(|c| Some((c, c.stray_state()?))) {
+            Some((c, (what, r))) => Err((c.address.clone(), format!("`{what}` describes {} ({:?})", r.address, r.kind))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Compare this saved plan with `now`, the diff re-derived at apply time over the same

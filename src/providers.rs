@@ -54,10 +54,8 @@ impl<'a> Request<'a> {
     /// state that describes another object than the change's address and kind.
     pub fn of(change: &'a Change) -> Result<Request<'a>, Malformed> {
         let malformed = |what: String| Malformed { address: change.address.to_string(), what };
-        for r in change.before().into_iter().chain(change.after()) {
-            if r.kind != change.kind || r.address != change.address {
-                return Err(malformed(format!("its state describes {} ({:?})", r.address, r.kind)));
-            }
+        if let Some((what, r)) = change.stray_state() {
+            return Err(malformed(format!("its `{what}` describes {} ({:?})", r.address, r.kind)));
         }
         match &change.op {
             Op::Create { after } => Ok(Request::Create(after)),

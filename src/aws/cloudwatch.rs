@@ -236,19 +236,9 @@ async fn put(aws: &Aws, r: &Resource) -> Result<(), AwsError> {
         dims.push(Dimension::builder().name(name).value(value).build());
     }
     // A mute in force keeps actions disabled through any update; an expired one is cleared.
-    let existing = alarms_with_prefix(aws, &a.alarm_name).await?;
-    let live = existing.iter().find(|l| l.alarm.alarm_name() == Some(a.alarm_name.as_str()));
     // PutMetricAlarm is an upsert: never let it overwrite (and tag) an alarm that is not ours.
-    if let Some(l) = live {
-        let tags: Vec<(&str, &str)> = l.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        if tags::ours(&tags, &aws.environment).as_ref() != Some(&r.address) {
-            return Err(AwsError::Other(format!(
-                "{}: an alarm named {:?} exists and is not tagged as ctl's for this address; nothing was written (remove or rename it, then re-run)",
-                r.address, a.alarm_name
-            )));
-        }
-    }
-    let mute = live.and_then(LiveAlarm::mute);
+    let live = live_ours(aws, &a.alarm_name, &r.address).await?;
+    let mute = live.as_ref().and_then(LiveAlarm::mute);
     let muted = mute.as_ref().is_some_and(|m| m.active(mute::now()));
     let mut req = c
         .put_metric_alarm()
@@ -328,19 +318,26 @@ pub async fn mute(aws: &Aws, name: &str, address: &Address, record: &Mute) -> Re
     tag.send().await.map(|_| ()).map_err(api("TagResource"))
 }
 
-/// The ARN of the alarm `name`, if it carries ctl's tags for `address` in this environment;
-/// otherwise an error, and nothing is written (mute and unmute change actions and tags).
-async fn ours(aws: &Aws, name: &str, address: &Address) -> Result<String, AwsError> {
-    let live = alarms_with_prefix(aws, name).await?;
-    let Some(alarm) = live.iter().find(|l| l.alarm.alarm_name() == Some(name)) else {
-        return Err(AwsError::Other(format!("alarm {name} does not exist (apply the environment first)")));
-    };
-    let tags: Vec<(&str, &str)> = alarm.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    if tags::ours(&tags, &aws.environment).as_ref() != Some(address) {
-        return Err(AwsError::Other(format!(
-            "alarm {name} exists and is not tagged as ctl's for {address}; nothing was changed (remove or rename it, then apply)"
-        )));
+/// The live alarm `name` with its tags: `None` when there is none, an error (before anything
+/// is written) when there is one that does not carry ctl's tags for `address` in this
+/// environment. Every write to an alarm (put, mute, unmute) checks through this.
+async fn live_ours(aws: &Aws, name: &str, address: &Address) -> Result<Option<LiveAlarm>, AwsError> {
+    let live = alarms_with_prefix(aws, name).await?.into_iter().find(|l| l.alarm.alarm_name() == Some(name));
+    if let Some(l) = &live {
+        let tags: Vec<(&str, &str)> = l.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if tags::ours(&tags, &aws.environment).as_ref() != Some(address) {
+            return Err(AwsError::Other(format!(
+                "{address}: an alarm named {name:?} exists and is not tagged as ctl's for this address; nothing was written (remove or rename it, then re-run)"
+            )));
+        }
     }
+    Ok(live)
+}
+
+/// The ARN of ctl's alarm `name` (mute and unmute need it to exist).
+async fn ours(aws: &Aws, name: &str, address: &Address) -> Result<String, AwsError> {
+    let alarm = live_ours(aws, name, address).await?;
+    let alarm = alarm.ok_or_else(|| AwsError::Other(format!("alarm {name} does not exist (apply the environment first)")))?;
     alarm.alarm.alarm_arn().map(str::to_string).ok_or_else(|| AwsError::Other(format!("alarm {name} has no ARN")))
 }
 

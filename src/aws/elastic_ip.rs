@@ -3,12 +3,12 @@
 //! Releasing one gives the address back to AWS for good, so a delete loses data
 //! (`--allow-destroy`).
 
-use super::network::{owned, tag_filters, tag_spec, unless_gone, Ids};
+use super::network::{address_filters, owned, tag_filters, tag_spec, unless_gone, Ids};
 use super::network_common::{api, code, from_attrs};
 use super::{Aws, AwsError};
 use crate::model::{Address, Resource};
 use crate::providers::{KindHandler, Update};
-use aws_sdk_ec2::types::{DomainType, Filter, ResourceType};
+use aws_sdk_ec2::types::{DomainType, ResourceType};
 use serde::{Deserialize, Serialize};
 
 pub fn address(name: &str) -> Address {
@@ -47,9 +47,7 @@ pub async fn observe(aws: &Aws, ec2: &aws_sdk_ec2::Client, ids: &Ids) -> Result<
 }
 
 async fn find(aws: &Aws, ec2: &aws_sdk_ec2::Client, address: &Address) -> Result<Option<aws_sdk_ec2::types::Address>, AwsError> {
-    let mut filters = tag_filters(aws);
-    filters.push(Filter::builder().name(format!("tag:{}", super::tags::ADDRESS_KEY)).values(address.as_str()).build());
-    let found = ec2.describe_addresses().set_filters(Some(filters)).send().await;
+    let found = ec2.describe_addresses().set_filters(Some(address_filters(aws, address.as_str()))).send().await;
     Ok(found.map_err(|e| api(aws, "ec2", "DescribeAddresses", e))?.addresses().first().cloned())
 }
 

@@ -273,7 +273,7 @@ pub(super) fn tag_filters(aws: &Aws) -> Vec<Filter> {
     ]
 }
 
-fn address_filters(aws: &Aws, address: &str) -> Vec<Filter> {
+pub(super) fn address_filters(aws: &Aws, address: &str) -> Vec<Filter> {
     let mut f = tag_filters(aws);
     f.push(
         Filter::builder()
